@@ -1,0 +1,95 @@
+/* device.h: run-time backend choice and the accounting allocator.
+ *
+ * A `device` is one compute backend instance (the CPU, or one CUDA device with its stream and
+ * cuBLAS handle) plus the memory ledger that the memory figures of a job come from. Every
+ * buffer that training or an optimizer touches is allocated here with a category (params,
+ * grads, optimizer_state, activations, workspace); the device keeps current and peak bytes per
+ * category and in total. Model, optimizer and training code call through the backend table
+ * (`device_backend`) and never contain #ifdef HAVE_CUDA; only device.c knows which tables exist.
+ *
+ * Pointers returned by device_alloc() live in the device's address space: host memory for the
+ * CPU backend, device memory for CUDA. Use device_upload/download to cross. */
+#ifndef OCTET_DEVICE_H
+#define OCTET_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "hd.h"
+#include "status.h"
+
+OCTET_EXTERN_C_BEGIN
+
+typedef enum { OCTET_DEV_CPU = 0, OCTET_DEV_CUDA = 1 } octet_device_kind;
+
+typedef enum {
+    MEM_PARAMS = 0,
+    MEM_GRADS,
+    MEM_OPTIMIZER_STATE,
+    MEM_ACTIVATIONS,
+    MEM_WORKSPACE,
+    MEM_NCATEGORIES
+} mem_category;
+
+/* The backend table: what differs between the CPU and a CUDA device for memory. Ops and
+ * optimizers have their own tables (kernels/ops, kernels/optim) selected by the same kind. */
+typedef struct device_backend {
+    const char *name;                                   /* "cpu" or "cuda" */
+    int (*alloc)(void *ctx, void **p, size_t bytes);    /* zero-filled; OCTET_ERR_NOMEM on failure */
+    void (*free)(void *ctx, void *p);
+    int (*upload)(void *ctx, void *dst, const void *src, size_t bytes);   /* host -> device */
+    int (*download)(void *ctx, void *dst, const void *src, size_t bytes); /* device -> host */
+    int (*copy)(void *ctx, void *dst, const void *src, size_t bytes);     /* device -> device */
+    int (*zero)(void *ctx, void *p, size_t bytes);
+    int (*sync)(void *ctx);
+    int (*mem_info)(void *ctx, size_t *free_bytes, size_t *total_bytes); /* driver's view; may be NULL */
+    void (*close)(void *ctx);
+} device_backend;
+
+typedef struct device_mem_stats {
+    size_t current[MEM_NCATEGORIES];  /* bytes live now, per category */
+    size_t peak[MEM_NCATEGORIES];     /* high-water mark per category */
+    size_t current_total;             /* bytes live now, all categories */
+    size_t peak_total;                /* high-water mark of the total */
+    size_t driver_free, driver_total; /* cudaMemGetInfo on CUDA; 0 on the CPU */
+} device_mem_stats;
+
+typedef struct device device;
+
+/* Opens a backend. `want` is "cpu", "cuda" or "auto" (CUDA when a device answers, else the
+ * CPU, said in one log line). `index` selects the CUDA device. Returns OCTET_OK, OCTET_ERR_ARG
+ * for an unknown name, or OCTET_ERR_NODEV (with the CUDA error string in `e`) when "cuda" was
+ * asked for and no usable device exists; never falls back silently. */
+int device_open(const char *want, int index, device **out, octet_err *e);
+void device_close(device *d);
+
+octet_device_kind device_kind(const device *d);
+const char *device_name(const device *d);
+/* True when this build has the CUDA backend and a device answers; `why` gets the reason when
+ * not (may be NULL). Cheap enough to call once per program. */
+int device_cuda_usable(char *why, size_t whylen);
+/* The CUDA stream (cudaStream_t) and cuBLAS handle of a CUDA device; NULL on the CPU. */
+void *device_stream(const device *d);
+void *device_blas(const device *d);
+
+/* Allocates `bytes` zero-filled bytes of category `cat` on the device, and books them.
+ * Returns NULL on failure (the ledger is unchanged). bytes == 0 returns NULL too. */
+void *device_alloc(device *d, size_t bytes, mem_category cat);
+/* Frees a pointer from device_alloc and unbooks it; NULL is ignored. */
+void device_free(device *d, void *p);
+
+int device_upload(device *d, void *dst, const void *src, size_t bytes);
+int device_download(device *d, void *dst, const void *src, size_t bytes);
+int device_copy(device *d, void *dst, const void *src, size_t bytes);
+int device_zero(device *d, void *p, size_t bytes);
+int device_sync(device *d);
+
+void device_mem_stats_get(device *d, device_mem_stats *out);
+/* Forgets the peaks (sets them to the current figures), e.g. before measuring one phase. */
+void device_mem_reset_peaks(device *d);
+const char *mem_category_name(mem_category c);
+
+/* The CPU backend table; always present. */
+const device_backend *device_cpu_backend(void);
+
+OCTET_EXTERN_C_END
+#endif
