@@ -62,6 +62,10 @@ typedef struct optim_kernels {
 } optim_kernels;
 
 const optim_kernels *optim_kernels_cpu(void);
+/* The CPU twin's table-driven nearest-code search; equal to quant_nearest_one() (tested). */
+uint8_t optim_cpu_nearest_code(const float *map, float x, int is_signed);
+/* Tests: 1 makes the CPU twin use its portable loops instead of the AVX-512 path. */
+void optim_cpu_force_portable(int on);
 #ifdef HAVE_CUDA
 const optim_kernels *optim_kernels_cuda(void);
 #endif

@@ -21,6 +21,7 @@
 #include "optim.h"
 #include "qmap.h"
 #include "quant_math.h"
+#include "optim_impl.h"
 
 /* ------------------------------------------------------------------ fixtures */
 
@@ -835,6 +836,90 @@ START_TEST(test_step_rejects_bad_lr_scale)
 }
 END_TEST
 
+/* The CPU twin finds codes through a table, not the binary search; they must agree on every
+ * input: random floats over all magnitudes and signs, every midpoint and its float
+ * neighbours (the ties), the codes themselves, +-0, +-1, out-of-range values and NaN. */
+START_TEST(test_table_search_equals_binary_search)
+{
+    for (int is_signed = 0; is_signed <= 1; is_signed++) {
+        float map[256];
+        qmap_build(map, is_signed);
+        test_rng r;
+        rng_seed(&r, 77);
+        for (int i = 0; i < 2000000; i++) {
+            float x;
+            if (i % 2) {
+                uint32_t bits = (uint32_t)rng_u64(&r);
+                memcpy(&x, &bits, sizeof x);
+                if (!isfinite(x) || fabsf(x) > 2.0f)
+                    x = (float)rng_uniform(&r) * 2.0f - 1.0f;
+            } else {
+                x = (float)(rng_uniform(&r) * 2.0 - 1.0) * (float)pow(10.0, -7.0 * rng_uniform(&r));
+            }
+            ck_assert_int_eq(optim_cpu_nearest_code(map, x, is_signed), quant_nearest_one(map, x, is_signed));
+        }
+        for (int k = 0; k < 255; k++) {
+            float mid = (map[k + 1] + map[k]) * 0.5f;
+            float probes[7] = {mid, nextafterf(mid, -2.0f), nextafterf(mid, 2.0f), map[k], map[k + 1],
+                               nextafterf(map[k], 2.0f), nextafterf(map[k + 1], -2.0f)};
+            for (int j = 0; j < 7; j++)
+                ck_assert_msg(optim_cpu_nearest_code(map, probes[j], is_signed) ==
+                                  quant_nearest_one(map, probes[j], is_signed),
+                              "map %d, probe %.9g near index %d", is_signed, probes[j], k);
+        }
+        float special[] = {0.0f, -0.0f, 1.0f, -1.0f, 1.5f, -1.5f, 1e-30f, -1e-30f, NAN};
+        for (size_t j = 0; j < sizeof special / sizeof special[0]; j++)
+            ck_assert_int_eq(optim_cpu_nearest_code(map, special[j], is_signed),
+                             quant_nearest_one(map, special[j], is_signed));
+    }
+}
+END_TEST
+
+/* The AVX-512 path and the portable loops of the CPU twin give the same bits (where the CPU
+ * has AVX-512; elsewhere both runs take the portable loops and the test is trivially true). */
+START_TEST(test_vector_path_equals_portable_path)
+{
+    int64_t sizes[3] = {4096 * 5 + 123, 70000, 4099};
+    fixture a, b;
+    fixture_init(&a, 3, sizes, 91);
+    fixture_init(&b, 3, sizes, 91);
+    optim_config cfg;
+    optim_config_defaults(OPTIM_ADAMW8BIT, &cfg);
+    optim *oa, *ob;
+    ck_assert_int_eq(optim_create(a.dev, &cfg, a.t, 3, &oa, NULL), OCTET_OK);
+    ck_assert_int_eq(optim_create(b.dev, &cfg, b.t, 3, &ob, NULL), OCTET_OK);
+    test_rng r;
+    rng_seed(&r, 92);
+    for (int t = 0; t < 6; t++) {
+        fresh_grads(&a, &r);
+        a.g[0][t * 1000] = NAN;
+        a.g[1][t * 7] = INFINITY;
+        memset(a.g[2], 0, 256 * sizeof(float));
+        for (int i = 0; i < 3; i++)
+            memcpy(b.g[i], a.g[i], (size_t)sizes[i] * sizeof(float));
+        optim_cpu_force_portable(0);
+        optim_step(oa, 1.0);
+        optim_cpu_force_portable(1);
+        optim_step(ob, 1.0);
+        optim_cpu_force_portable(0);
+    }
+    for (int i = 0; i < 3; i++) {
+        optim_tensor_state sa, sb;
+        optim_tensor_state_get(oa, i, &sa);
+        optim_tensor_state_get(ob, i, &sb);
+        ck_assert(!memcmp(a.p[i], b.p[i], (size_t)sizes[i] * sizeof(float)));
+        ck_assert(!memcmp(sa.code1, sb.code1, (size_t)sizes[i]));
+        ck_assert(!memcmp(sa.code2, sb.code2, (size_t)sizes[i]));
+        ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
+        ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
+    }
+    optim_destroy(oa);
+    optim_destroy(ob);
+    fixture_free(&a);
+    fixture_free(&b);
+}
+END_TEST
+
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
@@ -850,6 +935,8 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_adam8_all_zero_block_guard);
     tcase_add_test(tc, test_adam8_sign_fix);
     tcase_add_test(tc, test_comparator_catches_corrupted_code);
+    tcase_add_test(tc, test_table_search_equals_binary_search);
+    tcase_add_test(tc, test_vector_path_equals_portable_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("layout");
     tcase_add_test(tc, test_adam8_fallbacks_groups_and_accounting);
