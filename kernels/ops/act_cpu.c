@@ -1,0 +1,100 @@
+/* act_cpu.c: the CPU twin's elementwise ops — residual add, ReLU, exact GELU, in-place scale —
+ * and the [CLS] token selection of the classification head.
+ *
+ * Each is one OpenMP loop over the elements calling the per-element math of ops_math.h, the
+ * same functions the CUDA twin's kernels call, so both agree to the last bit where the math
+ * library's erff/expf do. */
+#include "config.h"
+#include "ops_cpu.h"
+#include "ops_math.h"
+
+#include <string.h>
+
+int add_forward_cpu(device *d, float *out, const float *a, const float *b, int64_t N)
+{
+    (void)d;
+    if (N <= 0 || !out || !a || !b)
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        out[i] = a[i] + b[i];
+    return OCTET_OK;
+}
+
+int relu_forward_cpu(device *d, float *out, const float *inp, int64_t N)
+{
+    (void)d;
+    if (N <= 0 || !out || !inp)
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        out[i] = relu_one(inp[i]);
+    return OCTET_OK;
+}
+
+int relu_backward_cpu(device *d, float *dinp, const float *inp, const float *dout, int64_t N)
+{
+    (void)d;
+    if (N <= 0 || !dinp || !inp || !dout)
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        dinp[i] = dout[i] * relu_grad_one(inp[i]);
+    return OCTET_OK;
+}
+
+int gelu_forward_cpu(device *d, float *out, const float *inp, int64_t N)
+{
+    (void)d;
+    if (N <= 0 || !out || !inp)
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        out[i] = gelu_one(inp[i]);
+    return OCTET_OK;
+}
+
+int gelu_backward_cpu(device *d, float *dinp, const float *inp, const float *dout, int64_t N)
+{
+    (void)d;
+    if (N <= 0 || !dinp || !inp || !dout)
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        dinp[i] = dout[i] * gelu_grad_one(inp[i]);
+    return OCTET_OK;
+}
+
+int scale_cpu(device *d, float *x, int64_t N, float s)
+{
+    (void)d;
+    if (N <= 0 || !x)
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        x[i] *= s;
+    return OCTET_OK;
+}
+
+int token_select_forward_cpu(device *d, float *out, const float *inp, int B, int T, int C, int t)
+{
+    (void)d;
+    if (!OPS_DIMS_OK3(B, T, C) || t < 0 || t >= T || !out || !inp)
+        return OCTET_ERR_ARG;
+    /* out (B,C) = inp (B,T,C) at token t */
+    for (int b = 0; b < B; b++)
+        memcpy(out + (int64_t)b * C, inp + ((int64_t)b * T + t) * C, sizeof(float) * (size_t)C);
+    return OCTET_OK;
+}
+
+int token_select_backward_cpu(device *d, float *dinp, const float *dout, int B, int T, int C, int t)
+{
+    (void)d;
+    if (!OPS_DIMS_OK3(B, T, C) || t < 0 || t >= T || !dinp || !dout)
+        return OCTET_ERR_ARG;
+    /* dinp (B,T,C): zero except token t, which gets dout (B,C) */
+    memset(dinp, 0, sizeof(float) * (size_t)B * (size_t)T * (size_t)C);
+    for (int b = 0; b < B; b++)
+        memcpy(dinp + ((int64_t)b * T + t) * C, dout + (int64_t)b * C, sizeof(float) * (size_t)C);
+    return OCTET_OK;
+}

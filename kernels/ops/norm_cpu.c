@@ -1,0 +1,106 @@
+/* norm_cpu.c: the CPU twin of LayerNorm over the last dimension, forward and backward.
+ *
+ * torch semantics: biased variance, rstd = 1/sqrt(var + eps) (DistilBERT uses eps = 1e-12, so
+ * the eps hardly matters and the two-pass variance keeps it accurate). Per-row sums run in
+ * double, one row per OpenMP iteration; the weight and bias gradients are summed over rows in
+ * row order per column block, so nothing depends on the thread count. */
+#include "config.h"
+#include "ops_cpu.h"
+#include "ops_math.h"
+
+#include <math.h>
+
+#define LN_COL_BLOCK 64 /* columns per task of the parameter-gradient sums */
+
+int layernorm_forward_cpu(device *d, float *out, float *mean, float *rstd, const float *inp,
+                          const float *weight, const float *bias, int N, int C, float eps)
+{
+    (void)d;
+    if (!OPS_DIMS_OK2(N, C) || !out || !mean || !rstd || !inp || !weight || !bias || !(eps >= 0.0f))
+        return OCTET_ERR_ARG;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (int64_t)n * C; /* (C) */
+        float *y = out + (int64_t)n * C;       /* (C) */
+        double s = 0.0;
+        for (int c = 0; c < C; c++)
+            s += x[c];
+        float m = (float)(s / C);
+        double v = 0.0;
+        for (int c = 0; c < C; c++) {
+            float xm = x[c] - m;
+            v += (double)xm * xm;
+        }
+        float r = (float)(1.0 / sqrt(v / C + (double)eps));
+        for (int c = 0; c < C; c++)
+            y[c] = layernorm_one(x[c], m, r, weight[c], bias[c]);
+        mean[n] = m;
+        rstd[n] = r;
+    }
+    return OCTET_OK;
+}
+
+/* dweight[c] += sum_n dout[n,c] * xhat[n,c]; dbias[c] += sum_n dout[n,c] (either may be NULL). */
+static void layernorm_param_grads(float *dweight, float *dbias, const float *dout, const float *inp,
+                                  const float *mean, const float *rstd, int N, int C)
+{
+    int nblocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * LN_COL_BLOCK;
+        int c1 = c0 + LN_COL_BLOCK < C ? c0 + LN_COL_BLOCK : C;
+        double dw[LN_COL_BLOCK] = {0}, db[LN_COL_BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (int64_t)n * C, *dy = dout + (int64_t)n * C;
+            for (int c = c0; c < c1; c++) {
+                float xhat = (x[c] - mean[n]) * rstd[n];
+                dw[c - c0] += (double)dy[c] * xhat;
+                db[c - c0] += dy[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) {
+            if (dweight)
+                dweight[c] += (float)dw[c - c0];
+            if (dbias)
+                dbias[c] += (float)db[c - c0];
+        }
+    }
+}
+
+/* dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * weight, per row. */
+static void layernorm_input_grad(float *dinp, const float *dout, const float *inp, const float *weight,
+                                 const float *mean, const float *rstd, int N, int C)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (int64_t)n * C, *dy = dout + (int64_t)n * C;
+        float *dx = dinp + (int64_t)n * C;
+        float m = mean[n], r = rstd[n];
+        double sg = 0.0, sgx = 0.0;
+        for (int c = 0; c < C; c++) {
+            float g = dy[c] * weight[c];
+            sg += g;
+            sgx += (double)g * ((x[c] - m) * r);
+        }
+        float g_mean = (float)(sg / C), gx_mean = (float)(sgx / C);
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * r;
+            dx[c] = r * ((dy[c] * weight[c]) - g_mean - xhat * gx_mean);
+        }
+    }
+}
+
+int layernorm_backward_cpu(device *d, float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, const float *mean, const float *rstd,
+                           int N, int C)
+{
+    (void)d;
+    if (!OPS_DIMS_OK2(N, C) || !dout || !inp || !mean || !rstd || (dinp && !weight))
+        return OCTET_ERR_ARG;
+    /* parameter gradients first: dinp may alias dout */
+    if (dweight || dbias)
+        layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, N, C);
+    if (dinp)
+        layernorm_input_grad(dinp, dout, inp, weight, mean, rstd, N, C);
+    return OCTET_OK;
+}

@@ -1,0 +1,178 @@
+/* optim_params.c: the table of optimizer fields (see optim_params.h) and the getters and
+ * setters that move values between JSON and the engine's optim_config by offset. */
+#include "config.h"
+#include "api/optim_params.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define K(k) (1u << (k))
+#define ADAMS (K(OPTIM_ADAMW) | K(OPTIM_ADAM8BIT) | K(OPTIM_ADAMW8BIT))
+#define EIGHT (K(OPTIM_ADAM8BIT) | K(OPTIM_ADAMW8BIT))
+#define ALL ((1u << OPTIM_NKINDS) - 1)
+#define BASE(f) offsetof(optim_config, base.f)
+
+#define GT(a) .has_min = 1, .min = (a), .min_open = 1
+#define GE(a) .has_min = 1, .min = (a)
+#define LT(b) .has_max = 1, .max = (b), .max_open = 1
+#define LE(b) .has_max = 1, .max = (b)
+#define NUM(f) .storage = OS_DOUBLE, .off = BASE(f), .off2 = OP_UNSET
+#define FLAG(f) .type = OP_BOOLEAN, .storage = OS_INT, .off = BASE(f), .off2 = OP_UNSET
+
+const optim_param optim_params[] = {
+    {.name = "lr", .type = OP_NUMBER, .kinds = ADAMS | K(OPTIM_SGD), NUM(lr), GT(0), .doc = "learning rate"},
+    {.name = "lr", .type = OP_NUMBER_OR_NULL, .kinds = K(OPTIM_ADAFACTOR), NUM(lr), GT(0),
+     .rule = "null uses Adafactor's relative step; a number needs relative_step false (and scale_parameter false "
+             "for the Trainer's behaviour)",
+     .doc = "learning rate"},
+    {.name = "betas", .type = OP_NUMBER_PAIR, .kinds = ADAMS, .off = BASE(beta1), .off2 = BASE(beta2), GE(0), LT(1),
+     .doc = "decay rates of the first and second moment estimates"},
+    {.name = "eps", .type = OP_NUMBER, .kinds = ADAMS, NUM(eps), GT(0),
+     .doc = "term added to the denominator for numerical stability"},
+    {.name = "eps", .type = OP_NUMBER_PAIR, .kinds = K(OPTIM_ADAFACTOR), .off = BASE(eps), .off2 = BASE(eps2), GT(0),
+     .doc = "eps1 added to the squared gradient; eps2 the floor of a parameter's RMS in scale_parameter"},
+    {.name = "weight_decay", .type = OP_NUMBER, .kinds = ALL, NUM(weight_decay), GE(0),
+     .doc = "weight decay (decoupled, except sgd, which adds it to the gradient as torch does)"},
+    {.name = "min_8bit_size", .type = OP_INTEGER, .kinds = EIGHT, .storage = OS_INT64,
+     .off = offsetof(optim_config, min_8bit_size), .off2 = OP_UNSET, GE(0),
+     .doc = "tensors with fewer elements keep fp32 states"},
+    {.name = "block_size", .type = OP_INTEGER, .kinds = EIGHT, .storage = OS_INT,
+     .off = offsetof(optim_config, block_size), .off2 = OP_UNSET, GE(64), LE(4096), .rule = "a power of two",
+     .doc = "elements per quantization block (one absmax each)"},
+    {.name = "momentum", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), NUM(momentum), GE(0),
+     .doc = "momentum factor; 0 keeps no state"},
+    {.name = "dampening", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), NUM(dampening), GE(0), LE(1),
+     .doc = "dampening for momentum"},
+    {.name = "nesterov", .kinds = K(OPTIM_SGD), FLAG(nesterov), .rule = "needs momentum > 0 and dampening 0",
+     .doc = "Nesterov momentum"},
+    {.name = "beta1", .type = OP_NUMBER_OR_NULL, .kinds = K(OPTIM_ADAFACTOR), .off = BASE(beta1),
+     .off2 = BASE(use_beta1), GE(0), LT(1), .rule = "null keeps no first moment; a number adds 4 B per parameter",
+     .doc = "decay rate of the first moment"},
+    {.name = "clip_threshold", .type = OP_NUMBER, .kinds = K(OPTIM_ADAFACTOR), NUM(clip_threshold), GT(0),
+     .doc = "threshold of the root mean square of the final update"},
+    {.name = "decay_rate", .type = OP_NUMBER, .kinds = K(OPTIM_ADAFACTOR), NUM(decay_rate), LT(0),
+     .doc = "coefficient of the running average of the squared gradient"},
+    {.name = "scale_parameter", .kinds = K(OPTIM_ADAFACTOR), FLAG(scale_parameter),
+     .doc = "scale the learning rate by the parameter's RMS"},
+    {.name = "relative_step", .kinds = K(OPTIM_ADAFACTOR), FLAG(relative_step),
+     .doc = "time-dependent learning rate instead of an external one"},
+    {.name = "warmup_init", .kinds = K(OPTIM_ADAFACTOR), FLAG(warmup_init), .rule = "needs relative_step",
+     .doc = "warm-up of the relative step"},
+};
+const int optim_params_count = (int)(sizeof optim_params / sizeof optim_params[0]);
+
+const optim_param *optim_param_find(optim_kind k, const char *name)
+{
+    for (int i = 0; i < optim_params_count; i++)
+        if ((optim_params[i].kinds & K(k)) && !strcmp(optim_params[i].name, name))
+            return &optim_params[i];
+    return NULL;
+}
+
+static double load_number(const optim_config *cfg, optim_param_storage s, size_t off)
+{
+    const char *base = (const char *)cfg + off;
+    if (s == OS_INT)
+        return *(const int *)(const void *)base;
+    if (s == OS_INT64)
+        return (double)*(const int64_t *)(const void *)base;
+    return *(const double *)(const void *)base;
+}
+
+static void store_number(optim_config *cfg, optim_param_storage s, size_t off, double v)
+{
+    char *base = (char *)cfg + off;
+    if (s == OS_INT)
+        *(int *)(void *)base = (int)v;
+    else if (s == OS_INT64)
+        *(int64_t *)(void *)base = (int64_t)v;
+    else
+        *(double *)(void *)base = v;
+}
+
+json_t *optim_param_get(const optim_param *p, const optim_config *cfg)
+{
+    double v = load_number(cfg, p->storage, p->off);
+    switch (p->type) {
+    case OP_BOOLEAN: return json_boolean(v != 0.0);
+    case OP_INTEGER: return json_integer((json_int_t)v);
+    case OP_NUMBER_PAIR: return json_pack("[ff]", v, load_number(cfg, p->storage, p->off2));
+    case OP_NUMBER_OR_NULL: {
+        int unset = p->off2 == OP_UNSET ? v == 0.0 : load_number(cfg, OS_INT, p->off2) == 0.0;
+        return unset ? json_null() : json_real(v);
+    }
+    default: return json_real(v);
+    }
+}
+
+/* A JSON number as a double; 0 when `value` is not a number. */
+static int json_to_number(const json_t *value, double *v)
+{
+    if (!json_is_number(value))
+        return 0;
+    *v = json_number_value(value);
+    return isfinite(*v);
+}
+
+int optim_param_set(const optim_param *p, optim_config *cfg, const json_t *value, octet_err *e)
+{
+    char field[64];
+    snprintf(field, sizeof field, "optimizer.%s", p->name);
+    double a = 0.0, b = 0.0;
+    switch (p->type) {
+    case OP_BOOLEAN:
+        if (!json_is_boolean(value))
+            return octet_fail(e, OCTET_ERR_ARG, field, "must be true or false");
+        store_number(cfg, p->storage, p->off, json_is_true(value));
+        return OCTET_OK;
+    case OP_INTEGER:
+        if (!json_is_integer(value))
+            return octet_fail(e, OCTET_ERR_ARG, field, "must be an integer");
+        if (p->storage == OS_INT && (json_integer_value(value) > INT32_MAX || json_integer_value(value) < INT32_MIN))
+            return octet_fail(e, OCTET_ERR_ARG, field, "is out of range");
+        store_number(cfg, p->storage, p->off, (double)json_integer_value(value));
+        return OCTET_OK;
+    case OP_NUMBER_PAIR:
+        if (!json_is_array(value) || json_array_size(value) != 2 || !json_to_number(json_array_get(value, 0), &a) ||
+            !json_to_number(json_array_get(value, 1), &b))
+            return octet_fail(e, OCTET_ERR_ARG, field, "must be an array of two finite numbers");
+        store_number(cfg, p->storage, p->off, a);
+        store_number(cfg, p->storage, p->off2, b);
+        return OCTET_OK;
+    case OP_NUMBER_OR_NULL:
+        if (json_is_null(value)) {
+            store_number(cfg, p->storage, p->off, 0.0);
+            if (p->off2 != OP_UNSET)
+                store_number(cfg, OS_INT, p->off2, 0);
+            return OCTET_OK;
+        }
+        if (!json_to_number(value, &a))
+            return octet_fail(e, OCTET_ERR_ARG, field, "must be a finite number or null");
+        store_number(cfg, p->storage, p->off, a);
+        if (p->off2 != OP_UNSET)
+            store_number(cfg, OS_INT, p->off2, 1);
+        return OCTET_OK;
+    default:
+        if (!json_to_number(value, &a))
+            return octet_fail(e, OCTET_ERR_ARG, field, "must be a finite number");
+        store_number(cfg, p->storage, p->off, a);
+        return OCTET_OK;
+    }
+}
+
+void optim_param_range_text(const optim_param *p, char *buf, size_t len)
+{
+    if (!p->has_min && !p->has_max) {
+        snprintf(buf, len, "%s", p->type == OP_BOOLEAN ? "true or false" : "any");
+        return;
+    }
+    char lo[32] = "-inf", hi[32] = "inf";
+    if (p->has_min)
+        snprintf(lo, sizeof lo, "%g", p->min);
+    if (p->has_max)
+        snprintf(hi, sizeof hi, "%g", p->max);
+    snprintf(buf, len, "%c%s, %s%c", p->has_min && !p->min_open ? '[' : '(', lo, hi,
+             p->has_max && !p->max_open ? ']' : ')');
+}

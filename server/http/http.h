@@ -1,0 +1,136 @@
+/* http.h: octetd's HTTP layer on libmicrohttpd: the request a handler sees, the route table
+ * type, the server's start/stop, and the only ways a handler replies.
+ *
+ * The API lives under /api/v1. A request there is matched against a static route table
+ * (routes.c) by method and path, where a `*` segment matches any one path segment and is
+ * handed to the handler in args[]. Unknown paths get 404, a known path with another method 405
+ * with an Allow header. Bodies are accumulated in one place (body.c) up to a cap (413 past it);
+ * routes that take JSON get it parsed strictly (duplicate keys rejected; 400 naming line and
+ * column) before the handler runs. Writes (methods other than GET and HEAD) need the bearer
+ * token when the server has one (401). Everything else is a static file from the web
+ * directory (static.c), GET and HEAD only, never outside that directory.
+ *
+ * Every reply, error or not, goes through http_reply_json / http_reply_error, so all errors have
+ * one shape: {"error": {"code": "not_found", "message": "...", "field": null}}. */
+#ifndef OCTET_HTTP_H
+#define OCTET_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* Names that libmicrohttpd 0.9.71-0.9.73 spelled differently. */
+#ifndef MHD_HTTP_CONTENT_TOO_LARGE
+#define MHD_HTTP_CONTENT_TOO_LARGE 413
+#endif
+#ifndef MHD_HTTP_URI_TOO_LONG
+#define MHD_HTTP_URI_TOO_LONG 414
+#endif
+
+#define HTTP_API_PREFIX "/api/v1"
+#define HTTP_MAX_ARGS 4
+#define HTTP_MAX_URL 1024                 /* longer request targets get 414 */
+#define HTTP_DEFAULT_MAX_BODY (1u << 20)  /* 1 MiB */
+
+/* What a handler gets: the connection, the matched path segments, the parsed body. */
+typedef struct http_request {
+    struct MHD_Connection *conn;
+    const char *method;                /* as the client sent it ("GET", "POST", ...) */
+    const char *url;                   /* the decoded path */
+    const char *args[HTTP_MAX_ARGS];   /* the segments the route's '*'s matched */
+    int nargs;
+    const json_t *body;                /* routes with takes_json: a JSON object; else NULL */
+    void *app;                         /* http_config.app, the server's shared state */
+    unsigned status;                   /* the HTTP status replied (set by the reply helpers) */
+} http_request;
+
+/* A handler replies through the helpers below and returns their result. */
+typedef enum MHD_Result (*http_handler)(http_request *req);
+
+/* One entry of the route table. The table ends with an entry whose method is NULL. */
+typedef struct http_route {
+    const char *method;   /* MHD_HTTP_METHOD_GET, ...; GET routes also answer HEAD */
+    const char *path;     /* below /api/v1, no leading '/': "health", "jobs/x/epochs" with x = '*' */
+    http_handler handler;
+    int takes_json;       /* 1: the body must be a JSON object, parsed before the handler runs */
+} http_route;
+
+/* The API's route table (routes.c). */
+extern const http_route http_routes[];
+
+typedef struct http_config {
+    const char *listen;      /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1" */
+    unsigned port;           /* 0: let the kernel pick a free port */
+    const char *web_dir;     /* static files */
+    const char *token;       /* bearer token required for writes; NULL or "" for none */
+    size_t max_body;         /* 0: HTTP_DEFAULT_MAX_BODY */
+    const http_route *routes;/* NULL: http_routes */
+    void *app;               /* handed to every handler as req->app */
+} http_config;
+
+typedef struct http_server http_server;
+
+/* Starts the daemon (one internal polling thread) on cfg->listen:cfg->port. The config's
+ * strings must outlive the server. Fails with OCTET_ERR_ARG for an address that is not numeric
+ * IPv4/IPv6 or a missing web directory, OCTET_ERR_IO when the socket cannot be bound (the
+ * port is taken, the address is not local), OCTET_ERR_NOMEM. */
+int http_start(const http_config *cfg, http_server **out, octet_err *e);
+/* The port actually bound (the chosen one when cfg->port was 0). */
+unsigned http_port(const http_server *s);
+/* Stops accepting, finishes the request in flight and frees everything; NULL is ignored. */
+void http_stop(http_server *s);
+
+/* ------------------------------------------------------------------ replies (reply.c) */
+
+/* Sends `json` with `status` and Content-Type application/json, and drops the caller's
+ * reference to it (so `http_reply_json(req, 200, json_pack(...))` leaks nothing; NULL json, as
+ * from a failed pack, becomes a 500). Returns MHD_NO only when no reply could be queued, which
+ * makes MHD close the connection. */
+enum MHD_Result http_reply_json(http_request *req, unsigned status, json_t *json);
+/* Sends {"error": {"code", "message", "field"}}; `field` may be NULL (JSON null). */
+enum MHD_Result http_reply_error(http_request *req, unsigned status, const char *code, const char *field,
+                                 const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* Sends a library failure: OCTET_ERR_ARG → 400 "invalid" naming e->field, OCTET_ERR_NOMEM →
+ * 503, others → 500 with the status's name (details go to the log, not the client). */
+enum MHD_Result http_reply_status(http_request *req, const octet_err *e);
+/* Adds a header to every reply this request sends from now on (e.g. Allow). */
+void http_reply_header(http_request *req, const char *name, const char *value);
+
+/* ------------------------------------------------------------------ pieces, exposed for tests */
+
+enum { HTTP_MATCH_OK = 0, HTTP_MATCH_NO_PATH = 1, HTTP_MATCH_NO_METHOD = 2 };
+
+/* Matches `path` (below /api/v1, with or without a leading '/'; a trailing '/' is ignored)
+ * against `routes`. `scratch` (of `scratch_len` bytes) receives a copy of the path that args[]
+ * point into. Returns HTTP_MATCH_OK and sets *route, args and *nargs; HTTP_MATCH_NO_PATH;
+ * or HTTP_MATCH_NO_METHOD and writes the methods that path takes ("GET, HEAD") into allow. */
+int http_route_match(const http_route *routes, const char *method, const char *path, char *scratch,
+                     size_t scratch_len, const http_route **route, const char **args, int *nargs, char *allow,
+                     size_t allow_len);
+
+/* Parses a request body strictly: one JSON object, no duplicate keys, nothing after it. Returns
+ * OCTET_OK and a new reference in *out, or OCTET_ERR_ARG with the parser's line, column and
+ * reason in e->message (field "body"). */
+int http_parse_json_body(const char *buf, size_t len, json_t **out, octet_err *e);
+
+/* True when the Authorization header value carries the configured bearer token (compared in
+ * time independent of where they differ); always true when `token` is NULL or empty. */
+int http_bearer_ok(const char *token, const char *authorization);
+
+/* Maps a URL path to a file under web_dir: "/" is index.html; a segment that is empty,
+ * starts with '.' (so "..", hidden files) or holds a backslash is refused with OCTET_ERR_ARG;
+ * a file that does not exist, is not a regular file, or whose real path (symlinks resolved)
+ * leaves web_dir gives OCTET_ERR_IO. On success `out` holds the real path. */
+int http_static_resolve(const char *web_dir, const char *url, char *out, size_t out_len);
+
+/* The Content-Type for a file name, by extension ("application/octet-stream" when unknown). */
+const char *http_mime_type(const char *path);
+
+#endif

@@ -1,0 +1,326 @@
+/* store.c: the SQLite store: opening a connection in WAL mode, the schema migrations, and the
+ * prepared statements the server runs. All of octet's SQL lives in server/store/.
+ *
+ * Migrations are the files schema/NNN_name.sql (NNN: the version, any number of digits). At open
+ * the store lists them, sorts them by version, and applies each one above the database's
+ * current version inside BEGIN IMMEDIATE ... COMMIT, re-reading the version after taking the
+ * write lock, so that two processes starting on the same file apply each file once. A file's
+ * row in schema_version is written in the same transaction as its statements; a failing file
+ * is rolled back whole. 001_init.sql creates schema_version itself. */
+#define LOG_PREFIX "store"
+#include "config.h"
+#include "store/store.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { ST_SCHEMA_VERSION = 0, ST_COUNT };
+
+static const char *const statement_sql[ST_COUNT] = {
+    [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+typedef struct migration {
+    long version;
+    char name[256];
+} migration;
+
+/* Records an SQLite failure of `what` in e and returns OCTET_ERR_DB. */
+static int db_fail(sqlite3 *db, octet_err *e, const char *what)
+{
+    const char *msg = db ? sqlite3_errmsg(db) : "out of memory";
+    log_err("%s: %s", what, msg);
+    return octet_fail(e, OCTET_ERR_DB, "", "%s: %s", what, msg);
+}
+
+void store_now(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char day[24];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03dZ", day, (int)(ts.tv_nsec / 1000000));
+}
+
+/* ------------------------------------------------------------------ migration files */
+
+/* The version of a migration file name "NNN_name.sql", or -1 when the name is not one. */
+static long migration_version(const char *name)
+{
+    size_t n = strlen(name), digits = 0;
+    while (isdigit((unsigned char)name[digits]))
+        digits++;
+    if (digits == 0 || digits > 9 || name[digits] != '_' || n < digits + 6 || strcmp(name + n - 4, ".sql"))
+        return -1;
+    return strtol(name, NULL, 10);
+}
+
+static int migration_cmp(const void *a, const void *b)
+{
+    long x = ((const migration *)a)->version, y = ((const migration *)b)->version;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the migrations of `dir` sorted by version into a new array (*out, *n). Fails with
+ * OCTET_ERR_IO when the directory cannot be read, OCTET_ERR_FORMAT on a repeated version,
+ * OCTET_ERR_NOMEM. */
+static int list_migrations(const char *dir, migration **out, int *n, octet_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return octet_fail(e, OCTET_ERR_IO, "", "cannot read the schema directory %s: %s", dir, strerror(errno));
+    int rc = OCTET_OK, cap = 0;
+    migration *m = NULL;
+    struct dirent *de;
+    while (rc == OCTET_OK && (de = readdir(d)) != NULL) {
+        long v = migration_version(de->d_name);
+        if (v < 0 || strlen(de->d_name) >= sizeof m->name)
+            continue;
+        if (*n == cap) {
+            migration *grown = realloc(m, (size_t)(cap = cap ? 2 * cap : 8) * sizeof *m);
+            if (!grown) {
+                rc = octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory listing %s", dir);
+                break;
+            }
+            m = grown;
+        }
+        m[*n].version = v;
+        snprintf(m[*n].name, sizeof m[*n].name, "%s", de->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    if (rc == OCTET_OK && *n > 1)
+        qsort(m, (size_t)*n, sizeof *m, migration_cmp);
+    for (int i = 1; rc == OCTET_OK && i < *n; i++)
+        if (m[i].version == m[i - 1].version)
+            rc = octet_fail(e, OCTET_ERR_FORMAT, "", "schema files %s and %s have the same number", m[i - 1].name,
+                            m[i].name);
+    if (rc != OCTET_OK) {
+        free(m);
+        *n = 0;
+        return rc;
+    }
+    *out = m;
+    return OCTET_OK;
+}
+
+/* Reads a whole file into a new NUL-terminated buffer. Fails with OCTET_ERR_IO or NOMEM. */
+static int read_text_file(const char *path, char **out, octet_err *e)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return octet_fail(e, OCTET_ERR_IO, "", "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    int rc = buf ? OCTET_OK : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory reading %s", path);
+    while (rc == OCTET_OK) {
+        len += fread(buf + len, 1, cap - 1 - len, f);
+        if (ferror(f))
+            rc = octet_fail(e, OCTET_ERR_IO, "", "cannot read %s", path);
+        else if (feof(f))
+            break;
+        else if (len == cap - 1) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown)
+                rc = octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory reading %s", path);
+            else
+                buf = grown;
+        }
+    }
+    fclose(f);
+    if (rc != OCTET_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return OCTET_OK;
+}
+
+/* ------------------------------------------------------------------ applying them */
+
+/* The applied version, read without the prepared statement (the table may not exist yet). */
+static int current_version(sqlite3 *db, long *version, octet_err *e)
+{
+    sqlite3_stmt *s = NULL;
+    *version = 0;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(db, e, "reading the schema version");
+    int rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(db, e, "reading the schema version");
+    int exists = rc == OCTET_OK && sqlite3_column_int(s, 0) > 0;
+    sqlite3_finalize(s);
+    if (rc != OCTET_OK || !exists)
+        return rc;
+    if (sqlite3_prepare_v2(db, statement_sql[ST_SCHEMA_VERSION], -1, &s, NULL) != SQLITE_OK)
+        return db_fail(db, e, "reading the schema version");
+    rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(db, e, "reading the schema version");
+    if (rc == OCTET_OK)
+        *version = (long)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Inserts the schema_version row of migration m. */
+static int record_migration(sqlite3 *db, const migration *m, octet_err *e)
+{
+    sqlite3_stmt *s = NULL;
+    char now[32];
+    store_now(now, sizeof now);
+    if (sqlite3_prepare_v2(db, "INSERT INTO schema_version (version, name, applied_at) VALUES (?1, ?2, ?3)", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_fail(db, e, "recording a migration (does the first schema file create schema_version?)");
+    sqlite3_bind_int64(s, 1, m->version);
+    sqlite3_bind_text(s, 2, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, now, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : db_fail(db, e, "recording a migration");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Applies migration m in one transaction unless another process did it first. Fails with
+ * OCTET_ERR_DB (rolled back) or OCTET_ERR_IO (file unreadable). */
+static int apply_migration(sqlite3 *db, const char *dir, const migration *m, octet_err *e)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, m->name);
+    char *sql = NULL;
+    int rc = read_text_file(path, &sql, e);
+    if (rc != OCTET_OK)
+        return rc;
+    char *msg = NULL;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        free(sql);
+        return db_fail(db, e, "starting a migration");
+    }
+    long version = 0;
+    rc = current_version(db, &version, e);
+    if (rc == OCTET_OK && version < m->version) {
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            log_err("%s: %s", m->name, msg ? msg : "failed");
+            rc = octet_fail(e, OCTET_ERR_DB, "", "schema file %s failed: %s", m->name, msg ? msg : "error");
+        } else {
+            rc = record_migration(db, m, e);
+        }
+    }
+    if (rc == OCTET_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_fail(db, e, "committing a migration");
+    if (rc != OCTET_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    else if (version < m->version)
+        log_info("applied schema %s", m->name);
+    sqlite3_free(msg);
+    free(sql);
+    return rc;
+}
+
+/* Brings the schema of db up to the newest file in dir. */
+static int migrate(sqlite3 *db, const char *dir, octet_err *e)
+{
+    migration *m = NULL;
+    int n = 0;
+    long version = 0;
+    int rc = list_migrations(dir, &m, &n, e);
+    if (rc == OCTET_OK)
+        rc = current_version(db, &version, e);
+    if (rc == OCTET_OK && n > 0 && version > m[n - 1].version)
+        rc = octet_fail(e, OCTET_ERR_FORMAT, "",
+                        "the database has schema version %ld, newer than the newest file in %s (%ld)", version, dir,
+                        m[n - 1].version);
+    for (int i = 0; rc == OCTET_OK && i < n; i++)
+        if (m[i].version > version)
+            rc = apply_migration(db, dir, &m[i], e);
+    free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ open / close */
+
+/* Connection settings: WAL, foreign keys, a busy timeout for concurrent writers. */
+static int configure_connection(sqlite3 *db, octet_err *e)
+{
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(db, e, "configuring the connection");
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK)
+        return db_fail(db, e, "switching to WAL mode");
+    int rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(db, e, "switching to WAL mode");
+    const unsigned char *mode = rc == OCTET_OK ? sqlite3_column_text(s, 0) : NULL;
+    if (mode && strcmp((const char *)mode, "wal"))
+        log_warn("journal mode is %s, not wal", mode);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int prepare_statements(store *st, octet_err *e)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(st->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i], NULL) != SQLITE_OK)
+            return db_fail(st->db, e, "preparing statements");
+    return OCTET_OK;
+}
+
+int store_open(const char *path, const char *schema_dir, store **out, octet_err *e)
+{
+    *out = NULL;
+    store *st = calloc(1, sizeof *st);
+    if (!st)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    int rc = OCTET_OK;
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+        rc = octet_fail(e, OCTET_ERR_DB, "", "cannot open database %s: %s", path,
+                        st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    if (rc == OCTET_OK)
+        rc = configure_connection(st->db, e);
+    if (rc == OCTET_OK)
+        rc = migrate(st->db, schema_dir, e);
+    if (rc == OCTET_OK)
+        rc = prepare_statements(st, e);
+    if (rc != OCTET_OK) {
+        store_close(st);
+        return rc;
+    }
+    *out = st;
+    return OCTET_OK;
+}
+
+void store_close(store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(st->st[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+/* ------------------------------------------------------------------ queries */
+
+int store_schema_version(store *st, int *version, octet_err *e)
+{
+    sqlite3_stmt *s = st->st[ST_SCHEMA_VERSION];
+    *version = 0;
+    int rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(st->db, e, "reading the schema version");
+    if (rc == OCTET_OK)
+        *version = sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+    return rc;
+}

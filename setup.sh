@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# setup.sh: the newcomer's two commands, and CI's one.
+#
+#   ./setup.sh serve [octetd options]   install what is missing, build, start octetd on
+#                                       127.0.0.1:8080 with data/octet.db (Ctrl-C stops it)
+#   ./setup.sh test                     install what is missing, build, run every test
+#                                       (make check, then make distcheck)
+#
+# Idempotent: Debian packages are installed only when missing (apt-get update first, only
+# then), autoreconf runs only when there is no ./configure, ./configure only when there is no
+# Makefile; make does the rest. Builds in the source tree. Runs as root without sudo; as
+# another user it uses sudo for apt-get. CUDA is used when configure finds it, skipped when not.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+PACKAGES=(build-essential autoconf automake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
+          check zlib1g-dev libopenblas-dev python3-torch python3-numpy dataset-fashion-mnist
+          fortunes fortunes-de fortunes-it fortunes-es fortunes-br fortunes-pl sqlite3 curl)
+
+say() { printf 'setup.sh: %s\n' "$*" >&2; }
+
+missing_packages() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"
+    done
+}
+
+install_missing() {
+    if ! command -v dpkg-query >/dev/null; then
+        say "not a Debian system: install the equivalents of ${PACKAGES[*]} yourself"
+        return 0
+    fi
+    local missing
+    mapfile -t missing < <(missing_packages)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "all packages present"
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { say "need root (or sudo) to install: ${missing[*]}"; exit 1; }
+        sudo=(sudo)
+    fi
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+    [ -x configure ] || autoreconf -fi
+    [ -f Makefile ] || ./configure
+    make -j"$(nproc)"
+}
+
+# Prints "tests: N passed, N failed" summed over the Check programs' logs of the in-tree run
+# (a test program that skipped with exit 77 adds nothing). Never fails.
+summary() {
+    local logs
+    mapfile -t logs < <(find tests -name '*.log' -type f 2>/dev/null)
+    [ "${#logs[@]}" -gt 0 ] || { say "no test logs found"; return 0; }
+    { grep -h '^[0-9]*%: Checks:' "${logs[@]}" || true; } | awk -F'[:,] *' '
+        { for (i = 1; i < NF; i++) { if ($i == "Checks") c += $(i + 1); if ($i == "Failures" || $i == "Errors") f += $(i + 1) } }
+        END { printf "tests: %d passed, %d failed\n", c - f, f }'
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+serve)
+    install_missing
+    build
+    mkdir -p data
+    say "starting octetd on http://127.0.0.1:8080/ (Ctrl-C stops it)"
+    exec ./octetd --listen 127.0.0.1 --port 8080 --data-dir data --db data/octet.db "$@"
+    ;;
+test)
+    install_missing
+    build
+    rc=0
+    make -j"$(nproc)" check VERBOSE=1 || rc=$?
+    summary
+    [ "$rc" -eq 0 ] || exit "$rc"
+    make -j"$(nproc)" distcheck
+    say "make check and make distcheck passed"
+    summary
+    ;;
+*)
+    echo "usage: ./setup.sh serve [octetd options] | ./setup.sh test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,17 @@
+/* run_ops.c: the Check runner of the ops suites (check_ops*.c): every op's CPU twin, forward
+ * against a double-precision reference and backward against finite differences (fork mode on).
+ * Exit status 0 when all pass, 1 otherwise, as the Automake test harness expects. */
+#include <stdlib.h>
+#include "check_ops.h"
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite_ops_dense());
+    srunner_add_suite(sr, suite_ops_norm());
+    srunner_add_suite(sr, suite_ops_attention());
+    srunner_add_suite(sr, suite_ops_loss());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
