@@ -630,6 +630,8 @@ static void group_scalars(const optim *o, int gi, int64_t t, double lr_scale, op
     s->lr = (float)lr;
     s->beta1 = (float)h.beta1;
     s->beta2 = (float)h.beta2;
+    s->one_minus_beta1 = (float)(1.0 - h.beta1);
+    s->one_minus_beta2 = (float)(1.0 - h.beta2);
     s->eps = (float)h.eps;
     s->weight_decay = (float)h.weight_decay;
     double bc1 = 1.0 - pow(h.beta1, (double)t);

@@ -375,30 +375,60 @@ static int adam8_cpu(const optim_launch *L)
 
 /* ------------------------------------------------------------------ fp32 Adam, SGD */
 
-/* Element ranges of the fp32 rules, as clones with restrict pointers so they vectorise. */
+/* Element ranges of the fp32 rules, as clones with restrict pointers and a local copy of the
+ * scalars, marked `omp simd` so they vectorise (vsqrtps/vdivps round as the scalar forms). */
 OPTIM_CPU_CLONES
 static void adam_torch_range(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                             int64_t n, const optim_group_scalars *s)
+                             int64_t n, const optim_group_scalars *sp)
 {
+    const optim_group_scalars s = *sp;
+#pragma omp simd
     for (int64_t i = 0; i < n; i++)
-        adam_torch_one(&p[i], g[i], &m[i], &v[i], s);
+        adam_torch_one(&p[i], g[i], &m[i], &v[i], &s);
 }
 
 OPTIM_CPU_CLONES
 static void adam_bnb32_range(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                             int64_t n, const optim_group_scalars *s)
+                             int64_t n, const optim_group_scalars *sp)
 {
+    const optim_group_scalars s = *sp;
+#pragma omp simd
     for (int64_t i = 0; i < n; i++)
-        adam_bnb32_one(&p[i], g[i], &m[i], &v[i], s);
+        adam_bnb32_one(&p[i], g[i], &m[i], &v[i], &s);
 }
 
+/* sgd_one() specialised per case (no momentum / first step / later steps) so the loop body has
+ * no branches; each case evaluates exactly sgd_one's expressions. */
 OPTIM_CPU_CLONES
 static void sgd_range(float *restrict p, const float *restrict g, float *restrict buf, int64_t n,
-                      const optim_group_scalars *s)
+                      const optim_group_scalars *sp)
 {
-    float none = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        sgd_one(&p[i], g[i], buf ? &buf[i] : &none, s);
+    const float lr = sp->lr, wd = sp->weight_decay, mom = sp->momentum, keep = sp->dampening_keep;
+    const int has_wd = wd != 0.0f, nesterov = sp->nesterov;
+    if (!buf || mom == 0.0f) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float d = has_wd ? g[i] + wd * p[i] : g[i];
+            p[i] = p[i] - lr * d;
+        }
+    } else if (sp->first_step) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float d = has_wd ? g[i] + wd * p[i] : g[i];
+            buf[i] = d;
+            d = nesterov ? d + mom * d : d;
+            p[i] = p[i] - lr * d;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float d = has_wd ? g[i] + wd * p[i] : g[i];
+            float b = (buf[i] * mom) + (keep * d);
+            buf[i] = b;
+            d = nesterov ? d + mom * b : b;
+            p[i] = p[i] - lr * d;
+        }
+    }
 }
 
 /* Runs fn over the units (OPTIM_CHUNK elements) of every tensor of the list, in parallel. */

@@ -25,6 +25,8 @@
 typedef struct optim_group_scalars {
     float lr;          /* scheduled learning rate of the group */
     float beta1, beta2;
+    float one_minus_beta1, one_minus_beta2; /* 1 - beta rounded once from double (torch's
+                                             * AdamW); bnb's kernels use 1.0f - beta in float */
     float eps;
     float step_size;   /* adam_bnb: -lr*sqrt(1-b2^t)/(1-b1^t); adam_torch: -lr/(1-b1^t) */
     float c2;          /* sqrt(1 - b2^t) */
@@ -84,12 +86,13 @@ OCTET_HD void adam_bnb32_one(float *p, float g, float *m, float *v, const optim_
     *p = adam_bnb_param_one(*p, mm, vv, s);
 }
 
-/* One element of torch.optim.AdamW, in place. */
+/* One element of torch.optim.AdamW, in place. torch computes 1 - beta in double and rounds
+ * once (1 - 0.999f in float would be 1.3e-5 off), hence the host-computed complements. */
 OCTET_HD void adam_torch_one(float *p, float g, float *m, float *v, const optim_group_scalars *s)
 {
     float pp = *p * s->decay;
-    float mm = adam_m_one(*m, g, s->beta1);
-    float vv = adam_v_one(*v, g, s->beta2);
+    float mm = (*m * s->beta1) + (s->one_minus_beta1 * g);
+    float vv = (*v * s->beta2) + ((s->one_minus_beta2 * g) * g);
     float denom = (sqrtf(vv) / s->c2) + s->eps;
     *m = mm;
     *v = vv;
