@@ -1,0 +1,810 @@
+/* distilbert.c: Hugging Face's DistilBertForSequenceClassification (distilbert.h) on the ops
+ * table, llm.c style: a struct of activation pointers carved once from one block sized for
+ * (max_batch, max_len), a forward pass that fills them, and a backward pass that walks the
+ * same steps in reverse order, accumulating into the parameter gradients.
+ *
+ * Dropout masks are keyed by (model seed, offset = step * n_sites + site), with the sites
+ * 0 = embeddings, 1 + 2l = attention probabilities of layer l, 2 + 2l = FFN output of layer l,
+ * 1 + 2 n_layers = before the classifier; the backward pass regenerates the same masks.
+ * Attention scales the scores q.k by 1/sqrt(head_dim) inside the op, which is HF's q/sqrt(d)
+ * before the product up to float rounding. */
+#include "config.h"
+#include "distilbert.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LN_EPS 1e-12f
+
+/* The tensors of block l within m->params, in named_parameters() order. */
+enum {
+    Q_W, Q_B, K_W, K_B, V_W, V_B, O_W, O_B, SA_W, SA_B, L1_W, L1_B, L2_W, L2_B, OUT_W, OUT_B, N_LAYER_PARAMS
+};
+enum { WTE = 0, WPE = 1, EMB_LN_W = 2, EMB_LN_B = 3, N_EMB_PARAMS = 4 };
+enum { PRE_W = 0, PRE_B, CLS_W, CLS_B };
+
+#define LP(m, l, w) (&(m)->params[N_EMB_PARAMS + (l) * N_LAYER_PARAMS + (w)])
+#define EP(m, w) (&(m)->params[(w)])
+#define HP(m, L, w) (&(m)->params[N_EMB_PARAMS + (L) * N_LAYER_PARAMS + (w)])
+
+/* One block's activations (B,T of the current batch; sized for the largest). */
+typedef struct db_layer_acts {
+    float *q, *k, *v;             /* (B,T,C) projections */
+    float *att;                   /* (B,H,T,T) attention probabilities before dropout */
+    float *ctx;                   /* (B,T,C) attention output, before out_lin */
+    float *res1;                  /* (B,T,C) out_lin(ctx) + x: sa_layer_norm's input */
+    float *ln1;                   /* (B,T,C) sa_layer_norm output */
+    float *ln1_mean, *ln1_rstd;   /* (B,T) */
+    float *fc1;                   /* (B,T,F) lin1 output, before GELU */
+    float *gelu;                  /* (B,T,F) */
+    float *res2;                  /* (B,T,C) dropout(lin2(gelu)) + ln1: output_layer_norm's input */
+    float *ln2;                   /* (B,T,C) the block's output */
+    float *ln2_mean, *ln2_rstd;   /* (B,T) */
+} db_layer_acts;
+
+typedef struct db_acts {
+    int *ids, *mask;              /* (B,T) the batch on the device */
+    float *emb;                   /* (B,T,C) word + position rows */
+    float *emb_ln;                /* (B,T,C) LayerNorm(emb), dropped out in place: block 0's input */
+    float *emb_mean, *emb_rstd;   /* (B,T) */
+    db_layer_acts *layer;         /* (n_layers) */
+    float *pooled;                /* (B,C) hidden[:, 0] */
+    float *pre;                   /* (B,C) pre_classifier output */
+    float *pre_act;               /* (B,C) ReLU(pre), dropped out in place: the classifier's input */
+    float *logits;                /* (B,L) */
+    float *losses, *loss;         /* (B), (1) */
+    float *targets;               /* (B) regression targets */
+    int *labels, *pred;           /* (B) */
+    /* scratch and gradients of activations, shared by all blocks */
+    float *work;                  /* (B,H,T,T) attention scratch */
+    float *dx;                    /* (B,T,C) gradient of the residual stream */
+    float *dtmp;                  /* (B,T,C) */
+    float *dq, *dk, *dv;          /* (B,T,C) */
+    float *dff;                   /* (B,T,F) */
+    float *dlogits;               /* (B,L) */
+    float *dpre, *dpooled;        /* (B,C) */
+} db_acts;
+
+typedef struct db_impl {
+    distilbert_config cfg;
+    db_acts a;
+    float *block;                 /* the one activation allocation */
+    float *host_targets;          /* (Bm) labels converted for regression */
+    int B, T;                     /* shape of the last training forward; B = 0: none kept */
+    int has_labels, has_mask;
+    int n_sites;                  /* dropout sites per step */
+} db_impl;
+
+static const model_vtable distilbert_vtable;
+
+/* ------------------------------------------------------------------ configuration */
+
+void distilbert_config_default(distilbert_config *c)
+{
+    c->dim = 768;
+    c->n_layers = 6;
+    c->n_heads = 12;
+    c->hidden_dim = 3072;
+    c->vocab_size = 30522;
+    c->max_position_embeddings = 512;
+    c->dropout = 0.1f;
+    c->attention_dropout = 0.1f;
+    c->seq_classif_dropout = 0.2f;
+    c->pad_token_id = 0;
+    c->num_labels = 2;
+    c->initializer_range = 0.02f;
+}
+
+typedef struct db_preset {
+    const char *name;
+    int dim, n_layers, n_heads, hidden_dim, vocab_size;
+} db_preset;
+
+static const db_preset presets[] = {
+    {"distilbert-base-cased", 768, 6, 12, 3072, 28996},
+    {"distilbert-base-uncased", 768, 6, 12, 3072, 30522},
+    {"distilbert-small", 256, 4, 4, 1024, 30522},
+    {"distilbert-tiny", 64, 2, 4, 256, 30522},
+};
+#define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
+
+const char *distilbert_preset_name(int i) { return i >= 0 && i < N_PRESETS ? presets[i].name : NULL; }
+
+int distilbert_preset(const char *name, distilbert_config *cfg, octet_err *e)
+{
+    for (int i = 0; name && i < N_PRESETS; i++) {
+        if (strcmp(name, presets[i].name))
+            continue;
+        distilbert_config_default(cfg);
+        cfg->dim = presets[i].dim;
+        cfg->n_layers = presets[i].n_layers;
+        cfg->n_heads = presets[i].n_heads;
+        cfg->hidden_dim = presets[i].hidden_dim;
+        cfg->vocab_size = presets[i].vocab_size;
+        return OCTET_OK;
+    }
+    return octet_fail(e, OCTET_ERR_ARG, "model.preset",
+                      "unknown preset '%s'; allowed: distilbert-base-cased, distilbert-base-uncased, "
+                      "distilbert-small, distilbert-tiny", name ? name : "(none)");
+}
+
+int distilbert_config_set_dropout(distilbert_config *cfg, float p, octet_err *e)
+{
+    if (!(p >= 0.0f && p < 1.0f))
+        return octet_fail(e, OCTET_ERR_ARG, "model.dropout", "must be in [0, 1), got %g", p);
+    cfg->dropout = cfg->attention_dropout = cfg->seq_classif_dropout = p;
+    return OCTET_OK;
+}
+
+/* Fails naming prefix.key with a message (and the offending value, when given). */
+static int field_fail(octet_err *e, const char *prefix, const char *key, const char *msg, const char *got)
+{
+    octet_fail(e, OCTET_ERR_ARG, "", "%s%s%s", msg, got ? ", got " : "", got ? got : "");
+    if (e)
+        snprintf(e->field, sizeof e->field, "%s.%s", prefix, key);
+    return OCTET_ERR_ARG;
+}
+
+/* An integer field of obj, if present: a JSON integer (or a real with an integral value)
+ * within int range. */
+static int json_int_field(const json_t *obj, const char *key, const char *prefix, int *out, octet_err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return OCTET_OK;
+    double x = json_is_integer(v) ? (double)json_integer_value(v) : json_is_real(v) ? json_real_value(v) : NAN;
+    if (!(x == floor(x)) || x < -2147483648.0 || x > 2147483647.0)
+        return field_fail(e, prefix, key, "must be an integer", NULL);
+    *out = (int)x;
+    return OCTET_OK;
+}
+
+/* A probability or scale field of obj, if present: any JSON number. */
+static int json_float_field(const json_t *obj, const char *key, const char *prefix, float *out, octet_err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return OCTET_OK;
+    if (!json_is_number(v))
+        return field_fail(e, prefix, key, "must be a number", NULL);
+    *out = (float)json_number_value(v);
+    return OCTET_OK;
+}
+
+/* model_type, activation and sinusoidal_pos_embds: the variants this implementation has. */
+static int check_variant(const json_t *obj, const char *prefix, octet_err *e)
+{
+    json_t *v = json_object_get(obj, "model_type");
+    if (v && (!json_is_string(v) || strcmp(json_string_value(v), "distilbert")))
+        return field_fail(e, prefix, "model_type", "must be \"distilbert\"", json_is_string(v) ? json_string_value(v) : NULL);
+    v = json_object_get(obj, "activation");
+    if (v && (!json_is_string(v) || strcmp(json_string_value(v), "gelu")))
+        return field_fail(e, prefix, "activation", "only \"gelu\" is supported", json_is_string(v) ? json_string_value(v) : NULL);
+    v = json_object_get(obj, "sinusoidal_pos_embds");
+    if (v && !json_is_false(v))
+        return field_fail(e, prefix, "sinusoidal_pos_embds", "only false (learned position embeddings) is supported", NULL);
+    return OCTET_OK;
+}
+
+int distilbert_config_from_json(const json_t *obj, const char *prefix, distilbert_config *cfg, octet_err *e)
+{
+    if (!prefix)
+        prefix = "model.config";
+    if (!json_is_object(obj)) {
+        octet_fail(e, OCTET_ERR_ARG, prefix, "must be a JSON object");
+        return OCTET_ERR_ARG;
+    }
+    int rc = check_variant(obj, prefix, e);
+    if (rc)
+        return rc;
+    struct { const char *key; int *dst; } ints[] = {
+        {"dim", &cfg->dim}, {"n_layers", &cfg->n_layers}, {"n_heads", &cfg->n_heads},
+        {"hidden_dim", &cfg->hidden_dim}, {"vocab_size", &cfg->vocab_size},
+        {"max_position_embeddings", &cfg->max_position_embeddings}, {"pad_token_id", &cfg->pad_token_id},
+        {"num_labels", &cfg->num_labels}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if ((rc = json_int_field(obj, ints[i].key, prefix, ints[i].dst, e)))
+            return rc;
+    struct { const char *key; float *dst; } floats[] = {
+        {"dropout", &cfg->dropout}, {"attention_dropout", &cfg->attention_dropout},
+        {"seq_classif_dropout", &cfg->seq_classif_dropout}, {"initializer_range", &cfg->initializer_range}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        if ((rc = json_float_field(obj, floats[i].key, prefix, floats[i].dst, e)))
+            return rc;
+    json_t *id2label = json_object_get(obj, "id2label");
+    if (id2label && !json_object_get(obj, "num_labels")) {
+        if (!json_is_object(id2label) || json_object_size(id2label) == 0)
+            return field_fail(e, prefix, "id2label", "must be a non-empty object", NULL);
+        cfg->num_labels = (int)json_object_size(id2label);
+    }
+    return OCTET_OK;
+}
+
+int distilbert_config_load(const char *path, distilbert_config *cfg, octet_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return octet_fail(e, OCTET_ERR_IO, "model.path", "cannot read %s", path);
+    json_error_t jerr;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return octet_fail(e, OCTET_ERR_FORMAT, "model.path", "%s:%d:%d: %s", path, jerr.line, jerr.column,
+                          root ? "not a JSON object" : jerr.text);
+    }
+    octet_err inner;
+    octet_err_clear(&inner);
+    int rc = distilbert_config_from_json(root, "config.json", cfg, &inner);
+    json_decref(root);
+    if (rc != OCTET_OK) /* the user named the directory: point there, quoting the key */
+        return octet_fail(e, rc, "model.path", "%s: %s: %s", path, strncmp(inner.field, "config.json.", 12) ? inner.field : inner.field + 12, inner.message);
+    return OCTET_OK;
+}
+
+/* x as the shortest decimal that reads back as the same float (0.1f -> 0.1). */
+static json_t *json_float(float x)
+{
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) { /* 9 digits always read back exactly */
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x)
+            break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+json_t *distilbert_config_to_json(const distilbert_config *c)
+{
+    json_t *o = json_object(), *id2label = json_object(), *label2id = json_object();
+    int ok = o && id2label && label2id;
+    for (int i = 0; ok && i < c->num_labels; i++) {
+        char id[16], label[32];
+        snprintf(id, sizeof id, "%d", i);
+        snprintf(label, sizeof label, "LABEL_%d", i);
+        ok = !json_object_set_new(id2label, id, json_string(label)) &&
+             !json_object_set_new(label2id, label, json_integer(i));
+    }
+    ok = ok && !json_object_set_new(o, "architectures", json_pack("[s]", "DistilBertForSequenceClassification")) &&
+         !json_object_set_new(o, "model_type", json_string("distilbert")) &&
+         !json_object_set_new(o, "activation", json_string("gelu")) &&
+         !json_object_set_new(o, "dim", json_integer(c->dim)) &&
+         !json_object_set_new(o, "n_layers", json_integer(c->n_layers)) &&
+         !json_object_set_new(o, "n_heads", json_integer(c->n_heads)) &&
+         !json_object_set_new(o, "hidden_dim", json_integer(c->hidden_dim)) &&
+         !json_object_set_new(o, "vocab_size", json_integer(c->vocab_size)) &&
+         !json_object_set_new(o, "max_position_embeddings", json_integer(c->max_position_embeddings)) &&
+         !json_object_set_new(o, "dropout", json_float(c->dropout)) &&
+         !json_object_set_new(o, "attention_dropout", json_float(c->attention_dropout)) &&
+         !json_object_set_new(o, "seq_classif_dropout", json_float(c->seq_classif_dropout)) &&
+         !json_object_set_new(o, "qa_dropout", json_float(0.1f)) &&
+         !json_object_set_new(o, "initializer_range", json_float(c->initializer_range)) &&
+         !json_object_set_new(o, "pad_token_id", json_integer(c->pad_token_id)) &&
+         !json_object_set_new(o, "sinusoidal_pos_embds", json_false()) &&
+         !json_object_set_new(o, "tie_weights_", json_true()) &&
+         !json_object_set(o, "id2label", id2label) && !json_object_set(o, "label2id", label2id);
+    json_decref(id2label);
+    json_decref(label2id);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Fails unless lo <= v <= hi, naming model.config.<key>. */
+static int range_int(int v, int lo, int hi, const char *key, octet_err *e)
+{
+    if (v >= lo && v <= hi)
+        return OCTET_OK;
+    char field[64];
+    snprintf(field, sizeof field, "model.config.%s", key);
+    return octet_fail(e, OCTET_ERR_ARG, field, "must be an integer in %d..%d, got %d", lo, hi, v);
+}
+
+static int range_p(float p, const char *key, octet_err *e)
+{
+    if (p >= 0.0f && p < 1.0f)
+        return OCTET_OK;
+    char field[64];
+    snprintf(field, sizeof field, "model.config.%s", key);
+    return octet_fail(e, OCTET_ERR_ARG, field, "must be a probability in [0, 1), got %g", p);
+}
+
+int distilbert_config_validate(const distilbert_config *c, octet_err *e)
+{
+    if (range_int(c->dim, 1, DISTILBERT_MAX_DIM, "dim", e) || range_int(c->n_layers, 1, DISTILBERT_MAX_LAYERS, "n_layers", e) ||
+        range_int(c->n_heads, 1, c->dim, "n_heads", e) ||
+        range_int(c->hidden_dim, 1, 4 * DISTILBERT_MAX_DIM, "hidden_dim", e) ||
+        range_int(c->vocab_size, 1, DISTILBERT_MAX_VOCAB, "vocab_size", e) ||
+        range_int(c->max_position_embeddings, 1, DISTILBERT_MAX_POSITIONS, "max_position_embeddings", e) ||
+        range_int(c->pad_token_id, 0, c->vocab_size - 1, "pad_token_id", e))
+        return OCTET_ERR_ARG;
+    if (c->dim % c->n_heads)
+        return octet_fail(e, OCTET_ERR_ARG, "model.config.n_heads", "must divide dim (%d), got %d", c->dim, c->n_heads);
+    if (range_p(c->dropout, "dropout", e) || range_p(c->attention_dropout, "attention_dropout", e) ||
+        range_p(c->seq_classif_dropout, "seq_classif_dropout", e))
+        return OCTET_ERR_ARG;
+    if (c->num_labels < 1 || c->num_labels > DISTILBERT_MAX_LABELS)
+        return octet_fail(e, OCTET_ERR_ARG, "model.num_labels", "must be an integer in 1..%d, got %d",
+                          DISTILBERT_MAX_LABELS, c->num_labels);
+    if (!(c->initializer_range >= 0.0f && c->initializer_range <= 1.0f))
+        return octet_fail(e, OCTET_ERR_ARG, "model.config.initializer_range", "must be in [0, 1], got %g",
+                          c->initializer_range);
+    return OCTET_OK;
+}
+
+int64_t distilbert_count_params(const distilbert_config *c)
+{
+    int64_t d = c->dim, h = c->hidden_dim, V = c->vocab_size, P = c->max_position_embeddings, L = c->num_labels;
+    int64_t emb = V * d + P * d + 2 * d;
+    int64_t layer = 4 * (d * d + d) + 2 * (2 * d) + (d * h + h) + (h * d + d);
+    int64_t head = d * d + d + d * L + L;
+    return emb + c->n_layers * layer + head;
+}
+
+/* ------------------------------------------------------------------ activations */
+
+/* Points the activations into ar (base NULL: counts floats) for (Bm, Tm). */
+static void db_layout(db_acts *a, model_arena *ar, const distilbert_config *c, int Bm, int Tm)
+{
+    int64_t BT = (int64_t)Bm * Tm, C = c->dim, F = c->hidden_dim, BHTT = (int64_t)Bm * c->n_heads * Tm * Tm;
+    a->ids = (int *)model_arena_take(ar, BT);
+    a->mask = (int *)model_arena_take(ar, BT);
+    a->emb = model_arena_take(ar, BT * C);
+    a->emb_ln = model_arena_take(ar, BT * C);
+    a->emb_mean = model_arena_take(ar, BT);
+    a->emb_rstd = model_arena_take(ar, BT);
+    for (int l = 0; l < c->n_layers; l++) {
+        db_layer_acts *y = a->layer ? &a->layer[l] : &(db_layer_acts){0};
+        y->q = model_arena_take(ar, BT * C);
+        y->k = model_arena_take(ar, BT * C);
+        y->v = model_arena_take(ar, BT * C);
+        y->att = model_arena_take(ar, BHTT);
+        y->ctx = model_arena_take(ar, BT * C);
+        y->res1 = model_arena_take(ar, BT * C);
+        y->ln1 = model_arena_take(ar, BT * C);
+        y->ln1_mean = model_arena_take(ar, BT);
+        y->ln1_rstd = model_arena_take(ar, BT);
+        y->fc1 = model_arena_take(ar, BT * F);
+        y->gelu = model_arena_take(ar, BT * F);
+        y->res2 = model_arena_take(ar, BT * C);
+        y->ln2 = model_arena_take(ar, BT * C);
+        y->ln2_mean = model_arena_take(ar, BT);
+        y->ln2_rstd = model_arena_take(ar, BT);
+    }
+    a->pooled = model_arena_take(ar, Bm * C);
+    a->pre = model_arena_take(ar, Bm * C);
+    a->pre_act = model_arena_take(ar, Bm * C);
+    a->logits = model_arena_take(ar, (int64_t)Bm * c->num_labels);
+    a->losses = model_arena_take(ar, Bm);
+    a->loss = model_arena_take(ar, 1);
+    a->targets = model_arena_take(ar, Bm);
+    a->labels = (int *)model_arena_take(ar, Bm);
+    a->pred = (int *)model_arena_take(ar, Bm);
+    a->work = model_arena_take(ar, BHTT);
+    a->dx = model_arena_take(ar, BT * C);
+    a->dtmp = model_arena_take(ar, BT * C);
+    a->dq = model_arena_take(ar, BT * C);
+    a->dk = model_arena_take(ar, BT * C);
+    a->dv = model_arena_take(ar, BT * C);
+    a->dff = model_arena_take(ar, BT * F);
+    a->dlogits = model_arena_take(ar, (int64_t)Bm * c->num_labels);
+    a->dpre = model_arena_take(ar, Bm * C);
+    a->dpooled = model_arena_take(ar, Bm * C);
+}
+
+size_t distilbert_activation_bytes(const distilbert_config *c, int max_batch, int max_len)
+{
+    db_acts a = {0};
+    model_arena ar = {NULL, 0};
+    db_layout(&a, &ar, c, max_batch, max_len);
+    return (size_t)ar.used * sizeof(float);
+}
+
+static int db_alloc_acts(model *m, db_impl *im, octet_err *e)
+{
+    model_arena ar = {NULL, 0};
+    im->a.layer = calloc((size_t)im->cfg.n_layers, sizeof *im->a.layer);
+    im->host_targets = malloc((size_t)m->max_batch * sizeof(float));
+    if (!im->a.layer || !im->host_targets)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    db_layout(&im->a, &ar, &im->cfg, m->max_batch, m->max_len);
+    im->block = model_alloc_activations(m, (size_t)ar.used * sizeof(float), "DistilBERT's activations", e);
+    if (!im->block)
+        return OCTET_ERR_NOMEM;
+    ar.base = im->block;
+    ar.used = 0;
+    db_layout(&im->a, &ar, &im->cfg, m->max_batch, m->max_len);
+    return OCTET_OK;
+}
+
+/* ------------------------------------------------------------------ parameters */
+
+/* Adds one parameter named fmt (with the layer index l) of 1 or 2 dims. */
+static int add(model *m, int l, const char *fmt, int64_t d0, int64_t d1, int no_decay, octet_err *e)
+{
+    char name[160];
+    snprintf(name, sizeof name, fmt, l);
+    int64_t shape[2] = {d0, d1};
+    return model_add_param(m, name, d1 ? 2 : 1, shape, no_decay, e);
+}
+
+static int add_layer_params(model *m, int l, int64_t C, int64_t F, octet_err *e)
+{
+    static const char *const lins[4] = {"q_lin", "k_lin", "v_lin", "out_lin"};
+    int rc = OCTET_OK;
+    char fmt[160];
+    for (int i = 0; i < 4 && rc == OCTET_OK; i++) {
+        snprintf(fmt, sizeof fmt, "distilbert.transformer.layer.%%d.attention.%s.weight", lins[i]);
+        rc = add(m, l, fmt, C, C, 0, e);
+        snprintf(fmt, sizeof fmt, "distilbert.transformer.layer.%%d.attention.%s.bias", lins[i]);
+        if (rc == OCTET_OK)
+            rc = add(m, l, fmt, C, 0, 1, e);
+    }
+    const char *p = "distilbert.transformer.layer.%d.";
+#define ADD(suffix, d0, d1, nd) \
+    if (rc == OCTET_OK) { snprintf(fmt, sizeof fmt, "%s%s", p, suffix); rc = add(m, l, fmt, d0, d1, nd, e); }
+    ADD("sa_layer_norm.weight", C, 0, 1)
+    ADD("sa_layer_norm.bias", C, 0, 1)
+    ADD("ffn.lin1.weight", F, C, 0)
+    ADD("ffn.lin1.bias", F, 0, 1)
+    ADD("ffn.lin2.weight", C, F, 0)
+    ADD("ffn.lin2.bias", C, 0, 1)
+    ADD("output_layer_norm.weight", C, 0, 1)
+    ADD("output_layer_norm.bias", C, 0, 1)
+#undef ADD
+    return rc;
+}
+
+/* Every parameter in named_parameters() order. */
+static int db_add_params(model *m, const distilbert_config *c, octet_err *e)
+{
+    int64_t C = c->dim;
+    int rc = add(m, 0, "distilbert.embeddings.word_embeddings.weight", c->vocab_size, C, 0, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "distilbert.embeddings.position_embeddings.weight", c->max_position_embeddings, C, 0, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "distilbert.embeddings.LayerNorm.weight", C, 0, 1, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "distilbert.embeddings.LayerNorm.bias", C, 0, 1, e);
+    for (int l = 0; l < c->n_layers && rc == OCTET_OK; l++)
+        rc = add_layer_params(m, l, C, c->hidden_dim, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "pre_classifier.weight", C, C, 0, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "pre_classifier.bias", C, 0, 1, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "classifier.weight", c->num_labels, C, 0, e);
+    if (rc == OCTET_OK)
+        rc = add(m, 0, "classifier.bias", c->num_labels, 0, 1, e);
+    return rc;
+}
+
+/* HF's _init_weights: normal(0, initializer_range) weights, zero biases, unit LayerNorm
+ * weights, and the word embeddings' padding row zero. */
+static int db_init(model *m, const distilbert_config *c, uint64_t seed, octet_err *e)
+{
+    int rc = model_init_weights(m, c->initializer_range, seed, e);
+    if (rc != OCTET_OK)
+        return rc;
+    float *row = EP(m, WTE)->data + (int64_t)c->pad_token_id * c->dim; /* (C) on the device */
+    rc = device_zero(m->dev, row, (size_t)c->dim * sizeof(float));
+    return rc == OCTET_OK ? rc : octet_fail(e, rc, "", "could not zero the padding embedding");
+}
+
+int distilbert_create(device *d, const distilbert_config *cfg, int max_batch, int max_len, uint64_t seed,
+                      model **out, octet_err *e)
+{
+    *out = NULL;
+    int rc = distilbert_config_validate(cfg, e);
+    if (rc != OCTET_OK)
+        return rc;
+    if (max_batch < 1 || max_batch > (1 << 20))
+        return octet_fail(e, OCTET_ERR_ARG, "training.batch_size", "must be in 1..%d, got %d", 1 << 20, max_batch);
+    if (max_len < 1 || max_len > cfg->max_position_embeddings)
+        return octet_fail(e, OCTET_ERR_ARG, "dataset.max_length",
+                          "must be in 1..%d (the model's max_position_embeddings), got %d",
+                          cfg->max_position_embeddings, max_len);
+    model *m = NULL;
+    if ((rc = model_new(d, &distilbert_vtable, &m, e)) != OCTET_OK)
+        return rc;
+    db_impl *im = calloc(1, sizeof *im);
+    if (!im) {
+        model_destroy(m);
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    }
+    m->impl = im;
+    im->cfg = *cfg;
+    im->n_sites = 2 + 2 * cfg->n_layers;
+    m->num_labels = cfg->num_labels;
+    m->max_batch = max_batch;
+    m->max_len = max_len;
+    m->seed = seed;
+    rc = db_add_params(m, cfg, e);
+    if (rc == OCTET_OK)
+        rc = db_alloc_acts(m, im, e);
+    if (rc == OCTET_OK)
+        rc = db_init(m, cfg, seed, e);
+    if (rc != OCTET_OK) {
+        model_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return OCTET_OK;
+}
+
+const distilbert_config *distilbert_config_of(const model *m)
+{
+    return m && m->vt == &distilbert_vtable ? &((const db_impl *)m->impl)->cfg : NULL;
+}
+
+static void db_destroy(model *m)
+{
+    db_impl *im = m->impl;
+    if (!im)
+        return;
+    device_free(m->dev, im->block);
+    free(im->a.layer);
+    free(im->host_targets);
+    free(im);
+    m->impl = NULL;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* The dropout of `site` for this step: p when training, 0 in evaluation. */
+static ops_dropout drop_at(const model *m, const db_impl *im, int site, float p, int train)
+{
+    ops_dropout d;
+    d.p = train ? p : 0.0f;
+    d.seed = m->seed;
+    d.offset = m->step * (uint64_t)im->n_sites + (uint64_t)site;
+    return d;
+}
+
+/* Checks the batch against the model's size and vocabulary, then uploads ids, mask and labels
+ * (or regression targets). */
+static int db_upload(model *m, db_impl *im, const model_batch *b, octet_err *e)
+{
+    const distilbert_config *c = &im->cfg;
+    int B = b->B, T = b->T, rc;
+    if (B < 1 || B > m->max_batch)
+        return octet_fail(e, OCTET_ERR_ARG, "training.batch_size", "batch of %d rows; the model holds 1..%d", B, m->max_batch);
+    if (T < 1 || T > m->max_len || !b->ids)
+        return octet_fail(e, OCTET_ERR_ARG, "dataset.max_length", "sequences of %d tokens; the model holds 1..%d%s", T,
+                          m->max_len, b->ids ? "" : " (no token ids)");
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
+        if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
+            return octet_fail(e, OCTET_ERR_ARG, "dataset", "token id %d outside the model's vocabulary (0..%d)",
+                              (int)b->ids[i], c->vocab_size - 1);
+    rc = device_upload(m->dev, im->a.ids, b->ids, (size_t)B * T * sizeof(int));
+    if (rc == OCTET_OK && b->mask)
+        rc = device_upload(m->dev, im->a.mask, b->mask, (size_t)B * T * sizeof(int));
+    im->has_mask = b->mask != NULL;
+    im->has_labels = 0;
+    if (rc == OCTET_OK && c->num_labels > 1 && b->labels) {
+        rc = device_upload(m->dev, im->a.labels, b->labels, (size_t)B * sizeof(int));
+        im->has_labels = 1;
+    } else if (rc == OCTET_OK && c->num_labels == 1 && (b->targets || b->labels)) {
+        const float *t = b->targets;
+        if (!t) {
+            for (int i = 0; i < B; i++)
+                im->host_targets[i] = (float)b->labels[i];
+            t = im->host_targets;
+        }
+        rc = device_upload(m->dev, im->a.targets, t, (size_t)B * sizeof(float));
+        im->has_labels = 1;
+    }
+    return rc == OCTET_OK ? rc : octet_fail(e, rc, "", "could not upload the batch");
+}
+
+/* Embeddings: emb_ln = dropout(LayerNorm(word + position)). */
+static int embed_forward(model *m, db_impl *im, int B, int T, int train)
+{
+    const ops_table *ops = m->ops;
+    const distilbert_config *c = &im->cfg;
+    db_acts *a = &im->a;
+    int64_t BT = (int64_t)B * T, C = c->dim;
+    int rc = ops->embedding_forward(m->dev, a->emb, a->ids, EP(m, WTE)->data, EP(m, WPE)->data, B, T, c->dim,
+                                    c->vocab_size);
+    if (rc == OCTET_OK)
+        rc = ops->layernorm_forward(m->dev, a->emb_ln, a->emb_mean, a->emb_rstd, a->emb, EP(m, EMB_LN_W)->data,
+                                    EP(m, EMB_LN_B)->data, (int)BT, c->dim, LN_EPS);
+    if (rc == OCTET_OK)
+        rc = ops->dropout_forward(m->dev, a->emb_ln, a->emb_ln, BT * C, drop_at(m, im, 0, c->dropout, train));
+    return rc;
+}
+
+/* Block l on input x (B,T,C): attention, residual, sa_layer_norm, FFN, residual,
+ * output_layer_norm into y->ln2. */
+static int block_forward(model *m, db_impl *im, int l, const float *x, int B, int T, int train)
+{
+    const ops_table *ops = m->ops;
+    const distilbert_config *c = &im->cfg;
+    db_layer_acts *y = &im->a.layer[l];
+    int BT = B * T, C = c->dim, F = c->hidden_dim;
+    int64_t BTC = (int64_t)BT * C;
+    const int *mask = im->has_mask ? im->a.mask : NULL;
+    device *d = m->dev;
+    int rc = ops->matmul_forward(d, y->q, x, LP(m, l, Q_W)->data, LP(m, l, Q_B)->data, BT, C, C);
+    if (!rc) rc = ops->matmul_forward(d, y->k, x, LP(m, l, K_W)->data, LP(m, l, K_B)->data, BT, C, C);
+    if (!rc) rc = ops->matmul_forward(d, y->v, x, LP(m, l, V_W)->data, LP(m, l, V_B)->data, BT, C, C);
+    if (!rc) rc = ops->attention_forward(d, y->ctx, y->att, im->a.work, y->q, y->k, y->v, mask, B, T, C, c->n_heads,
+                                         drop_at(m, im, 1 + 2 * l, c->attention_dropout, train));
+    if (!rc) rc = ops->matmul_forward(d, y->res1, y->ctx, LP(m, l, O_W)->data, LP(m, l, O_B)->data, BT, C, C);
+    if (!rc) rc = ops->add_forward(d, y->res1, y->res1, x, BTC);
+    if (!rc) rc = ops->layernorm_forward(d, y->ln1, y->ln1_mean, y->ln1_rstd, y->res1, LP(m, l, SA_W)->data,
+                                         LP(m, l, SA_B)->data, BT, C, LN_EPS);
+    if (!rc) rc = ops->matmul_forward(d, y->fc1, y->ln1, LP(m, l, L1_W)->data, LP(m, l, L1_B)->data, BT, C, F);
+    if (!rc) rc = ops->gelu_forward(d, y->gelu, y->fc1, (int64_t)BT * F);
+    if (!rc) rc = ops->matmul_forward(d, y->res2, y->gelu, LP(m, l, L2_W)->data, LP(m, l, L2_B)->data, BT, F, C);
+    if (!rc) rc = ops->dropout_forward(d, y->res2, y->res2, BTC, drop_at(m, im, 2 + 2 * l, c->dropout, train));
+    if (!rc) rc = ops->add_forward(d, y->res2, y->res2, y->ln1, BTC);
+    if (!rc) rc = ops->layernorm_forward(d, y->ln2, y->ln2_mean, y->ln2_rstd, y->res2, LP(m, l, OUT_W)->data,
+                                         LP(m, l, OUT_B)->data, BT, C, LN_EPS);
+    return rc;
+}
+
+/* Head: logits = classifier(dropout(relu(pre_classifier(x[:, 0])))). */
+static int head_forward(model *m, db_impl *im, const float *x, int B, int T, int train)
+{
+    const ops_table *ops = m->ops;
+    const distilbert_config *c = &im->cfg;
+    db_acts *a = &im->a;
+    int L = c->n_layers, C = c->dim;
+    int rc = ops->token_select_forward(m->dev, a->pooled, x, B, T, C, 0);
+    if (!rc) rc = ops->matmul_forward(m->dev, a->pre, a->pooled, HP(m, L, PRE_W)->data, HP(m, L, PRE_B)->data, B, C, C);
+    if (!rc) rc = ops->relu_forward(m->dev, a->pre_act, a->pre, (int64_t)B * C);
+    if (!rc) rc = ops->dropout_forward(m->dev, a->pre_act, a->pre_act, (int64_t)B * C,
+                                       drop_at(m, im, 1 + 2 * L, c->seq_classif_dropout, train));
+    if (!rc) rc = ops->matmul_forward(m->dev, a->logits, a->pre_act, HP(m, L, CLS_W)->data, HP(m, L, CLS_B)->data, B, C,
+                                      c->num_labels);
+    return rc;
+}
+
+/* The loss (when the batch has labels) and the argmax predictions (all 0 for regression). */
+static int loss_forward(model *m, db_impl *im, int B)
+{
+    const ops_table *ops = m->ops;
+    db_acts *a = &im->a;
+    int NL = im->cfg.num_labels, has = im->has_labels;
+    if (NL > 1)
+        return ops->crossentropy_forward(m->dev, has ? a->losses : NULL, has ? a->loss : NULL, a->pred, a->logits,
+                                         has ? a->labels : NULL, B, NL);
+    int rc = ops->crossentropy_forward(m->dev, NULL, NULL, a->pred, a->logits, NULL, B, NL);
+    if (rc == OCTET_OK && has)
+        rc = ops->mse_forward(m->dev, a->losses, a->loss, a->logits, a->targets, B);
+    return rc;
+}
+
+/* Copies what the caller asked for to host memory. */
+static int report(model *m, db_impl *im, int B, model_output *out)
+{
+    int rc = OCTET_OK;
+    out->loss = 0.0f;
+    if (im->has_labels)
+        rc = device_download(m->dev, &out->loss, im->a.loss, sizeof(float));
+    if (rc == OCTET_OK && out->pred)
+        rc = device_download(m->dev, out->pred, im->a.pred, (size_t)B * sizeof(int32_t));
+    if (rc == OCTET_OK && out->logits)
+        rc = device_download(m->dev, out->logits, im->a.logits, (size_t)B * im->cfg.num_labels * sizeof(float));
+    return rc;
+}
+
+static int db_forward(model *m, const model_batch *b, int train, model_output *out, octet_err *e)
+{
+    db_impl *im = m->impl;
+    im->B = 0;
+    int rc = db_upload(m, im, b, e);
+    if (rc != OCTET_OK)
+        return rc;
+    int B = b->B, T = b->T;
+    rc = embed_forward(m, im, B, T, train);
+    const float *x = im->a.emb_ln; /* (B,T,C) */
+    for (int l = 0; l < im->cfg.n_layers && rc == OCTET_OK; l++) {
+        rc = block_forward(m, im, l, x, B, T, train);
+        x = im->a.layer[l].ln2;
+    }
+    if (rc == OCTET_OK)
+        rc = head_forward(m, im, x, B, T, train);
+    if (rc == OCTET_OK)
+        rc = loss_forward(m, im, B);
+    if (rc == OCTET_OK && out)
+        rc = report(m, im, B, out);
+    if (rc != OCTET_OK)
+        return octet_fail(e, rc, "", "DistilBERT forward failed: %s", octet_strerror(rc));
+    if (train) {
+        im->B = B;
+        im->T = T;
+    }
+    return OCTET_OK;
+}
+
+/* ------------------------------------------------------------------ backward */
+
+/* Head backward: from the loss down to dx (B,T,C), the gradient of the last block's output
+ * (zero except at token 0). */
+static int head_backward(model *m, db_impl *im, float dloss)
+{
+    const ops_table *ops = m->ops;
+    const distilbert_config *c = &im->cfg;
+    db_acts *a = &im->a;
+    int B = im->B, T = im->T, L = c->n_layers, C = c->dim, NL = c->num_labels;
+    model_param *pw = HP(m, L, PRE_W), *pb = HP(m, L, PRE_B), *cw = HP(m, L, CLS_W), *cb = HP(m, L, CLS_B);
+    int rc = NL > 1 ? ops->crossentropy_backward(m->dev, a->dlogits, a->logits, a->labels, B, NL, dloss)
+                    : ops->mse_backward(m->dev, a->dlogits, a->logits, a->targets, B, dloss);
+    if (!rc) rc = ops->matmul_backward(m->dev, a->dpre, cw->grad, cb->grad, a->dlogits, a->pre_act, cw->data, B, C, NL, 0);
+    if (!rc) rc = ops->dropout_backward(m->dev, a->dpre, a->dpre, (int64_t)B * C,
+                                        drop_at(m, im, 1 + 2 * L, c->seq_classif_dropout, 1));
+    if (!rc) rc = ops->relu_backward(m->dev, a->dpre, a->pre, a->dpre, (int64_t)B * C);
+    if (!rc) rc = ops->matmul_backward(m->dev, a->dpooled, pw->grad, pb->grad, a->dpre, a->pooled, pw->data, B, C, C, 0);
+    if (!rc) rc = ops->token_select_backward(m->dev, a->dx, a->dpooled, B, T, C, 0);
+    return rc;
+}
+
+/* Block l backward: on entry a->dx is d(block output), on exit d(block input x). */
+static int block_backward(model *m, db_impl *im, int l, const float *x)
+{
+    const ops_table *ops = m->ops;
+    const distilbert_config *c = &im->cfg;
+    db_acts *a = &im->a;
+    db_layer_acts *y = &a->layer[l];
+    int B = im->B, T = im->T, BT = B * T, C = c->dim, F = c->hidden_dim;
+    int64_t BTC = (int64_t)BT * C;
+    const int *mask = im->has_mask ? a->mask : NULL;
+    device *d = m->dev;
+#define G(w) LP(m, l, w)->grad
+#define W(w) LP(m, l, w)->data
+    /* output_layer_norm: dx = d res2 */
+    int rc = ops->layernorm_backward(d, a->dx, G(OUT_W), G(OUT_B), a->dx, y->res2, W(OUT_W), y->ln2_mean, y->ln2_rstd, BT, C);
+    /* FFN: res2 = dropout(lin2(gelu(lin1(ln1)))) + ln1 */
+    if (!rc) rc = ops->dropout_backward(d, a->dtmp, a->dx, BTC, drop_at(m, im, 2 + 2 * l, c->dropout, 1));
+    if (!rc) rc = ops->matmul_backward(d, a->dff, G(L2_W), G(L2_B), a->dtmp, y->gelu, W(L2_W), BT, F, C, 0);
+    if (!rc) rc = ops->gelu_backward(d, a->dff, y->fc1, a->dff, (int64_t)BT * F);
+    if (!rc) rc = ops->matmul_backward(d, a->dx, G(L1_W), G(L1_B), a->dff, y->ln1, W(L1_W), BT, C, F, 1); /* dx = d ln1 */
+    /* sa_layer_norm: dx = d res1 */
+    if (!rc) rc = ops->layernorm_backward(d, a->dx, G(SA_W), G(SA_B), a->dx, y->res1, W(SA_W), y->ln1_mean, y->ln1_rstd, BT, C);
+    /* attention: res1 = out_lin(attention(q_lin(x), k_lin(x), v_lin(x))) + x */
+    if (!rc) rc = ops->matmul_backward(d, a->dtmp, G(O_W), G(O_B), a->dx, y->ctx, W(O_W), BT, C, C, 0);
+    if (!rc) rc = ops->attention_backward(d, a->dq, a->dk, a->dv, a->work, a->dtmp, y->q, y->k, y->v, y->att, mask, B, T,
+                                          C, c->n_heads, drop_at(m, im, 1 + 2 * l, c->attention_dropout, 1));
+    if (!rc) rc = ops->matmul_backward(d, a->dx, G(Q_W), G(Q_B), a->dq, x, W(Q_W), BT, C, C, 1);
+    if (!rc) rc = ops->matmul_backward(d, a->dx, G(K_W), G(K_B), a->dk, x, W(K_W), BT, C, C, 1);
+    if (!rc) rc = ops->matmul_backward(d, a->dx, G(V_W), G(V_B), a->dv, x, W(V_W), BT, C, C, 1);
+#undef G
+#undef W
+    return rc;
+}
+
+/* Embeddings backward from dx = d(block 0's input). */
+static int embed_backward(model *m, db_impl *im)
+{
+    const ops_table *ops = m->ops;
+    const distilbert_config *c = &im->cfg;
+    db_acts *a = &im->a;
+    int B = im->B, T = im->T, BT = B * T, C = c->dim;
+    int rc = ops->dropout_backward(m->dev, a->dx, a->dx, (int64_t)BT * C, drop_at(m, im, 0, c->dropout, 1));
+    if (!rc) rc = ops->layernorm_backward(m->dev, a->dx, EP(m, EMB_LN_W)->grad, EP(m, EMB_LN_B)->grad, a->dx, a->emb,
+                                          EP(m, EMB_LN_W)->data, a->emb_mean, a->emb_rstd, BT, C);
+    if (!rc) rc = ops->embedding_backward(m->dev, EP(m, WTE)->grad, EP(m, WPE)->grad, a->dx, a->ids, B, T, C,
+                                          c->vocab_size, c->pad_token_id);
+    return rc;
+}
+
+static int db_backward(model *m, float dloss, octet_err *e)
+{
+    db_impl *im = m->impl;
+    if (im->B == 0 || !im->has_labels)
+        return octet_fail(e, OCTET_ERR_ARG, "", "backward() needs a training forward() on a labelled batch");
+    int rc = head_backward(m, im, dloss);
+    for (int l = im->cfg.n_layers - 1; l >= 0 && rc == OCTET_OK; l--)
+        rc = block_backward(m, im, l, l ? im->a.layer[l - 1].ln2 : im->a.emb_ln);
+    if (rc == OCTET_OK)
+        rc = embed_backward(m, im);
+    return rc == OCTET_OK ? rc : octet_fail(e, rc, "", "DistilBERT backward failed: %s", octet_strerror(rc));
+}
+
+static const model_vtable distilbert_vtable = {"distilbert", db_forward, db_backward, db_destroy};

@@ -1,0 +1,46 @@
+/* check_models.h: the model suites (run by tests/unit/run_models) and the helpers they share:
+ * a CPU device, scratch directories under the build tree, the PyTorch reference script,
+ * deterministic test weights and batches, and the per-tensor comparison used against PyTorch. */
+#ifndef OCTET_CHECK_MODELS_H
+#define OCTET_CHECK_MODELS_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "train/model.h"
+
+Suite *suite_models(void);        /* check_models.c: shapes, names, counts, configs, init, dropout, learning */
+Suite *suite_models_hfdir(void);  /* check_models_hfdir.c: model directories, save/load */
+Suite *suite_models_ref(void);    /* check_models_ref.c: against PyTorch */
+
+/* A CPU device (ck_assert on failure). */
+device *tm_device(void);
+
+/* A fresh scratch directory $OCTET_BUILDDIR/tests/unit/<tag>.XXXXXX (malloc'd path), or NULL. */
+char *tm_tempdir(const char *tag);
+/* Removes a scratch directory tree made by tm_tempdir (unless OCTET_KEEP_REF=1). */
+void tm_rmtree(const char *dir);
+
+/* Runs `/usr/bin/python3 tests/reference/models_ref.py <mode> <dir>` (OCTET_TORCH_PYTHON
+ * overrides the interpreter). Returns 0, or -1 with a message in err (missing interpreter,
+ * missing torch, the script's last output lines). */
+int tm_run_reference(const char *mode, const char *dir, char *err, size_t cap);
+
+/* Overwrites every parameter with test values that exercise everything (no zero biases):
+ * LayerNorm weights 1 + N(0, 0.1), other vectors N(0, 0.1), embeddings N(0, 0.5), matrices
+ * normal with std 1/sqrt(fan_in). */
+void tm_fill_params(model *m, uint64_t seed);
+
+/* A malloc'd host copy of parameter i's values or gradient. */
+float *tm_param_host(model *m, int i);
+float *tm_grad_host(model *m, int i);
+
+/* The agreement of two arrays: err = max |got - want|, scale = max |want| (FLT_MIN when all
+ * zero), worst = err / scale, at = index of the largest difference. */
+typedef struct tm_cmp {
+    double err, scale, worst;
+    int64_t at;
+} tm_cmp;
+tm_cmp tm_compare(const float *got, const float *want, int64_t n);
+
+#endif
