@@ -2,8 +2,8 @@
  * clipping by global norm built from the table's sumsq and scale entries.
  *
  * This is the one place in kernels/ops that knows whether a CUDA twin exists. The CUDA twin is
- * referenced only when the build defines OCTET_OPS_CUDA (set once kernels/ops has its .cu
- * files), so a CUDA build without them still links; until then a CUDA device has no ops table. */
+ * referenced when the build defines OCTET_OPS_CUDA, which Makefile.am sets for every CUDA build
+ * (kernels/ops/*_cuda.cu); a CPU-only build never references it. */
 #include "config.h"
 #include "ops.h"
 

@@ -1,0 +1,213 @@
+/* act_cuda.cu: the CUDA twin of act_cpu.c — residual add, ReLU, exact GELU, in-place scale —
+ * and the [CLS] token selection of the classification head.
+ *
+ * Each op is one grid-stride kernel, one element per thread per step (OPS_THREADS threads, at
+ * most OPS_MAX_GRID blocks, 64-bit indices), calling the same ops_math.h functions as the CPU
+ * twin. Built with --fmad=false and without fast-math, so add, ReLU, scale and the token copies
+ * are bit-identical to the CPU twin, and GELU differs only where CUDA's erff/expf and glibc's
+ * round differently (a few ulp). Aliasing as ops.h allows (out == a, out == inp for ReLU,
+ * dinp == dout): every element is read before it is written, by the same thread. Failures:
+ * OCTET_ERR_ARG for the CPU twin's argument errors or a non-CUDA device, OCTET_ERR_CUDA (logged)
+ * when a launch fails; no exits, no host synchronisation. */
+#include "config.h"
+#include "ops_cuda.h"
+#include "ops_math.h"
+
+/* ------------------------------------------------------------------ CUDA kernels */
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+static __global__ void add_kernel(float *out, const float *a, const float *b, int64_t N)
+{
+    GRID_STRIDE(i, N) out[i] = a[i] + b[i];
+}
+
+static __global__ void relu_forward_kernel(float *out, const float *inp, int64_t N)
+{
+    GRID_STRIDE(i, N) out[i] = relu_one(inp[i]);
+}
+
+static __global__ void relu_backward_kernel(float *dinp, const float *inp, const float *dout, int64_t N)
+{
+    GRID_STRIDE(i, N) dinp[i] = dout[i] * relu_grad_one(inp[i]);
+}
+
+static __global__ void gelu_forward_kernel(float *out, const float *inp, int64_t N)
+{
+    GRID_STRIDE(i, N) out[i] = gelu_one(inp[i]);
+}
+
+static __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, int64_t N)
+{
+    GRID_STRIDE(i, N) dinp[i] = dout[i] * gelu_grad_one(inp[i]);
+}
+
+static __global__ void scale_kernel(float *x, int64_t N, float s)
+{
+    GRID_STRIDE(i, N) x[i] *= s;
+}
+
+/* out (B,C) = inp (B,T,C) at token t; element i = b*C + c. */
+static __global__ void token_select_forward_kernel(float *out, const float *inp, int B, int T, int C, int t)
+{
+    GRID_STRIDE(i, (int64_t)B * C)
+    {
+        int64_t b = i / C, c = i % C;
+        out[i] = inp[(b * T + t) * C + c];
+    }
+}
+
+/* dinp (B,T,C): dout (B,C) at token t, 0 elsewhere; element i = (b*T + u)*C + c. */
+static __global__ void token_select_backward_kernel(float *dinp, const float *dout, int B, int T, int C, int t)
+{
+    GRID_STRIDE(i, (int64_t)B * T * C)
+    {
+        int64_t bu = i / C, c = i % C;
+        int64_t b = bu / T, u = bu % T;
+        dinp[i] = u == t ? dout[b * C + c] : 0.0f;
+    }
+}
+
+/* ------------------------------------------------------------------ kernel launchers */
+
+/* Each launcher returns OCTET_OK or OCTET_ERR_CUDA (cudaGetLastError after the launch). */
+
+static int add_launch(float *out, const float *a, const float *b, int64_t N, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    add_kernel<<<ops_grid(N, OPS_THREADS), OPS_THREADS, 0, st>>>(out, a, b, N);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int relu_forward_launch(float *o, const float *x, int64_t N, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    relu_forward_kernel<<<ops_grid(N, OPS_THREADS), OPS_THREADS, 0, st>>>(o, x, N);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int relu_backward_launch(float *dx, const float *x, const float *dy, int64_t N, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    relu_backward_kernel<<<ops_grid(N, OPS_THREADS), OPS_THREADS, 0, st>>>(dx, x, dy, N);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int gelu_forward_launch(float *o, const float *x, int64_t N, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    gelu_forward_kernel<<<ops_grid(N, OPS_THREADS), OPS_THREADS, 0, st>>>(o, x, N);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int gelu_backward_launch(float *dx, const float *x, const float *dy, int64_t N, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    gelu_backward_kernel<<<ops_grid(N, OPS_THREADS), OPS_THREADS, 0, st>>>(dx, x, dy, N);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int scale_launch(float *x, int64_t N, float s, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    scale_kernel<<<ops_grid(N, OPS_THREADS), OPS_THREADS, 0, st>>>(x, N, s);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int token_select_forward_launch(float *o, const float *x, int B, int T, int C, int t, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    token_select_forward_kernel<<<ops_grid((int64_t)B * C, OPS_THREADS), OPS_THREADS, 0, st>>>(o, x, B, T, C, t);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+static int token_select_backward_launch(float *dx, const float *dy, int B, int T, int C, int t, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    token_select_backward_kernel<<<ops_grid((int64_t)B * T * C, OPS_THREADS), OPS_THREADS, 0, st>>>(dx, dy, B, T,
+                                                                                                     C, t);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
+/* ------------------------------------------------------------------ entry points */
+
+int add_forward_cuda(device *d, float *out, const float *a, const float *b, int64_t N)
+{
+    cudaStream_t st;
+    if (N <= 0 || !out || !a || !b || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return add_launch(out, a, b, N, st);
+}
+
+int relu_forward_cuda(device *d, float *out, const float *inp, int64_t N)
+{
+    cudaStream_t st;
+    if (N <= 0 || !out || !inp || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return relu_forward_launch(out, inp, N, st);
+}
+
+int relu_backward_cuda(device *d, float *dinp, const float *inp, const float *dout, int64_t N)
+{
+    cudaStream_t st;
+    if (N <= 0 || !dinp || !inp || !dout || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return relu_backward_launch(dinp, inp, dout, N, st);
+}
+
+int gelu_forward_cuda(device *d, float *out, const float *inp, int64_t N)
+{
+    cudaStream_t st;
+    if (N <= 0 || !out || !inp || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return gelu_forward_launch(out, inp, N, st);
+}
+
+int gelu_backward_cuda(device *d, float *dinp, const float *inp, const float *dout, int64_t N)
+{
+    cudaStream_t st;
+    if (N <= 0 || !dinp || !inp || !dout || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return gelu_backward_launch(dinp, inp, dout, N, st);
+}
+
+int scale_cuda(device *d, float *x, int64_t N, float s)
+{
+    cudaStream_t st;
+    if (N <= 0 || !x || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return scale_launch(x, N, s, st);
+}
+
+int token_select_forward_cuda(device *d, float *out, const float *inp, int B, int T, int C, int t)
+{
+    cudaStream_t st;
+    if (!OPS_POS3(B, T, C) || t < 0 || t >= T || !out || !inp || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return token_select_forward_launch(out, inp, B, T, C, t, st);
+}
+
+int token_select_backward_cuda(device *d, float *dinp, const float *dout, int B, int T, int C, int t)
+{
+    cudaStream_t st;
+    if (!OPS_POS3(B, T, C) || t < 0 || t >= T || !dinp || !dout || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    return token_select_backward_launch(dinp, dout, B, T, C, t, st);
+}

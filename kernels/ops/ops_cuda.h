@@ -1,0 +1,161 @@
+/* ops_cuda.h: the CUDA twin of the ops (the kernels/ops files named *_cuda.cu): its one public
+ * switch, the matmul precision of a CUDA device, and, for the .cu files only (under __CUDACC__),
+ * the entry points ops_cuda.cu gathers into ops_table_cuda() plus the helpers they share.
+ *
+ * Precision. By default every matmul (gemm, the linear layers, attention's per-head products)
+ * runs in fp32 through cuBLAS with CUBLAS_COMPUTE_32F: no TF32, no reduced-precision inputs.
+ * ops_cuda_set_matmul_precision(d, 1) switches device d's matmuls to
+ * CUBLAS_COMPUTE_32F_FAST_16BF: cuBLAS may round the fp32 operands to bf16 (its header says "to
+ * bfloat16 or TF32") and multiply them on the tensor cores, accumulating and writing fp32. That is
+ * "bf16 matmuls, fp32 activations": the tensors, the other ops, the gradients and the optimizer
+ * all stay fp32 in memory; only the products lose precision (8 significant bits per operand,
+ * about 2e-3 relative norm on a product of 257-long rows). It is the hook for the mixed-precision
+ * step, not autocast: no bf16 storage, no memory saved, no loss scaling.
+ *
+ * Include config.h first: in a build without CUDA (no HAVE_CUDA) the switch is an inline stub
+ * that refuses bf16, so callers compile and link without #ifdef HAVE_CUDA. */
+#ifndef OCTET_OPS_CUDA_H
+#define OCTET_OPS_CUDA_H
+
+#include "ops.h"
+
+OCTET_EXTERN_C_BEGIN
+
+#ifdef HAVE_CUDA
+/* Sets the matmul precision of device d: bf16 = 0 is fp32 (the default), bf16 != 0 is bf16
+ * tensor-core products with fp32 accumulation and fp32 inputs/outputs (see above). Takes effect
+ * for the ops called after it on d. The setting is remembered per device pointer in a small
+ * table until set back to 0, so reset it to 0 before device_close(d) (a later device at the same
+ * address would otherwise inherit it). Returns OCTET_OK; OCTET_ERR_ARG when d is NULL, or is
+ * not a CUDA device and bf16 != 0 (a CPU device accepts 0, which is what it does anyway);
+ * OCTET_ERR_NOMEM when OPS_CUDA_MAX_BF16_DEVICES devices already have bf16 set. Thread-safe. */
+int ops_cuda_set_matmul_precision(device *d, int bf16);
+/* 1 when device d's matmuls run in bf16, else 0 (also for NULL and CPU devices). */
+int ops_cuda_matmul_precision(const device *d);
+#else
+static inline int ops_cuda_set_matmul_precision(device *d, int bf16)
+{
+    return (d && !bf16) ? OCTET_OK : OCTET_ERR_ARG;
+}
+static inline int ops_cuda_matmul_precision(const device *d)
+{
+    (void)d;
+    return 0;
+}
+#endif
+
+OCTET_EXTERN_C_END
+
+#ifdef __CUDACC__
+/* ------------------------------------------------------------------ internal to the .cu files */
+#include <cuda_runtime.h>
+#include "cuda_check.h"
+
+#define OPS_CUDA_MAX_BF16_DEVICES 64 /* devices with bf16 matmuls at one time */
+#define OPS_THREADS 256              /* threads per CUDA block of every 1-D launch */
+#define OPS_WARPS (OPS_THREADS / 32) /* rows per CUDA block of the warp-per-row kernels */
+#define OPS_MAX_GRID 65536           /* blocks of a grid-stride launch */
+#define OPS_FULL_MASK 0xffffffffu
+
+/* The argument checks every entry starts with, as the CPU twin's (ops_cpu.h). */
+#define OPS_POS2(a, b) ((a) > 0 && (b) > 0)
+#define OPS_POS3(a, b, c) ((a) > 0 && (b) > 0 && (c) > 0)
+#define OPS_POS4(a, b, c, e) ((a) > 0 && (b) > 0 && (c) > 0 && (e) > 0)
+static inline int ops_cuda_p_ok(float p) { return p >= 0.0f && p <= 1.0f; } /* NaN fails */
+
+/* The stream of CUDA device d in *s. Returns 0 (the entry then returns OCTET_ERR_ARG) when d is
+ * NULL or not a CUDA device: a CUDA entry never runs on the default stream or on the host. */
+static inline int ops_cuda_stream(const device *d, cudaStream_t *s)
+{
+    if (!d || device_kind(d) != OCTET_DEV_CUDA)
+        return 0;
+    *s = (cudaStream_t)device_stream(d);
+    return 1;
+}
+
+/* Blocks for n items, per_block items per block, capped at OPS_MAX_GRID (kernels grid-stride). */
+static inline unsigned ops_grid(int64_t n, int64_t per_block)
+{
+    int64_t b = (n + per_block - 1) / per_block;
+    return (unsigned)(b < 1 ? 1 : b < OPS_MAX_GRID ? b : OPS_MAX_GRID);
+}
+
+/* The sum of v over the warp, the same bits in every lane (an xor butterfly adds the same two
+ * values in each pair of lanes). All 32 lanes must call it. */
+__device__ static inline double ops_warp_sum(double v)
+{
+    for (int off = 16; off > 0; off >>= 1)
+        v += __shfl_xor_sync(OPS_FULL_MASK, v, off);
+    return v;
+}
+
+OCTET_EXTERN_C_BEGIN
+
+/* Row-major product on device d's stream and cuBLAS handle, `batch` times: for i < batch,
+ * c_i (M,N; row stride ldc) = alpha op(a_i) op(b_i) + beta c_i, where a_i = a + i*sa is stored
+ * (M,K) or, when ta, (K,M) with row stride lda, b_i = b + i*sb is (K,N) or, when tb, (N,K) with
+ * row stride ldb, c_i = c + i*sc. cuBLAS is column-major, so this computes c^T = op(b)^T op(a)^T
+ * with the operands swapped (llm.c's trick); fp32 or bf16 tensor cores per the device's
+ * precision. beta = 0 never reads c. Returns OCTET_OK or OCTET_ERR_CUDA (logged). */
+int ops_rm_gemm(device *d, int ta, int tb, int M, int N, int K, float alpha, const float *a, int lda,
+                long long sa, const float *b, int ldb, long long sb, float beta, float *c, int ldc,
+                long long sc, int batch);
+
+/* y (N) = x * the dropout factors of `drop` (index i of the call = element i) on stream s;
+ * p <= 0 copies (unless y == x). y may alias x. Returns OCTET_OK or OCTET_ERR_CUDA. */
+int ops_dropout_apply_cuda(float *y, const float *x, int64_t N, ops_dropout drop, cudaStream_t s);
+
+/* The entry points, one per ops_table entry with exactly its signature (see ops.h). */
+int gemm_cuda(device *d, float *c, const float *a, const float *b, int M, int N, int K, int trans_a,
+              int trans_b, float alpha, float beta);
+int matmul_forward_cuda(device *d, float *out, const float *inp, const float *weight, const float *bias,
+                        int M, int K, int N);
+int matmul_backward_cuda(device *d, float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int M, int K, int N, int accumulate_dinp);
+
+int add_forward_cuda(device *d, float *out, const float *a, const float *b, int64_t N);
+int relu_forward_cuda(device *d, float *out, const float *inp, int64_t N);
+int relu_backward_cuda(device *d, float *dinp, const float *inp, const float *dout, int64_t N);
+int gelu_forward_cuda(device *d, float *out, const float *inp, int64_t N);
+int gelu_backward_cuda(device *d, float *dinp, const float *inp, const float *dout, int64_t N);
+int scale_cuda(device *d, float *x, int64_t N, float s);
+int token_select_forward_cuda(device *d, float *out, const float *inp, int B, int T, int C, int t);
+int token_select_backward_cuda(device *d, float *dinp, const float *dout, int B, int T, int C, int t);
+
+int layernorm_forward_cuda(device *d, float *out, float *mean, float *rstd, const float *inp,
+                           const float *weight, const float *bias, int N, int C, float eps);
+int layernorm_backward_cuda(device *d, float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, const float *mean, const float *rstd,
+                            int N, int C);
+
+int embedding_forward_cuda(device *d, float *out, const int *ids, const float *wte, const float *wpe,
+                           int B, int T, int C, int V);
+int embedding_backward_cuda(device *d, float *dwte, float *dwpe, const float *dout, const int *ids,
+                            int B, int T, int C, int V, int padding_idx);
+
+int softmax_forward_cuda(device *d, float *out, const float *inp, const int *mask, int B, int R, int T,
+                         float scale);
+int softmax_backward_cuda(device *d, float *dinp, const float *dout, const float *out, const int *mask,
+                          int B, int R, int T, float scale);
+int attention_forward_cuda(device *d, float *out, float *att, float *work, const float *q, const float *k,
+                           const float *v, const int *mask, int B, int T, int C, int H, ops_dropout drop);
+int attention_backward_cuda(device *d, float *dq, float *dk, float *dv, float *work, const float *dout,
+                            const float *q, const float *k, const float *v, const float *att,
+                            const int *mask, int B, int T, int C, int H, ops_dropout drop);
+
+int dropout_forward_cuda(device *d, float *out, const float *inp, int64_t N, ops_dropout drop);
+int dropout_backward_cuda(device *d, float *dinp, const float *dout, int64_t N, ops_dropout drop);
+
+int crossentropy_forward_cuda(device *d, float *losses, float *loss, int *pred, const float *logits,
+                              const int *labels, int B, int C);
+int crossentropy_backward_cuda(device *d, float *dlogits, const float *logits, const int *labels, int B,
+                               int C, float dloss);
+int mse_forward_cuda(device *d, float *losses, float *loss, const float *pred, const float *target, int B);
+int mse_backward_cuda(device *d, float *dpred, const float *pred, const float *target, int B, float dloss);
+
+int sumsq_cuda(device *d, double *out, const float *const *bufs, const int64_t *n, int count);
+
+OCTET_EXTERN_C_END
+
+#endif /* __CUDACC__ */
+#endif
