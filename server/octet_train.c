@@ -1,0 +1,194 @@
+/* octet_train.c: `octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR]
+ * [--resume]`, which runs one fine-tuning job from a spec file without a server, through the
+ * same runner octetd uses (server/train/trainer.h).
+ *
+ * Standard output gets JSON lines only: {"event": "step", ...} every training.log_every
+ * optimizer steps, {"event": "epoch", ...} after every epoch's evaluation, and at the end
+ * {"event": "memory", ...} with the memory figures; human-readable progress goes to stderr.
+ * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a field
+ * that does not fit the data or the device (one JSON line {"error": {"code", "message",
+ * "field"}} naming the field); 1 for a failure while running (the same JSON error line, with
+ * the code of the failure). */
+#include "config.h"
+#define LOG_PREFIX "octet-train"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "train/datafile.h"
+#include "train/spec.h"
+#include "train/trainer.h"
+
+#define SPEC_MAX_BYTES (1u << 20)
+
+typedef struct cli {
+    const char *spec_path, *device, *checkpoint_dir;
+    int resume;
+} cli;
+
+static const char *error_code(int status)
+{
+    switch (status) {
+    case OCTET_ERR_ARG: return "invalid_spec";
+    case OCTET_ERR_NOMEM: return "out_of_memory";
+    case OCTET_ERR_IO: return "io_error";
+    case OCTET_ERR_FORMAT: return "bad_data";
+    case OCTET_ERR_NODEV: return "no_device";
+    case OCTET_ERR_NAN: return "non_finite_loss";
+    case OCTET_ERR_CANCEL: return "cancelled";
+    case OCTET_ERR_MISMATCH: return "checkpoint_mismatch";
+    case OCTET_ERR_CUDA: return "cuda_error";
+    default: return "error";
+    }
+}
+
+/* Prints one JSON object as a line on stdout and flushes, so a pipe sees it at once. */
+static void emit(const char *event, json_t *o)
+{
+    if (!o)
+        return;
+    if (event) {
+        json_t *line = json_pack("{ss}", "event", event);
+        json_object_update(line, o);
+        json_decref(o);
+        o = line;
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    if (s) {
+        puts(s);
+        fflush(stdout);
+    }
+    free(s);
+    json_decref(o);
+}
+
+static int fail(const octet_err *e, int status, int exit_code)
+{
+    json_t *err = json_pack("{ss ss ss}", "code", error_code(status), "message",
+                            e->message[0] ? e->message : octet_strerror(status), "field", e->field);
+    emit(NULL, json_pack("{so}", "error", err));
+    return exit_code;
+}
+
+static int usage_error(const char *msg)
+{
+    octet_err e;
+    octet_fail(&e, OCTET_ERR_ARG, "", "%s; usage: octet-train SPEC.json [--device cpu|cuda|auto] "
+               "[--checkpoint-dir DIR] [--resume]", msg);
+    return fail(&e, OCTET_ERR_ARG, 2);
+}
+
+/* Returns 0, or the exit status of a usage error (already printed). */
+static int parse_args(int argc, char **argv, cli *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--device") && i + 1 < argc)
+            c->device = argv[++i];
+        else if (!strcmp(a, "--checkpoint-dir") && i + 1 < argc)
+            c->checkpoint_dir = argv[++i];
+        else if (!strcmp(a, "--resume"))
+            c->resume = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            return usage_error("help");
+        else if (a[0] == '-' || c->spec_path)
+            return usage_error(a[0] == '-' ? "unknown option or missing value" : "more than one spec file");
+        else
+            c->spec_path = a;
+    }
+    if (!c->spec_path)
+        return usage_error("no spec file");
+    if (c->resume && !c->checkpoint_dir)
+        return usage_error("--resume needs --checkpoint-dir");
+    if (c->device && strcmp(c->device, "cpu") && strcmp(c->device, "cuda") && strcmp(c->device, "auto"))
+        return usage_error("--device must be cpu, cuda or auto");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+static int on_start(void *user, const trainer_info *i)
+{
+    log_info("%s on %s: %lld parameters, %lld train / %lld eval samples, %d labels, %lld steps/epoch, "
+             "%lld steps, from epoch %d", i->arch, i->device, (long long)i->n_parameters, (long long)i->n_train,
+             (long long)i->n_eval, i->num_labels, (long long)i->steps_per_epoch, (long long)i->total_steps,
+             i->start_epoch);
+    return 0;
+}
+
+static int on_step(void *user, const trainer_step_log *s)
+{
+    emit("step", trainer_step_json(s));
+    return 0;
+}
+
+static int on_epoch(void *user, const trainer_epoch_metrics *m)
+{
+    json_t *o = trainer_epoch_json(m);
+    if (m->restored)
+        json_object_set_new(o, "restored", json_true());
+    emit("epoch", o);
+    return 0;
+}
+
+static int on_memory(void *user, const trainer_memory *mem, int final)
+{
+    if (final)
+        emit("memory", trainer_memory_json(mem));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int load_spec(const char *path, job_spec *spec, octet_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = octet_read_file(path, SPEC_MAX_BYTES, "spec", &text, &len, e);
+    if (rc == OCTET_OK)
+        rc = spec_parse_text(text, 0, spec, e);
+    free(text);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    cli c;
+    int bad = parse_args(argc, argv, &c);
+    if (bad)
+        return bad;
+    octet_err e;
+    octet_err_clear(&e);
+    job_spec *spec = malloc(sizeof *spec);
+    if (!spec)
+        return fail(&e, OCTET_ERR_NOMEM, 1);
+    int rc = load_spec(c.spec_path, spec, &e);
+    if (rc != OCTET_OK) {
+        free(spec);
+        return fail(&e, rc, rc == OCTET_ERR_ARG ? 2 : 1);
+    }
+    trainer_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.device = c.device;
+    opt.checkpoint_dir = c.checkpoint_dir;
+    opt.resume = c.resume ? TRAINER_RESUME_REQUIRED : TRAINER_RESUME_NO;
+    opt.cb.on_start = on_start;
+    opt.cb.on_step = on_step;
+    opt.cb.on_epoch = on_epoch;
+    opt.cb.on_memory = on_memory;
+    trainer *t = NULL;
+    trainer_result res;
+    rc = trainer_open(spec, &opt, &t, &e);
+    free(spec);
+    if (rc != OCTET_OK) /* a field that does not fit the data or the device is the spec's fault */
+        return fail(&e, rc, rc == OCTET_ERR_ARG ? 2 : 1);
+    rc = trainer_train(t, &res, &e);
+    trainer_close(t);
+    if (rc != OCTET_OK)
+        return fail(&e, rc, 1);
+    log_info("done: %d epochs, %lld steps in %.1f s", res.epochs_done, (long long)res.global_step, res.seconds);
+    return 0;
+}

@@ -1,0 +1,60 @@
+/* trainer_impl.h: the trainer's internal state, shared by trainer.c (building and the loop)
+ * and trainer_state.c (checkpoints and resume); nothing outside server/train uses it. */
+#ifndef OCTET_TRAIN_TRAINER_IMPL_H
+#define OCTET_TRAIN_TRAINER_IMPL_H
+
+#include <jansson.h>
+#include "train/batch.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+
+struct trainer {
+    job_spec spec;
+    trainer_options opt;
+    device *dev;
+    octet_dataset train_own, eval_own;       /* loaded here, unless opt supplied the sets */
+    const octet_dataset *train, *eval;
+    octet_tokenizer *tok;
+    batcher btrain, beval;
+    model *m;
+    trainer_groups groups;
+    optim *o;
+    trainer_info info;
+    int num_labels, max_len;
+    int64_t steps_per_epoch, total_steps, warmup_steps;
+
+    /* progress */
+    int epochs_done;
+    int64_t global_step;
+    int nan_streak;
+    double log_loss;                          /* sum of step losses since the last log */
+    int64_t log_steps;
+    double epoch_loss;
+    int64_t epoch_steps;
+    int memory_reported;
+    double t_start;
+    json_t *history;                          /* epoch metrics so far (JSON array) */
+    int n_restored;                           /* leading entries of history from a checkpoint */
+    trainer_epoch_metrics last;
+    int have_last;
+
+    /* buffers */
+    size_t *perm;                             /* (n_train) this epoch's order */
+    int32_t *pred;                            /* (eval_batch_size) */
+    float **grads;
+    int64_t *grad_n;
+    metric_counts mc;
+};
+
+/* Writes the checkpoint of the epoch just finished (trainer_state.c). Fails as ckpt_save. */
+int trainer_checkpoint(trainer *t, octet_err *e);
+/* Loads the newest checkpoint of opt.checkpoint_dir, per opt.resume. Fails with OCTET_ERR_ARG
+ * (TRAINER_RESUME_REQUIRED and none found), OCTET_ERR_MISMATCH (saved for another spec), or
+ * as ckpt_load. */
+int trainer_resume(trainer *t, octet_err *e);
+/* Calls on_epoch for every epoch restored from a checkpoint (restored = 1). */
+int trainer_replay_restored(trainer *t, octet_err *e);
+/* Parses one epoch's JSON (trainer_epoch_json) back. Returns 0 on success, -1 when malformed. */
+int trainer_epoch_from_json(const json_t *o, trainer_epoch_metrics *m);
+
+#endif

@@ -1,0 +1,161 @@
+/* trainer_state.c: the trainer's side of checkpoints (trainer_impl.h): the trainer state it
+ * saves beside the weights and optimizer state (epoch, global step, the dropout step counter,
+ * the shuffle's seed, the metrics so far, the normalised spec), and resuming from it, which
+ * refuses a checkpoint written for a spec that trains differently. */
+#include "config.h"
+#define LOG_PREFIX "trainer"
+#include "train/trainer_impl.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include "log.h"
+#include "train/checkpoint.h"
+
+#define STATE_VERSION 1
+
+static json_t *state_json(const trainer *t)
+{
+    json_t *st = json_object();
+    json_object_set_new(st, "version", json_integer(STATE_VERSION));
+    json_object_set_new(st, "epoch", json_integer(t->epochs_done));
+    json_object_set_new(st, "global_step", json_integer(t->global_step));
+    json_object_set_new(st, "optimizer_step", json_integer(optim_step_count(t->o)));
+    json_object_set_new(st, "model_step", json_integer((json_int_t)t->m->step));
+    json_object_set_new(st, "rng", json_pack("{ss sI sI}", "shuffle", "splitmix64 Fisher-Yates keyed by (seed, epoch)",
+                                             "seed", (json_int_t)t->spec.training.seed, "next_epoch",
+                                             (json_int_t)t->epochs_done));
+    json_object_set(st, "metrics", t->history);
+    json_object_set_new(st, "spec", spec_to_json(&t->spec));
+    return st;
+}
+
+int trainer_checkpoint(trainer *t, octet_err *e)
+{
+    json_t *st = state_json(t);
+    if (!st)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    int rc = ckpt_save(t->opt.checkpoint_dir, t->epochs_done, t->m, t->o, st, e);
+    json_decref(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ resume */
+
+/* The spec fields that change what is trained; the rest (device, log_every, eval batch, name)
+ * may differ between the interrupted run and the resumed one. */
+static json_t *training_identity(const json_t *spec)
+{
+    json_t *c = json_deep_copy(spec);
+    if (!c)
+        return NULL;
+    json_object_del(c, "name");
+    json_t *tr = json_object_get(c, "training");
+    json_object_del(tr, "device");
+    json_object_del(tr, "log_every");
+    json_object_del(tr, "eval_batch_size");
+    return c;
+}
+
+/* The first key (section.key) where a and b differ, into buf. */
+static void first_difference(const json_t *a, const json_t *b, char *buf, size_t cap)
+{
+    const char *sec;
+    json_t *va;
+    snprintf(buf, cap, "spec");
+    json_object_foreach((json_t *)a, sec, va) {
+        json_t *vb = json_object_get(b, sec);
+        if (json_equal(va, vb))
+            continue;
+        snprintf(buf, cap, "%s", sec);
+        const char *key;
+        json_t *x;
+        if (!json_is_object(va) || !json_is_object(vb))
+            return;
+        json_object_foreach(va, key, x)
+            if (!json_equal(x, json_object_get(vb, key))) {
+                snprintf(buf, cap, "%s.%s", sec, key);
+                return;
+            }
+        return;
+    }
+}
+
+static int check_spec(trainer *t, const json_t *st, const char *path, octet_err *e)
+{
+    json_t *now = spec_to_json(&t->spec);
+    json_t *a = training_identity(json_object_get(st, "spec")), *b = training_identity(now);
+    int rc = OCTET_OK;
+    if (!a || !b || !json_equal(a, b)) {
+        char field[96];
+        if (a && b)
+            first_difference(b, a, field, sizeof field);
+        else
+            snprintf(field, sizeof field, "spec");
+        rc = octet_fail(e, OCTET_ERR_MISMATCH, field,
+                        "the checkpoint in %s was written for another spec (%s differs); start a new run instead",
+                        path, field);
+    }
+    json_decref(a);
+    json_decref(b);
+    json_decref(now);
+    return rc;
+}
+
+static int restore_counters(trainer *t, const json_t *st, const char *path, octet_err *e)
+{
+    json_int_t epoch = json_integer_value(json_object_get(st, "epoch"));
+    json_int_t step = json_integer_value(json_object_get(st, "global_step"));
+    json_int_t mstep = json_integer_value(json_object_get(st, "model_step"));
+    json_t *metrics = json_object_get(st, "metrics");
+    if (json_integer_value(json_object_get(st, "version")) != STATE_VERSION || epoch < 1 ||
+        epoch > t->spec.training.epochs || step < 0 || mstep < 0 || !json_is_array(metrics) ||
+        json_array_size(metrics) != (size_t)epoch)
+        return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s/%s: inconsistent trainer state", path, CKPT_STATE);
+    t->epochs_done = (int)epoch;
+    t->global_step = step;
+    t->m->step = (uint64_t)mstep;
+    json_array_clear(t->history);
+    json_array_extend(t->history, metrics);
+    t->n_restored = (int)epoch;
+    t->have_last = trainer_epoch_from_json(json_array_get(metrics, (size_t)epoch - 1), &t->last) == 0;
+    return OCTET_OK;
+}
+
+int trainer_resume(trainer *t, octet_err *e)
+{
+    char path[PATH_MAX];
+    int epoch = 0;
+    if (!ckpt_find_latest(t->opt.checkpoint_dir, &epoch, path, sizeof path)) {
+        if (t->opt.resume == TRAINER_RESUME_REQUIRED)
+            return octet_fail(e, OCTET_ERR_ARG, "checkpoint_dir", "no checkpoint to resume from in %s",
+                              t->opt.checkpoint_dir);
+        return OCTET_OK;
+    }
+    json_t *st = NULL;
+    int rc = ckpt_load(path, t->m, t->o, &st, e);
+    if (rc == OCTET_OK)
+        rc = check_spec(t, st, path, e);
+    if (rc == OCTET_OK)
+        rc = restore_counters(t, st, path, e);
+    if (rc == OCTET_OK) {
+        t->info.start_epoch = t->epochs_done;
+        log_info("resuming from %s: epoch %d done, step %lld", path, t->epochs_done, (long long)t->global_step);
+    }
+    json_decref(st);
+    return rc;
+}
+
+int trainer_replay_restored(trainer *t, octet_err *e)
+{
+    for (int i = 0; i < t->n_restored && t->opt.cb.on_epoch; i++) {
+        trainer_epoch_metrics m;
+        if (trainer_epoch_from_json(json_array_get(t->history, (size_t)i), &m))
+            return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "malformed epoch %d in the trainer state", i + 1);
+        m.restored = 1;
+        int rc = t->opt.cb.on_epoch(t->opt.cb.user, &m);
+        if (rc)
+            return octet_fail(e, rc < 0 ? rc : OCTET_ERR, "", "the epoch callback stopped the run");
+    }
+    return OCTET_OK;
+}

@@ -1,0 +1,21 @@
+/* check_trainer.h: the trainer's Check suites (spec parsing, the loop's pieces and its
+ * determinism and resume, real learning) and the helpers they share; run_trainer.c runs them. */
+#ifndef OCTET_CHECK_TRAINER_H
+#define OCTET_CHECK_TRAINER_H
+
+#include <check.h>
+#include "train/spec.h"
+#include "train/trainer.h"
+
+Suite *suite_trainer_spec(void);
+Suite *suite_trainer_loop(void);
+Suite *suite_trainer_learn(void);
+
+/* Parses JSON text into *s, failing the test (with the error) when it does not parse. */
+void tr_parse_ok(const char *json, job_spec *s);
+/* A scratch directory under /tmp, created fresh; the caller frees the string. */
+char *tr_tmpdir(const char *tag);
+/* Removes a directory tree made by the tests. */
+void tr_rmtree(const char *dir);
+
+#endif

@@ -1,0 +1,751 @@
+/* check_trainer_loop.c: the pieces of the training loop against hand computations (the
+ * Hugging Face schedules, accuracy and F1 as scikit-learn defines them, clip_grad_norm_, the
+ * Trainer's no-decay groups), and the loop as a whole: two CPU runs with one seed end with
+ * identical weights, a run interrupted after an epoch (or cancelled mid-epoch) and resumed
+ * ends bit-identical to an uninterrupted one (weights and optimizer state), a diverging run
+ * stops with OCTET_ERR_NAN naming the step, and a checkpoint of another spec is refused. */
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check_trainer.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+#include "train/distilbert.h"
+#include "train/mlp.h"
+#include "testlib.h"
+#include <sys/wait.h>
+#include "train/schedule.h"
+#include "device.h"
+
+#define NEAR(a, b) ck_assert_msg(fabs((a) - (b)) < 1e-12, "%.17g != %.17g", (double)(a), (double)(b))
+
+/* ------------------------------------------------------------------ schedules */
+
+START_TEST(test_linear_schedule)
+{
+    /* T = 10, W = 3: warm-up s/3, then (10 - s)/7 */
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 0, 10, 3), 0.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 1, 10, 3), 1.0 / 3);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 2, 10, 3), 2.0 / 3);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 3, 10, 3), 1.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 5, 10, 3), 5.0 / 7);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 9, 10, 3), 1.0 / 7);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 10, 10, 3), 0.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 12, 10, 3), 0.0);
+    /* no warm-up: the first step uses the full lr */
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 0, 4, 0), 1.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 1, 4, 0), 0.75);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 3, 4, 0), 0.25);
+    /* degenerate: W = T */
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 2, 4, 4), 0.5);
+    NEAR(sched_lr_lambda(SPEC_SCHED_LINEAR, 4, 4, 4), 0.0);
+}
+END_TEST
+
+START_TEST(test_constant_and_cosine)
+{
+    NEAR(sched_lr_lambda(SPEC_SCHED_CONSTANT, 0, 10, 0), 1.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_CONSTANT, 9, 10, 0), 1.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_CONSTANT, 1, 10, 4), 0.25);
+    NEAR(sched_lr_lambda(SPEC_SCHED_CONSTANT, 4, 10, 4), 1.0);
+    /* cosine, T = 10, W = 2: 0.5 (1 + cos(pi (s - 2)/8)) */
+    NEAR(sched_lr_lambda(SPEC_SCHED_COSINE, 1, 10, 2), 0.5);
+    NEAR(sched_lr_lambda(SPEC_SCHED_COSINE, 2, 10, 2), 1.0);
+    NEAR(sched_lr_lambda(SPEC_SCHED_COSINE, 4, 10, 2), 0.5 * (1 + cos(M_PI * 0.25)));
+    NEAR(sched_lr_lambda(SPEC_SCHED_COSINE, 6, 10, 2), 0.5);
+    NEAR(sched_lr_lambda(SPEC_SCHED_COSINE, 9, 10, 2), 0.5 * (1 + cos(M_PI * 7.0 / 8)));
+    NEAR(sched_lr_lambda(SPEC_SCHED_COSINE, 10, 10, 2), 0.0);
+}
+END_TEST
+
+START_TEST(test_warmup_and_step_counts)
+{
+    spec_training t;
+    memset(&t, 0, sizeof t);
+    t.warmup_steps = 7;
+    ck_assert_int_eq(sched_warmup_steps(&t, 100), 7);
+    t.warmup_is_ratio = 1;
+    t.warmup_ratio = 0.1;
+    ck_assert_int_eq(sched_warmup_steps(&t, 100), 10);
+    t.warmup_ratio = 0.05;
+    ck_assert_int_eq(sched_warmup_steps(&t, 15), 1); /* ceil(0.75) */
+    t.warmup_ratio = 0.0;
+    ck_assert_int_eq(sched_warmup_steps(&t, 15), 0);
+    ck_assert_int_eq(sched_steps_per_epoch(10, 1), 10);
+    ck_assert_int_eq(sched_steps_per_epoch(10, 4), 3);
+    ck_assert_int_eq(sched_steps_per_epoch(12, 4), 3);
+    ck_assert_int_eq(sched_steps_per_epoch(1, 4), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ metrics */
+
+START_TEST(test_binary_metrics)
+{
+    /* labels 1 1 0 0 1 0, predictions 1 0 0 1 1 0: TP 2, FP 1, FN 1, TN 2 */
+    const int32_t y[] = {1, 1, 0, 0, 1, 0}, p[] = {1, 0, 0, 1, 1, 0};
+    metric_counts m;
+    ck_assert_int_eq(metric_init(&m, 2), OCTET_OK);
+    metric_add(&m, y, p, 3);
+    metric_add(&m, y + 3, p + 3, 3);
+    NEAR(metric_accuracy(&m), 4.0 / 6);
+    NEAR(metric_f1(&m), 2.0 * 2 / (2.0 * 2 + 1 + 1)); /* precision 2/3, recall 2/3 */
+    metric_reset(&m);
+    const int32_t y0[] = {0, 0}, p0[] = {0, 0};
+    metric_add(&m, y0, p0, 2);
+    NEAR(metric_f1(&m), 0.0); /* no positives at all: zero_division = 0 */
+    NEAR(metric_accuracy(&m), 1.0);
+    metric_free(&m);
+}
+END_TEST
+
+START_TEST(test_macro_f1)
+{
+    /* sklearn.metrics.f1_score([0,1,2,0,1,2], [0,2,1,0,0,1], average='macro') = 0.26666... */
+    const int32_t y[] = {0, 1, 2, 0, 1, 2}, p[] = {0, 2, 1, 0, 0, 1};
+    metric_counts m;
+    ck_assert_int_eq(metric_init(&m, 4), OCTET_OK); /* class 3 never occurs: left out of the mean */
+    metric_add(&m, y, p, 6);
+    NEAR(metric_accuracy(&m), 2.0 / 6);
+    NEAR(metric_f1(&m), 0.8 / 3);
+    /* a class only predicted counts (F1 0), as sklearn's labels = union of y and pred */
+    const int32_t y2[] = {0}, p2[] = {3};
+    metric_add(&m, y2, p2, 1);
+    /* class 0: tp 2, fp 1, fn 1 -> 4/6; classes 1, 2, 3: 0 */
+    NEAR(metric_f1(&m), (4.0 / 6) / 4);
+    /* an ignored label (-100) is not counted */
+    const int32_t y3[] = {-100}, p3[] = {1};
+    metric_add(&m, y3, p3, 1);
+    ck_assert_int_eq(m.n, 7);
+    metric_free(&m);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ clipping */
+
+static model *small_mlp(device *d)
+{
+    int hidden[1] = {3};
+    model *m = NULL;
+    octet_err e;
+    ck_assert_int_eq(mlp_create(d, 2, hidden, 1, 2, 4, 1, &m, &e), OCTET_OK);
+    return m;
+}
+
+/* Sets every gradient of m to value(i, j) and returns the sum of squares. */
+static double set_grads(model *m, double scale)
+{
+    double ss = 0.0;
+    for (int i = 0; i < m->n_params; i++) {
+        float *g = malloc((size_t)m->params[i].n * sizeof *g);
+        for (int64_t j = 0; j < m->params[i].n; j++) {
+            g[j] = (float)(scale * ((i + 1) * 0.5 - 0.25 * (double)j));
+            ss += (double)g[j] * g[j];
+        }
+        device_upload(m->dev, m->params[i].grad, g, (size_t)m->params[i].n * sizeof *g);
+        free(g);
+    }
+    return ss;
+}
+
+static void check_grads(model *m, double scale, double factor)
+{
+    for (int i = 0; i < m->n_params; i++) {
+        float *g = malloc((size_t)m->params[i].n * sizeof *g);
+        device_download(m->dev, g, m->params[i].grad, (size_t)m->params[i].n * sizeof *g);
+        for (int64_t j = 0; j < m->params[i].n; j++) {
+            float want = (float)(scale * ((i + 1) * 0.5 - 0.25 * (double)j)) * (float)factor;
+            ck_assert_msg(fabsf(g[j] - want) <= 1e-6f * fabsf(want) + 1e-12f, "grad %d[%lld] %g != %g", i,
+                          (long long)j, g[j], want);
+        }
+        free(g);
+    }
+}
+
+START_TEST(test_clip_by_hand)
+{
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    model *m = small_mlp(d);
+    double ss = set_grads(m, 1.0), norm = 0;
+    ck_assert_int_eq(trainer_clip_grads(m, 1.0, &norm), OCTET_OK);
+    ck_assert_msg(fabs(norm - sqrt(ss)) < 1e-9 * sqrt(ss), "norm %g, by hand %g", norm, sqrt(ss));
+    ck_assert(norm > 1.0);
+    check_grads(m, 1.0, 1.0 / (sqrt(ss) + 1e-6)); /* torch: max_norm / (total + 1e-6) */
+    /* below the threshold: untouched */
+    ss = set_grads(m, 0.01);
+    ck_assert(sqrt(ss) < 1.0);
+    ck_assert_int_eq(trainer_clip_grads(m, 1.0, &norm), OCTET_OK);
+    check_grads(m, 0.01, 1.0);
+    /* max_grad_norm 0: the norm is still measured, nothing is scaled */
+    ss = set_grads(m, 3.0);
+    ck_assert_int_eq(trainer_clip_grads(m, 0.0, &norm), OCTET_OK);
+    ck_assert(fabs(norm - sqrt(ss)) < 1e-9 * sqrt(ss));
+    check_grads(m, 3.0, 1.0);
+    model_destroy(m);
+    device_close(d);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ groups */
+
+/* The effective weight decay and optim_bits of parameter `name` under cfg (first match). */
+static void effective(const optim_config *cfg, const char *name, double *wd, int *bits)
+{
+    *wd = cfg->base.weight_decay;
+    *bits = cfg->base.optim_bits;
+    for (int g = 0; g < cfg->n_groups; g++)
+        if (fnmatch(cfg->groups[g].match, name, 0) == 0) {
+            if (cfg->groups[g].set & OPTIM_SET_WEIGHT_DECAY)
+                *wd = cfg->groups[g].hp.weight_decay;
+            if (cfg->groups[g].set & OPTIM_SET_OPTIM_BITS)
+                *bits = cfg->groups[g].hp.optim_bits;
+            return;
+        }
+}
+
+static model *tiny_bert(device *d)
+{
+    distilbert_config c;
+    octet_err e;
+    ck_assert_int_eq(distilbert_preset("distilbert-tiny", &c, &e), OCTET_OK);
+    c.vocab_size = 300;
+    model *m = NULL;
+    ck_assert_int_eq(distilbert_create(d, &c, 2, 8, 1, &m, &e), OCTET_OK);
+    return m;
+}
+
+static void build_groups(const char *optimizer_json, model *m, trainer_groups *g)
+{
+    char json[1024];
+    snprintf(json, sizeof json, "{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\"},"
+             " \"dataset\": {\"name\": \"fortunes-lang\"}, \"optimizer\": %s}", optimizer_json);
+    job_spec s;
+    tr_parse_ok(json, &s);
+    octet_err e;
+    ck_assert_msg(trainer_build_groups(&s, m->params, m->n_params, g, &e) == OCTET_OK, "%s: %s", e.field, e.message);
+    ck_assert_int_eq(optim_config_validate(&g->cfg, &e), OCTET_OK);
+}
+
+START_TEST(test_decay_groups)
+{
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    model *m = tiny_bert(d);
+    trainer_groups *g = malloc(sizeof *g);
+    double wd;
+    int bits;
+
+    /* the Trainer's default: biases and LayerNorm weights get no decay, in a few short globs */
+    build_groups("{\"name\": \"adamw8bit\", \"weight_decay\": 0.05}", m, g);
+    ck_assert_int_le(g->cfg.n_groups, 6);
+    int n_no_decay = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        effective(&g->cfg, m->params[i].name, &wd, &bits);
+        n_no_decay += m->params[i].no_decay;
+        ck_assert_msg(wd == (m->params[i].no_decay ? 0.0 : 0.05), "%s: wd %g", m->params[i].name, wd);
+        ck_assert_int_eq(bits, 8);
+    }
+    ck_assert_int_gt(n_no_decay, 10);
+
+    /* a spec group without weight_decay still leaves its no_decay parameters undecayed */
+    build_groups("{\"name\": \"adamw8bit\", \"weight_decay\": 0.05, \"param_groups\": [{\"match\": "
+                 "\"distilbert.embeddings.*\", \"optim_bits\": 32}]}", m, g);
+    for (int i = 0; i < m->n_params; i++) {
+        const char *name = m->params[i].name;
+        effective(&g->cfg, name, &wd, &bits);
+        ck_assert_msg(wd == (m->params[i].no_decay ? 0.0 : 0.05), "%s: wd %g", name, wd);
+        ck_assert_msg(bits == (strncmp(name, "distilbert.embeddings.", 22) ? 8 : 32), "%s: bits %d", name, bits);
+    }
+
+    /* a spec group that sets weight_decay wins, for no_decay parameters too */
+    build_groups("{\"name\": \"adamw\", \"weight_decay\": 0.05, \"param_groups\": [{\"match\": \"*.bias\","
+                 " \"weight_decay\": 0.5}]}", m, g);
+    for (int i = 0; i < m->n_params; i++) {
+        const char *name = m->params[i].name;
+        effective(&g->cfg, name, &wd, &bits);
+        size_t len = strlen(name);
+        double want = len > 5 && !strcmp(name + len - 5, ".bias") ? 0.5 : m->params[i].no_decay ? 0.0 : 0.05;
+        ck_assert_msg(wd == want, "%s: wd %g, want %g", name, wd, want);
+    }
+
+    /* a spec group matching nothing is named with the spec's own index */
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\"}, \"dataset\": {\"name\":"
+                " \"fortunes-lang\"}, \"optimizer\": {\"param_groups\": [{\"match\": \"*.bias\"}, {\"match\": "
+                "\"*.nothing\"}]}}", &s);
+    ck_assert_int_eq(trainer_build_groups(&s, m->params, m->n_params, g, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "optimizer.param_groups[1].match");
+    free(g);
+    model_destroy(m);
+    device_close(d);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ whole runs */
+
+static octet_dataset fm_train, fm_eval;
+
+/* A small Fashion-MNIST subset shared by the run tests (loaded once per test process). */
+static void fashion_subset(size_t n_train, size_t n_eval)
+{
+    octet_err e;
+    octet_dataset_free(&fm_train);
+    octet_dataset_free(&fm_eval);
+    octet_data_spec ds;
+    memset(&ds, 0, sizeof ds);
+    ds.name = "fashion-mnist";
+    ds.train_limit = n_train;
+    ds.eval_limit = n_eval;
+    ds.seed = 1;
+    ck_assert_msg(octet_data_load(&ds, &fm_train, &fm_eval, &e) == OCTET_OK, "%s", e.message);
+}
+
+static const char *MLP_SPEC =
+    "{\"model\": {\"arch\": \"mlp\", \"hidden\": [32, 16]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+    " \"optimizer\": {\"name\": \"%s\", \"lr\": 2e-3, \"min_8bit_size\": 256},"
+    " \"training\": {\"epochs\": 3, \"batch_size\": 16, \"gradient_accumulation_steps\": 2, \"seed\": 5,"
+    " \"device\": \"cpu\", \"warmup_steps\": 0.2, \"log_every\": 3}}";
+
+static void mlp_spec(const char *optimizer, job_spec *s)
+{
+    char json[1024];
+    snprintf(json, sizeof json, MLP_SPEC, optimizer);
+    if (strcmp(optimizer, "adamw8bit")) { /* min_8bit_size is an 8-bit field */
+        char *p = strstr(json, ", \"min_8bit_size\": 256");
+        memmove(p, p + strlen(", \"min_8bit_size\": 256"), strlen(p + strlen(", \"min_8bit_size\": 256")) + 1);
+    }
+    tr_parse_ok(json, s);
+}
+
+typedef struct snapshot {
+    float *w;
+    size_t nw;
+    char *state;
+    size_t nstate;
+} snapshot;
+
+static void take_snapshot(trainer *t, snapshot *s)
+{
+    model *m = trainer_model(t);
+    s->nw = (size_t)m->n_parameters;
+    s->w = malloc(s->nw * sizeof *s->w);
+    size_t at = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        ck_assert_int_eq(model_param_get(m, i, s->w + at), OCTET_OK);
+        at += (size_t)m->params[i].n;
+    }
+    FILE *f = open_memstream(&s->state, &s->nstate);
+    octet_err e;
+    ck_assert_int_eq(optim_save(trainer_optim(t), f, &e), OCTET_OK);
+    fclose(f);
+}
+
+static void free_snapshot(snapshot *s)
+{
+    free(s->w);
+    free(s->state);
+}
+
+static void assert_same(const snapshot *a, const snapshot *b, const char *what)
+{
+    ck_assert_int_eq(a->nw, b->nw);
+    size_t diff = 0;
+    for (size_t i = 0; i < a->nw; i++)
+        diff += memcmp(&a->w[i], &b->w[i], sizeof(float)) != 0;
+    ck_assert_msg(diff == 0, "%s: %zu of %zu weights differ", what, diff, a->nw);
+    ck_assert_int_eq(a->nstate, b->nstate);
+    ck_assert_msg(memcmp(a->state, b->state, a->nstate) == 0, "%s: optimizer states differ", what);
+}
+
+typedef struct counter {
+    int steps, epochs, restored, memory, starts;
+    int cancel_at_step;           /* > 0: cancel once this many steps were logged... */
+    int polls;                    /* cancellation polls so far */
+    int cancel_after_polls;       /* > 0: cancel at this poll */
+    double first_loss, last_eval_acc;
+} counter;
+
+static int cb_start(void *u, const trainer_info *i) { ((counter *)u)->starts++; return 0; }
+static int cb_step(void *u, const trainer_step_log *s)
+{
+    counter *c = u;
+    if (!c->steps++)
+        c->first_loss = s->loss;
+    ck_assert(isfinite(s->loss) && s->learning_rate >= 0 && s->grad_norm > 0);
+    return 0;
+}
+static int cb_epoch(void *u, const trainer_epoch_metrics *m)
+{
+    counter *c = u;
+    c->epochs++;
+    c->restored += m->restored;
+    c->last_eval_acc = m->eval_accuracy;
+    return 0;
+}
+static int cb_memory(void *u, const trainer_memory *m, int final) { ((counter *)u)->memory++; return 0; }
+static int cb_cancelled(void *u)
+{
+    counter *c = u;
+    return c->cancel_after_polls > 0 && ++c->polls >= c->cancel_after_polls;
+}
+
+static trainer_options run_options(counter *c, const char *ckdir)
+{
+    trainer_options o;
+    memset(&o, 0, sizeof o);
+    o.device = "cpu";
+    o.checkpoint_dir = ckdir;
+    o.train_data = &fm_train;
+    o.eval_data = &fm_eval;
+    o.cb.user = c;
+    o.cb.on_start = cb_start;
+    o.cb.on_step = cb_step;
+    o.cb.on_epoch = cb_epoch;
+    o.cb.on_memory = cb_memory;
+    o.cb.cancelled = cb_cancelled;
+    return o;
+}
+
+/* A full run of spec s; its final weights and state into snap. */
+static void full_run(const job_spec *s, snapshot *snap)
+{
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    trainer *t = NULL;
+    octet_err e;
+    ck_assert_msg(trainer_open(s, &o, &t, &e) == OCTET_OK, "%s: %s", e.field, e.message);
+    trainer_result r;
+    ck_assert_msg(trainer_train(t, &r, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_int_eq(r.epochs_done, s->training.epochs);
+    ck_assert_int_eq(c.epochs, s->training.epochs);
+    ck_assert_int_eq(c.memory, 2);
+    ck_assert_int_gt(c.steps, 0);
+    take_snapshot(t, snap);
+    trainer_close(t);
+}
+
+START_TEST(test_determinism)
+{
+    fashion_subset(200, 50);
+    job_spec s;
+    mlp_spec("adamw", &s);
+    snapshot a, b;
+    full_run(&s, &a);
+    full_run(&s, &b);
+    assert_same(&a, &b, "two runs with one seed");
+    free_snapshot(&b);
+    s.training.seed = 6;
+    full_run(&s, &b);
+    ck_assert_msg(memcmp(a.w, b.w, a.nw * sizeof *a.w) != 0, "another seed trained the same weights");
+    free_snapshot(&a);
+    free_snapshot(&b);
+}
+END_TEST
+
+/* Interrupts the run (after `stop_epochs` epochs, or by cancelling at poll `cancel_poll`) and
+ * resumes it; the result must equal the uninterrupted run's. */
+static void resume_case(const job_spec *s, int stop_epochs, int cancel_poll, const snapshot *want, const char *tag)
+{
+    char *dir = tr_tmpdir(tag);
+    counter c;
+    memset(&c, 0, sizeof c);
+    c.cancel_after_polls = cancel_poll;
+    trainer_options o = run_options(&c, dir);
+    o.stop_after_epochs = stop_epochs;
+    octet_err e;
+    trainer_result r;
+    int rc = trainer_run(s, &o, &r, &e);
+    ck_assert_msg(rc == (cancel_poll ? OCTET_ERR_CANCEL : OCTET_OK), "%s: %s", tag, e.message);
+    ck_assert_int_eq(r.epochs_done, cancel_poll ? c.epochs : stop_epochs);
+    int first_done = r.epochs_done;
+    ck_assert_int_ge(first_done, 1);
+
+    memset(&c, 0, sizeof c);
+    o = run_options(&c, dir);
+    o.resume = TRAINER_RESUME_REQUIRED;
+    trainer *t = NULL;
+    ck_assert_msg(trainer_open(s, &o, &t, &e) == OCTET_OK, "%s: resume: %s", tag, e.message);
+    ck_assert_int_eq(trainer_get_info(t)->start_epoch, first_done);
+    ck_assert_msg(trainer_train(t, &r, &e) == OCTET_OK, "%s: %s", tag, e.message);
+    ck_assert_int_eq(c.restored, first_done);
+    ck_assert_int_eq(c.epochs, s->training.epochs);
+    snapshot got;
+    take_snapshot(t, &got);
+    trainer_close(t);
+    assert_same(want, &got, tag);
+    free_snapshot(&got);
+    /* only the newest checkpoint is kept */
+    int ep = 0;
+    char path[512];
+    ck_assert(ckpt_find_latest(dir, &ep, path, sizeof path));
+    ck_assert_int_eq(ep, s->training.epochs);
+    tr_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(test_resume_mlp)
+{
+    fashion_subset(200, 50);
+    static const char *opts[] = {"adamw", "adamw8bit"};
+    for (int k = 0; k < 2; k++) {
+        job_spec s;
+        mlp_spec(opts[k], &s);
+        snapshot want;
+        full_run(&s, &want);
+        resume_case(&s, 1, 0, &want, "stop1");
+        resume_case(&s, 2, 0, &want, "stop2");
+        /* 200 samples / 16 = 13 batches an epoch; poll 20 is inside epoch 2 */
+        resume_case(&s, 0, 20, &want, "cancel");
+        free_snapshot(&want);
+    }
+}
+END_TEST
+
+/* DistilBERT with dropout: the resumed run must draw the same dropout masks. */
+START_TEST(test_resume_distilbert)
+{
+    octet_dataset tr, ev;
+    memset(&tr, 0, sizeof tr);
+    memset(&ev, 0, sizeof ev);
+    octet_err e;
+    octet_data_spec ds;
+    memset(&ds, 0, sizeof ds);
+    ds.name = "fortunes-lang";
+    ds.train_limit = 48;
+    ds.eval_limit = 16;
+    ds.seed = 1;
+    ck_assert_msg(octet_data_load(&ds, &tr, &ev, &e) == OCTET_OK, "%s", e.message);
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\", \"config\": {\"n_layers\": 1}},"
+                " \"dataset\": {\"name\": \"fortunes-lang\", \"max_length\": 24},"
+                " \"optimizer\": {\"name\": \"adamw8bit\", \"lr\": 1e-3, \"min_8bit_size\": 1024,"
+                " \"param_groups\": [{\"match\": \"*.word_embeddings.*\", \"optim_bits\": 32}]},"
+                " \"training\": {\"epochs\": 2, \"batch_size\": 8, \"seed\": 9, \"log_every\": 2}}", &s);
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    o.train_data = &tr;
+    o.eval_data = &ev;
+    trainer *t = NULL;
+    ck_assert_msg(trainer_open(&s, &o, &t, &e) == OCTET_OK, "%s: %s", e.field, e.message);
+    trainer_result r;
+    ck_assert_int_eq(trainer_train(t, &r, &e), OCTET_OK);
+    snapshot want, got;
+    take_snapshot(t, &want);
+    trainer_close(t);
+
+    char *dir = tr_tmpdir("bert");
+    memset(&c, 0, sizeof c);
+    o = run_options(&c, dir);
+    o.train_data = &tr;
+    o.eval_data = &ev;
+    o.stop_after_epochs = 1;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_OK);
+    o.stop_after_epochs = 0;
+    o.resume = TRAINER_RESUME_REQUIRED;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_OK);
+    ck_assert_int_eq(trainer_train(t, &r, &e), OCTET_OK);
+    take_snapshot(t, &got);
+    trainer_close(t);
+    assert_same(&want, &got, "distilbert resume");
+    free_snapshot(&want);
+    free_snapshot(&got);
+    tr_rmtree(dir);
+    free(dir);
+    octet_dataset_free(&tr);
+    octet_dataset_free(&ev);
+}
+END_TEST
+
+START_TEST(test_resume_refusals)
+{
+    fashion_subset(64, 16);
+    char *dir = tr_tmpdir("refuse");
+    job_spec s;
+    mlp_spec("adamw", &s);
+    s.training.epochs = 2;
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, dir);
+    octet_err e;
+    trainer *t = NULL;
+    /* nothing to resume from */
+    o.resume = TRAINER_RESUME_REQUIRED;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "checkpoint_dir");
+    o.resume = TRAINER_RESUME_IF_ANY;
+    o.stop_after_epochs = 1;
+    trainer_result r;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_OK);
+    /* another learning rate trains differently: refused, naming the field */
+    job_spec s2 = s;
+    s2.optimizer.cfg.base.lr = 5e-3;
+    ck_assert_int_eq(trainer_open(&s2, &o, &t, &e), OCTET_ERR_MISMATCH);
+    ck_assert_str_eq(e.field, "optimizer.lr");
+    /* another optimizer: refused */
+    job_spec s3;
+    mlp_spec("adamw8bit", &s3);
+    s3.training.epochs = 2;
+    ck_assert_int_ne(trainer_open(&s3, &o, &t, &e), OCTET_OK);
+    /* the log interval and the device may change */
+    job_spec s4 = s;
+    s4.training.log_every = 1;
+    ck_assert_int_eq(trainer_open(&s4, &o, &t, &e), OCTET_OK);
+    ck_assert_int_eq(trainer_get_info(t)->start_epoch, 1);
+    trainer_close(t);
+    tr_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_nan_stops)
+{
+    fashion_subset(128, 16);
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [16]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"sgd\", \"lr\": 1e30}, \"training\": {\"epochs\": 1, \"batch_size\": 8,"
+                " \"max_grad_norm\": 0, \"lr_scheduler\": \"constant\"}}", &s);
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    octet_err e;
+    trainer_result r;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_ERR_NAN);
+    ck_assert_ptr_nonnull(strstr(e.message, "step"));
+    ck_assert_int_eq(c.epochs, 0);
+}
+END_TEST
+
+START_TEST(test_memory_figures)
+{
+    fashion_subset(64, 16);
+    job_spec s;
+    mlp_spec("adamw8bit", &s);
+    s.training.epochs = 1;
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    trainer *t = NULL;
+    octet_err e;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_OK);
+    trainer_result r;
+    ck_assert_int_eq(trainer_train(t, &r, &e), OCTET_OK);
+    const trainer_memory *m = &r.memory;
+    int64_t n = 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10;
+    ck_assert_int_eq(m->n_parameters, n);
+    ck_assert_int_eq(m->params_bytes, 4 * n);
+    ck_assert_int_eq(m->grads_bytes, 4 * n);
+    ck_assert_int_eq(m->adamw_bytes, 8 * n);
+    ck_assert_int_eq(m->adam8bit_estimate_bytes, 2 * n);
+    ck_assert_int_eq(m->optimizer_state_bytes, m->optimizer_state.total);
+    ck_assert_int_gt(m->optimizer_state.codes, 0);   /* 784x32 weights are 8-bit */
+    ck_assert_int_gt(m->optimizer_state.fp32, 0);    /* biases stay fp32 */
+    ck_assert_int_lt(m->optimizer_state.total, m->adamw_bytes);
+    ck_assert_int_gt(m->activations_peak, 0);
+    ck_assert_int_ge(m->peak_total, m->params_bytes + m->grads_bytes + m->optimizer_state_bytes);
+    json_t *j = trainer_memory_json(m);
+    ck_assert_ptr_nonnull(json_object_get(j, "adamw_bytes"));
+    json_decref(j);
+    trainer_close(t);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ octet-train */
+
+static int run_cli(const char *args, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && ./octet-train %s 2>/dev/null", test_builddir(), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(test_cli)
+{
+    char *dir = tr_tmpdir("cli");
+    char path[512], args[1024], out[65536];
+    ck_assert_int_eq(system(NULL) != 0, 1);
+    snprintf(args, sizeof args, "mkdir -p %s", dir);
+    ck_assert_int_eq(system(args), 0);
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+          " \"training\": {\"batch_size\": 0}}", f);
+    fclose(f);
+    snprintf(args, sizeof args, "%s", path);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 2);
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "training.batch_size");
+    json_decref(j);
+    ck_assert_int_eq(run_cli("", out, sizeof out), 2);
+    snprintf(args, sizeof args, "%s/none.json", dir);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 1);
+
+    snprintf(path, sizeof path, "%s/ok.json", dir);
+    f = fopen(path, "w");
+    fputs("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\","
+          " \"train_limit\": 64, \"eval_limit\": 32}, \"training\": {\"epochs\": 2, \"batch_size\": 16,"
+          " \"log_every\": 2}}", f);
+    fclose(f);
+    snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, dir);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
+    int steps = 0, epochs = 0, memory = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *o = json_loads(line, 0, NULL);
+        ck_assert_msg(o != NULL, "not JSON: %s", line);
+        const char *ev = json_string_value(json_object_get(o, "event"));
+        ck_assert_ptr_nonnull(ev);
+        steps += !strcmp(ev, "step");
+        epochs += !strcmp(ev, "epoch");
+        memory += !strcmp(ev, "memory");
+        if (!strcmp(ev, "epoch"))
+            ck_assert(json_is_number(json_object_get(o, "eval_accuracy")));
+        json_decref(o);
+    }
+    ck_assert_int_eq(steps, 4); /* 4 steps an epoch, logged every 2 */
+    ck_assert_int_eq(epochs, 2);
+    ck_assert_int_eq(memory, 1);
+    /* resuming a finished run replays its epochs and trains nothing */
+    snprintf(args, sizeof args, "%s --checkpoint-dir %s/ck --resume", path, dir);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"restored\":true"));
+    tr_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *suite_trainer_loop(void)
+{
+    Suite *s = suite_create("trainer_loop");
+    TCase *pieces = tcase_create("pieces");
+    tcase_add_test(pieces, test_linear_schedule);
+    tcase_add_test(pieces, test_constant_and_cosine);
+    tcase_add_test(pieces, test_warmup_and_step_counts);
+    tcase_add_test(pieces, test_binary_metrics);
+    tcase_add_test(pieces, test_macro_f1);
+    tcase_add_test(pieces, test_clip_by_hand);
+    tcase_add_test(pieces, test_decay_groups);
+    suite_add_tcase(s, pieces);
+    TCase *runs = tcase_create("runs");
+    tcase_set_timeout(runs, 300);
+    tcase_add_test(runs, test_determinism);
+    tcase_add_test(runs, test_resume_mlp);
+    tcase_add_test(runs, test_resume_distilbert);
+    tcase_add_test(runs, test_resume_refusals);
+    tcase_add_test(runs, test_nan_stops);
+    tcase_add_test(runs, test_memory_figures);
+    tcase_add_test(runs, test_cli);
+    suite_add_tcase(s, runs);
+    return s;
+}
