@@ -3,9 +3,14 @@
  * Readable loops over the launch lists of optim_impl.h, calling the per-element math of
  * optim_math.h and quant_math.h exactly as the CUDA twin does, so that both produce the same
  * bits: 8-bit codes and absmax identical, parameters within 1 ulp. OpenMP splits independent
- * units (quantization blocks, fp32 chunks, Adafactor rows) across cores; every reduction that
- * sums (Adafactor's means and RMS) runs in a fixed order in double, so the result does not
- * depend on the thread count. Compiled with -ffp-contract=off: no fused multiply-adds.
+ * units (quantization blocks, fp32 chunks, Adafactor summation chunks) across cores; every
+ * reduction that sums (Adafactor's means and RMS) runs in a fixed order in double, so the
+ * result does not depend on the thread count. Compiled with -ffp-contract=off: no fused
+ * multiply-adds (one explicit exception in the Adafactor sums, exact there; see sums16_avx512).
+ *
+ * Three paths where the CPU allows (cpu_path(); tests force each and compare them bit for
+ * bit): portable loops, AVX-512 (gathers for the table lookups), AVX-512 VBMI (register
+ * permutes instead; the fast one on the Zen 5 we measure on, see bench/RESULTS.md).
  *
  * The 8-bit step mirrors bitsandbytes' kOptimizerStatic8bit2StateBlockwise per block: the tail
  * of a partial last block is padded with g = 0, code1 = 128, code2 = 0 and takes part in the new
@@ -28,6 +33,9 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +47,14 @@
  * search visits both odd neighbours of its final even pivot p, so code[p-1] < x <= code[p+1],
  * and its last test is against mid[p-1] or mid[p].) We count the midpoints with a table indexed
  * by the top 16 bits of x in a sign-monotone encoding, then a few branch-free comparisons.
- * check_optim.c asserts equality with the search on millions of inputs and every midpoint. */
+ * check_optim.c asserts equality with the search on millions of inputs and every midpoint.
+ *
+ * The VBMI path counts them without memory lookups (the "permute search", perm_build()); see
+ * there. Its tables live here too, with the map's byte planes for permute dequantization. */
+#define PERM_E0 103 /* biased exponents <= this: one clamped row per sign (|x| < 2^-23, zeros) */
+#define PERM_E1 127 /* biased exponent of 1.0: one clamped row per sign (|x| >= 1) */
+#define PERM_N2 384 /* buckets of the permute search: three 128-entry vpermi2b tables */
+
 typedef struct quant_lut {
     float map[QMAP_SIZE];      /* the map this table was built from */
     float mid[QMAP_SIZE];      /* (255) midpoints, then a NaN sentinel */
@@ -47,6 +62,12 @@ typedef struct quant_lut {
                                 * vector gathers can read it) */
     int refine;                /* most midpoints inside one bucket */
     int ready;
+    /* The VBMI path. */
+    uint8_t planes[4][QMAP_SIZE] __attribute__((aligned(64)));    /* byte k of every map entry */
+    int perm_ok;                                                  /* the permute search applies */
+    uint32_t perm_rows[32] __attribute__((aligned(64)));          /* [exponent & 31] */
+    uint32_t perm_neg;                                            /* first bucket of x < 0 */
+    uint8_t perm_planes[4][PERM_N2] __attribute__((aligned(64))); /* byte k of every bucket */
 } quant_lut;
 
 static uint32_t monotone_key(float x)
@@ -56,7 +77,158 @@ static uint32_t monotone_key(float x)
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-static void quant_lut_build(quant_lut *t, const float *map)
+static uint32_t float_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static float bits_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The permute search: the code of x = m / absmax (|x| <= 1, not NaN) in two register lookups.
+ *
+ * Level 1: the biased exponent e of |x|, raised to PERM_E0, picks a row (e & 31; vpermt2d over
+ * 32 dwords) holding (base << 16) | k. Level 2: the bucket is base + ((m16 * k) >> 16), m16 the
+ * top 16 mantissa bits (vpmulhuw), plus perm_neg for negative x (the buckets of negative x
+ * repeat those of positive x, after them); k = 0 makes the row one bucket, as for the clamped
+ * rows e <= PERM_E0 and e == PERM_E1; otherwise k is the smallest that leaves no two midpoints
+ * of the row, of either sign, in one bucket. A bucket holds (below << 24) | thr, as
+ * four byte planes that vpermi2b reads for 64 lanes at once: below counts the midpoints under
+ * every float of the bucket, and thr places x against the one midpoint the bucket may hold by
+ * the 23 mantissa bits (same sign and exponent within a row; inverted for negative x, so larger
+ * is larger x): count = below + (mant'(x) >= thr) with thr = mant'(mid) + 1 when below (the
+ * midpoint's index) is even, so an exact tie is not counted, mant'(mid) when odd, so it is —
+ * the tie rule above — and 1 << 23 (never reached) when the bucket holds no midpoint.
+ *
+ * State 1 (the signed map, `state1`): both signs, and bitsandbytes' sign fix is folded into the
+ * buckets: when signbit(map[c]) == (c < K) for every c (K = sign_split; the maps qmap_build()
+ * makes have K = 127), a negative x whose count c >= K moves to c - 1, which per bucket is
+ * below - 1 when below >= K and "below, no increment" when below == K - 1 (counts are those of
+ * x, whose sign is m's); a positive x never moves when every positive bucket has below >= K,
+ * which is required (the move would depend on m > 0 vs m == +0, not visible in x). State 2
+ * (the unsigned map): x >= +0 only (the caller sends any other x to the gathers).
+ *
+ * perm_ok says the tables are exact for the map: midpoints strictly increasing (no NaN), no
+ * midpoint in a clamped row (none is +-0, none is outside [2^-23, 1)), the sign conditions,
+ * and at most PERM_N2 buckets. The maps qmap_build() makes need 2 x 146 (state 1) and 287
+ * (state 2). Built under lut_lock (hence the static scratch). */
+static void perm_build(quant_lut *t, int state1)
+{
+    static uint16_t lo16[65536], hi16[65536]; /* per bucket of a row: its first and last m16 */
+    uint32_t entry[PERM_N2];
+    uint32_t kk[32] = {0}, base[32] = {0};
+    int np = 0, split = 0;
+    t->perm_ok = 0;
+    if (state1) {
+        while (split < QMAP_SIZE && signbit(t->map[split]))
+            split++;
+        for (int c = split; c < QMAP_SIZE; c++)
+            if (signbit(t->map[c]))
+                return;
+    }
+    for (int k = 0; k < QMAP_SIZE - 1; k++)
+        if (!(t->mid[k] == t->mid[k]) || (k > 0 && !(t->mid[k - 1] < t->mid[k])))
+            return;
+    /* the rows, shared by both signs: k separates the midpoints of either sign */
+    for (int e = PERM_E0; e <= PERM_E1; e++) {
+        uint32_t mids16[2][QMAP_SIZE];
+        int nm[2] = {0, 0};
+        for (int k = 0; k < QMAP_SIZE - 1; k++) {
+            uint32_t mb = float_bits(t->mid[k]);
+            int side = (int)(mb >> 31);
+            if (side <= state1 && (int)((mb >> 23) & 0xff) == e)
+                mids16[side][nm[side]++] = (mb >> 7) & 0xffff;
+        }
+        /* the midpoints of a row and side are monotone in m16 and so are the buckets, so
+         * checking neighbours is enough */
+        int need = 0;
+        for (int side = 0; side < 2; side++) {
+            for (int a = 1; a < nm[side]; a++)
+                if (mids16[side][a] == mids16[side][a - 1])
+                    return;
+            need |= nm[side] > 1;
+        }
+        uint32_t k = 0;
+        if (need && e != PERM_E0 && e != PERM_E1)
+            for (k = 1; k < 65536; k++) {
+                int clash = 0;
+                for (int side = 0; side < 2; side++)
+                    for (int a = 1; a < nm[side] && !clash; a++)
+                        clash = (mids16[side][a] * k) >> 16 == (mids16[side][a - 1] * k) >> 16;
+                if (!clash)
+                    break;
+            }
+        if (k >= 65536)
+            return;
+        kk[e & 31] = k;
+        base[e & 31] = (uint32_t)np;
+        np += (int)((65535u * k) >> 16) + 1;
+    }
+    if (np * (state1 + 1) > PERM_N2 || np > 0xffff)
+        return;
+    for (int side = 0; side <= state1; side++)
+        for (int e = PERM_E0; e <= PERM_E1; e++) {
+            uint32_t k = kk[e & 31];
+            int nb = (int)((65535u * k) >> 16) + 1;
+            for (uint32_t m16 = 0; m16 < 65536; m16++) {
+                uint32_t bk = (m16 * k) >> 16;
+                if (m16 == 0 || bk != (((m16 - 1) * k) >> 16))
+                    lo16[bk] = (uint16_t)m16;
+                hi16[bk] = (uint16_t)m16;
+            }
+            for (int bk = 0; bk < nb; bk++) {
+                /* the bucket's magnitudes, as float bits [lo, hi] */
+                uint32_t lo = ((uint32_t)e << 23) | ((uint32_t)lo16[bk] << 7);
+                uint32_t hi = ((uint32_t)e << 23) | ((uint32_t)hi16[bk] << 7) | 0x7fu;
+                if (e == PERM_E0) {
+                    lo = 0;
+                    hi = ((uint32_t)(PERM_E0 + 1) << 23) - 1u;
+                } else if (e == PERM_E1) {
+                    hi = 0x7f800000u;
+                }
+                float xmin = side ? -bits_float(hi) : bits_float(lo);
+                float xmax = side ? -bits_float(lo) : bits_float(hi);
+                int below = 0, inside = 0, at = -1;
+                for (int k2 = 0; k2 < QMAP_SIZE - 1; k2++) {
+                    if (t->mid[k2] < xmin)
+                        below++;
+                    else if (t->mid[k2] <= xmax) {
+                        inside++;
+                        at = k2;
+                    }
+                }
+                if (inside > 1 || (inside && (e == PERM_E0 || e == PERM_E1)))
+                    return;
+                uint32_t thr = 1u << 23;
+                if (inside) {
+                    uint32_t mb = float_bits(t->mid[at]);
+                    thr = ((side ? ~mb : mb) & 0x7fffffu) + ((below & 1) ? 0u : 1u);
+                }
+                if (state1 && side == 0 && below < split)
+                    return;
+                if (state1 && side == 1 && below >= split)
+                    below--;
+                else if (state1 && side == 1 && below == split - 1)
+                    thr = 1u << 23;
+                entry[side * np + (int)base[e & 31] + bk] = ((uint32_t)below << 24) | thr;
+            }
+        }
+    for (int r = 0; r < 32; r++)
+        t->perm_rows[r] = (base[r] << 16) | kk[r];
+    t->perm_neg = (uint32_t)np;
+    for (int bk = 0; bk < PERM_N2; bk++)
+        for (int k = 0; k < 4; k++)
+            t->perm_planes[k][bk] = bk < np * (state1 + 1) ? (uint8_t)(entry[bk] >> (8 * k)) : 0;
+    t->perm_ok = 1;
+}
+
+static void quant_lut_build(quant_lut *t, const float *map, int state1)
 {
     memcpy(t->map, map, sizeof t->map);
     for (int k = 0; k < QMAP_SIZE - 1; k++)
@@ -73,6 +245,10 @@ static void quant_lut_build(quant_lut *t, const float *map)
         if (t->below[b + 1] - t->below[b] > most)
             most = t->below[b + 1] - t->below[b];
     t->refine = most;
+    for (int b = 0; b < 4; b++)
+        for (int c = 0; c < QMAP_SIZE; c++)
+            t->planes[b][c] = (uint8_t)(float_bits(map[c]) >> (8 * b));
+    perm_build(t, state1);
     t->ready = 1;
 }
 
@@ -90,7 +266,8 @@ static inline uint8_t quant_lut_nearest(const quant_lut *t, float x)
 }
 
 /* One table per map content, built on first use and rebuilt if the map changes (a loaded
- * state brings its own maps). Guarded by a mutex; the tables are read-only while a step runs. */
+ * state brings its own maps). Guarded by a mutex; the tables are read-only while a step runs.
+ * lut_signed serves state 1: its permute search carries the sign fix. */
 static pthread_mutex_t lut_lock = PTHREAD_MUTEX_INITIALIZER;
 static quant_lut lut_signed, lut_unsigned;
 
@@ -98,7 +275,7 @@ static const quant_lut *lut_for(quant_lut *t, const float *map)
 {
     pthread_mutex_lock(&lut_lock);
     if (!t->ready || memcmp(t->map, map, sizeof t->map))
-        quant_lut_build(t, map);
+        quant_lut_build(t, map, t == &lut_signed);
     pthread_mutex_unlock(&lut_lock);
     return t;
 }
@@ -260,58 +437,321 @@ static inline __m512i count_below_avx512(const quant_lut *l, __m512 x)
     return c;
 }
 
+/* Codes of 16 moments mj, vj already divided by the new absmax (x1, x2), through the big
+ * tables: the search with the sign fix (state 1) and with NaN -> 0 (state 2). */
+AVX512_TARGET
+static inline void codes16_gather(const quant_lut *l1, const quant_lut *l2, const float *q1, __m512 mj, __m512 x1,
+                                  __m512 x2, __m512i *out1, __m512i *out2)
+{
+    const __m512i one = _mm512_set1_epi32(1), sign = _mm512_set1_epi32((int)0x80000000u);
+    __m512i c1 = count_below_avx512(l1, x1);
+    __m512 qv = _mm512_i32gather_ps(c1, q1, 4);
+    __m512i diff = _mm512_xor_si512(_mm512_castps_si512(mj), _mm512_castps_si512(qv));
+    __mmask16 flip = _mm512_test_epi32_mask(diff, sign);
+    __mmask16 pos = _mm512_cmp_ps_mask(mj, _mm512_setzero_ps(), _CMP_GT_OQ);
+    c1 = _mm512_mask_add_epi32(c1, flip & pos, c1, one);
+    c1 = _mm512_mask_sub_epi32(c1, flip & (__mmask16)~pos, c1, one);
+    __m512i c2 = count_below_avx512(l2, x2);
+    *out1 = c1;
+    *out2 = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(x2, x2, _CMP_ORD_Q), c2);
+}
+
 AVX512_TARGET
 static void adam8_block_codes_avx512(int valid, const float *restrict m, const float *restrict v, float n1, float n2,
                                      const quant_lut *l1, const quant_lut *l2, const float *restrict q1,
                                      uint8_t *restrict o1, uint8_t *restrict o2)
 {
-    const __m512 vn1 = _mm512_set1_ps(n1), vn2 = _mm512_set1_ps(n2), zero = _mm512_setzero_ps();
-    const __m512i one = _mm512_set1_epi32(1), sign = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 vn1 = _mm512_set1_ps(n1), vn2 = _mm512_set1_ps(n2);
     for (int j = 0; j < valid; j += 16) {
         __mmask16 live = valid - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (valid - j)) - 1);
         __m512 mj = _mm512_maskz_loadu_ps(live, m + j), vj = _mm512_maskz_loadu_ps(live, v + j);
         __m512 x1 = _mm512_div_ps(mj, vn1), x2 = _mm512_div_ps(vj, vn2);
-        __m512i c1 = count_below_avx512(l1, x1);
-        __m512 qv = _mm512_i32gather_ps(c1, q1, 4);
-        __m512i diff = _mm512_xor_si512(_mm512_castps_si512(mj), _mm512_castps_si512(qv));
-        __mmask16 flip = _mm512_test_epi32_mask(diff, sign);
-        __mmask16 pos = _mm512_cmp_ps_mask(mj, zero, _CMP_GT_OQ);
-        c1 = _mm512_mask_add_epi32(c1, flip & pos, c1, one);
-        c1 = _mm512_mask_sub_epi32(c1, flip & (__mmask16)~pos, c1, one);
-        __m512i c2 = count_below_avx512(l2, x2);
-        c2 = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(x2, x2, _CMP_ORD_Q), c2);
+        __m512i c1, c2;
+        codes16_gather(l1, l2, q1, mj, x1, x2, &c1, &c2);
         _mm512_mask_cvtepi32_storeu_epi8(o1 + j, live, c1);
         _mm512_mask_cvtepi32_storeu_epi8(o2 + j, live, c2);
     }
 }
 
-static int force_portable;
+/* ------------------------------------------------------------------ AVX-512 VBMI 8-bit block */
 
-void optim_cpu_force_portable(int on) { force_portable = on; }
+/* The fast path, on CPUs with AVX-512 VBMI: the same operations per lane as the two kernels
+ * above, in the same order, without their gathers (a 16-lane gather costs about as much as
+ * 40 simple instructions on the Zen 5 we measure on):
+ *  - dequantization: the 256 map entries as 4 byte planes; vpermi2b looks up 64 codes in 128
+ *    entries, a blend on bit 7 picks the half, and an unpack tree reassembles the floats (the
+ *    codes are first reordered with vpermb so that the tree's output comes out in order);
+ *  - the code search and the sign fix: the permute search of perm_build(), when the maps
+ *    allow it (else the gathers of adam8_block_codes_avx512()); lanes outside its domain
+ *    (|x| > 1, NaN, negative x in state 2; none comes from a block of finite moments) take the
+ *    gathers of codes16_gather() for their 64 lanes.
+ * One pass computes the fresh moments, the new absmax and the parameter update (which reads
+ * only the fresh moments, not the new absmax), a second the codes. check_optim.c compares all
+ * three paths (portable, AVX-512, VBMI) bit for bit. */
+#define VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi")))
+#define VBMI_INLINE VBMI_TARGET __attribute__((always_inline)) static inline
 
-static int cpu_has_avx512(void)
+/* Position 16L+4q+r (L: 128-bit lane) <-> element 16q+4L+r: the order in which the unpack tree
+ * of dequant64() consumes bytes, and in which vpackus* of four dword vectors produces them. The
+ * permutation is its own inverse. */
+static const uint8_t lane_order[64] __attribute__((aligned(64))) = {
+    0,  1,  2,  3,  16, 17, 18, 19, 32, 33, 34, 35, 48, 49, 50, 51, 4,  5,  6,  7,  20, 21,
+    22, 23, 36, 37, 38, 39, 52, 53, 54, 55, 8,  9,  10, 11, 24, 25, 26, 27, 40, 41, 42, 43,
+    56, 57, 58, 59, 12, 13, 14, 15, 28, 29, 30, 31, 44, 45, 46, 47, 60, 61, 62, 63};
+
+/* map[code] for 64 codes, `idx` already in lane_order: out[q] holds the entries of codes
+ * 16q..16q+15. (unpacklo/hi work per 128-bit lane, so lane L of out[q] gets positions
+ * 16L+4q..16L+4q+3 of idx, i.e. codes 16q+4L..16q+4L+3.) */
+VBMI_INLINE void dequant64(const uint8_t (*planes)[QMAP_SIZE], __m512i idx, __m512 out[4])
+{
+    __mmask64 upper = _mm512_movepi8_mask(idx);
+    __m512i b[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m512i *P = (const __m512i *)planes[k];
+        __m512i lo = _mm512_permutex2var_epi8(_mm512_load_si512(P), idx, _mm512_load_si512(P + 1));
+        __m512i hi = _mm512_permutex2var_epi8(_mm512_load_si512(P + 2), idx, _mm512_load_si512(P + 3));
+        b[k] = _mm512_mask_blend_epi8(upper, lo, hi);
+    }
+    __m512i w01l = _mm512_unpacklo_epi8(b[0], b[1]), w01h = _mm512_unpackhi_epi8(b[0], b[1]);
+    __m512i w23l = _mm512_unpacklo_epi8(b[2], b[3]), w23h = _mm512_unpackhi_epi8(b[2], b[3]);
+    out[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(w01l, w23l));
+    out[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(w01l, w23l));
+    out[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(w01h, w23h));
+    out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(w01h, w23h));
+}
+
+/* The codes of 64 lanes by the permute search of perm_build() (u[q]: bits of x for elements
+ * 16q..16q+15, every one in the table's domain), stored to out under `live`. State 1 gets the
+ * sign fix from the table. */
+VBMI_INLINE void perm_codes64(const quant_lut *t, int state1, const __m512i u[4], __mmask64 live, uint8_t *out)
+{
+    const __m512i rp0 = _mm512_load_si512(t->perm_rows), rp1 = _mm512_load_si512(t->perm_rows + 16);
+    const __m512i e0 = _mm512_set1_epi32(PERM_E0), ffff = _mm512_set1_epi32(0xffff);
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), mant_mask = _mm512_set1_epi32(0x7fffff);
+    __m512i idx[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        __m512i e = _mm512_max_epu32(_mm512_srli_epi32(state1 ? _mm512_and_si512(u[q], absmask) : u[q], 23), e0);
+        __m512i r = _mm512_permutex2var_epi32(rp0, e, rp1);
+        __m512i m16 = _mm512_and_si512(_mm512_srli_epi32(u[q], 7), ffff);
+        idx[q] = _mm512_add_epi32(_mm512_mulhi_epu16(m16, r), _mm512_srli_epi32(r, 16));
+        if (state1)
+            idx[q] = _mm512_mask_add_epi32(idx[q], _mm512_movepi32_mask(u[q]), idx[q],
+                                           _mm512_set1_epi32((int)t->perm_neg));
+    }
+    /* the bucket numbers (< 384) as bytes in lane_order: bits 0-7, and bit 8 as a mask */
+    __m512i w01 = _mm512_packus_epi32(idx[0], idx[1]), w23 = _mm512_packus_epi32(idx[2], idx[3]);
+    const __m512i low8 = _mm512_set1_epi16(0xff);
+    __m512i lo = _mm512_packus_epi16(_mm512_and_si512(w01, low8), _mm512_and_si512(w23, low8));
+    __m512i hi = _mm512_packus_epi16(_mm512_srli_epi16(w01, 1), _mm512_srli_epi16(w23, 1));
+    __mmask64 b7 = _mm512_movepi8_mask(lo), b8 = _mm512_movepi8_mask(hi);
+    __m512i b[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m512i *P = (const __m512i *)t->perm_planes[k];
+        __m512i t0 = _mm512_permutex2var_epi8(_mm512_load_si512(P), lo, _mm512_load_si512(P + 1));
+        __m512i t1 = _mm512_permutex2var_epi8(_mm512_load_si512(P + 2), lo, _mm512_load_si512(P + 3));
+        __m512i t2 = _mm512_permutex2var_epi8(_mm512_load_si512(P + 4), lo, _mm512_load_si512(P + 5));
+        b[k] = _mm512_mask_blend_epi8(b8, _mm512_mask_blend_epi8(b7, t0, t1), t2);
+    }
+    /* thr (planes 0-2) back to dwords in element order; `below` (plane 3) stays in bytes */
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i w01l = _mm512_unpacklo_epi8(b[0], b[1]), w01h = _mm512_unpackhi_epi8(b[0], b[1]);
+    __m512i w2l = _mm512_unpacklo_epi8(b[2], zero), w2h = _mm512_unpackhi_epi8(b[2], zero);
+    __m512i thr[4] = {_mm512_unpacklo_epi16(w01l, w2l), _mm512_unpackhi_epi16(w01l, w2l),
+                      _mm512_unpacklo_epi16(w01h, w2h), _mm512_unpackhi_epi16(w01h, w2h)};
+    __m512i inc[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        __m512i mant = state1 ? _mm512_xor_si512(u[q], _mm512_srai_epi32(u[q], 31)) : u[q];
+        __mmask16 up = _mm512_cmpge_epu32_mask(_mm512_and_si512(mant, mant_mask), thr[q]);
+        inc[q] = _mm512_maskz_mov_epi32(up, _mm512_set1_epi32(1));
+    }
+    __m512i incb = _mm512_packus_epi16(_mm512_packus_epi32(inc[0], inc[1]), _mm512_packus_epi32(inc[2], inc[3]));
+    __m512i codes = _mm512_add_epi8(b[3], incb);
+    _mm512_mask_storeu_epi8(out, live, _mm512_permutexvar_epi8(_mm512_load_si512(lane_order), codes));
+}
+
+/* adam8_block_math_avx512() with permute dequantization and the parameter update fused in;
+ * B is a multiple of 64. The body is instantiated for full blocks with and without decay (the
+ * common cases, free of per-vector masks and branches) and for the general case. */
+#define ADAM8_PREFETCH 1024 /* elements ahead: the hardware prefetcher alone leaves this loop
+                             * waiting on memory (16M params: 0.85 -> 1.5 Gparam/s with it) */
+VBMI_INLINE void adam8_math_vbmi_body(int B, int valid, const float *restrict g, const uint8_t *restrict c1,
+                                      const uint8_t *restrict c2, float *restrict p, float *restrict m,
+                                      float *restrict v, const quant_lut *l1, const quant_lut *l2, float a1,
+                                      float a2, const optim_group_scalars *s, float *new1, float *new2,
+                                      const int full, const int has_decay)
+{
+    const __m512 b1 = _mm512_set1_ps(s->beta1), b2 = _mm512_set1_ps(s->beta2);
+    const __m512 ob1 = _mm512_set1_ps(1.0f - s->beta1), ob2 = _mm512_set1_ps(1.0f - s->beta2);
+    const __m512 va1 = _mm512_set1_ps(a1), va2 = _mm512_set1_ps(a2), big = _mm512_set1_ps(FLT_MAX);
+    const __m512 step = _mm512_set1_ps(s->step_size), c2eps = _mm512_set1_ps(s->c2eps);
+    const __m512 decay = _mm512_set1_ps(s->decay);
+    const __m512i order = _mm512_load_si512(lane_order);
+    __m512 acc1 = _mm512_set1_ps(-FLT_MAX), acc2 = acc1;
+    for (int j = 0; j < B; j += 64) {
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) {
+            _mm_prefetch((const char *)(g + j + ADAM8_PREFETCH + 16 * l), _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + j + ADAM8_PREFETCH + 16 * l), _MM_HINT_T0);
+        }
+        _mm_prefetch((const char *)(c1 + j + ADAM8_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c2 + j + ADAM8_PREFETCH), _MM_HINT_T0);
+        __m512 d1[4], d2[4];
+        dequant64(l1->planes, _mm512_permutexvar_epi8(order, _mm512_loadu_si512(c1 + j)), d1);
+        dequant64(l2->planes, _mm512_permutexvar_epi8(order, _mm512_loadu_si512(c2 + j)), d2);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            int o = j + 16 * q;
+            __m512 gj = _mm512_loadu_ps(g + o);
+            __m512 mj = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(d1[q], va1), b1), _mm512_mul_ps(ob1, gj));
+            __m512 vj = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(d2[q], va2), b2),
+                                      _mm512_mul_ps(_mm512_mul_ps(ob2, gj), gj));
+            __mmask16 fin = _mm512_cmp_ps_mask(_mm512_abs_ps(gj), big, _CMP_LE_OQ);
+            mj = _mm512_maskz_mov_ps(fin, mj);
+            vj = _mm512_maskz_mov_ps(fin, vj);
+            _mm512_storeu_ps(m + o, mj);
+            _mm512_storeu_ps(v + o, vj);
+            acc1 = _mm512_max_ps(acc1, _mm512_abs_ps(mj));
+            acc2 = _mm512_max_ps(acc2, _mm512_abs_ps(vj));
+            int left = full ? 16 : valid - o;
+            if (left > 0) {
+                __mmask16 live = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+                __m512 pj = full ? _mm512_loadu_ps(p + o) : _mm512_maskz_loadu_ps(live, p + o);
+                __m512 pn = _mm512_add_ps(
+                    pj, _mm512_mul_ps(step, _mm512_div_ps(mj, _mm512_add_ps(_mm512_sqrt_ps(vj), c2eps))));
+                if (has_decay)
+                    pn = _mm512_mul_ps(pn, decay);
+                _mm512_mask_storeu_ps(p + o, live & fin, pn);
+            }
+        }
+    }
+    *new1 = _mm512_reduce_max_ps(acc1);
+    *new2 = _mm512_reduce_max_ps(acc2);
+}
+
+VBMI_TARGET
+static void adam8_block_math_vbmi(int B, int valid, const float *restrict g, const uint8_t *restrict c1,
+                                  const uint8_t *restrict c2, float *restrict p, float *restrict m, float *restrict v,
+                                  const quant_lut *l1, const quant_lut *l2, float a1, float a2,
+                                  const optim_group_scalars *s, float *new1, float *new2)
+{
+    if (valid == B && s->has_decay)
+        adam8_math_vbmi_body(B, valid, g, c1, c2, p, m, v, l1, l2, a1, a2, s, new1, new2, 1, 1);
+    else if (valid == B)
+        adam8_math_vbmi_body(B, valid, g, c1, c2, p, m, v, l1, l2, a1, a2, s, new1, new2, 1, 0);
+    else
+        adam8_math_vbmi_body(B, valid, g, c1, c2, p, m, v, l1, l2, a1, a2, s, new1, new2, 0, s->has_decay);
+}
+
+/* The codes of elements j..j+63 (under live) through the gathers of the AVX-512 path. */
+VBMI_TARGET __attribute__((noinline))
+static void adam8_codes64_gather(const float *m, const float *v, float n1, float n2, const quant_lut *l1,
+                                 const quant_lut *l2, const float *q1, __mmask64 live, uint8_t *o1, uint8_t *o2)
+{
+    const __m512 vn1 = _mm512_set1_ps(n1), vn2 = _mm512_set1_ps(n2);
+    for (int q = 0; q < 4; q++) {
+        __mmask16 lq = (__mmask16)(live >> (16 * q));
+        __m512 mj = _mm512_maskz_loadu_ps(lq, m + 16 * q), vj = _mm512_maskz_loadu_ps(lq, v + 16 * q);
+        __m512i c1, c2;
+        codes16_gather(l1, l2, q1, mj, _mm512_div_ps(mj, vn1), _mm512_div_ps(vj, vn2), &c1, &c2);
+        _mm512_mask_cvtepi32_storeu_epi8(o1 + 16 * q, lq, c1);
+        _mm512_mask_cvtepi32_storeu_epi8(o2 + 16 * q, lq, c2);
+    }
+}
+
+/* adam8_block_codes_avx512() through the permute search, 64 lanes at a time (m and v hold a
+ * multiple of 64 values, padded past `valid`). Needs perm_ok on both tables. */
+VBMI_TARGET
+static void adam8_block_codes_vbmi(int valid, const float *restrict m, const float *restrict v, float n1, float n2,
+                                   const quant_lut *l1, const quant_lut *l2, const float *restrict q1,
+                                   uint8_t *restrict o1, uint8_t *restrict o2)
+{
+    const __m512 vn1 = _mm512_set1_ps(n1), vn2 = _mm512_set1_ps(n2);
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), one_bits = _mm512_set1_epi32(0x3f800000);
+    for (int j = 0; j < valid; j += 64) {
+        __mmask64 live = valid - j >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (valid - j)) - 1);
+        __m512i u1[4], u2[4];
+        __mmask16 out = 0;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            u1[q] = _mm512_castps_si512(_mm512_div_ps(_mm512_loadu_ps(m + j + 16 * q), vn1));
+            u2[q] = _mm512_castps_si512(_mm512_div_ps(_mm512_loadu_ps(v + j + 16 * q), vn2));
+            /* the domain: |x1| <= 1 and +0 <= x2 <= 1 (unsigned compares; NaN is above) */
+            out |= (_mm512_cmpgt_epu32_mask(_mm512_and_si512(u1[q], absmask), one_bits) |
+                    _mm512_cmpgt_epu32_mask(u2[q], one_bits)) & (__mmask16)(live >> (16 * q));
+        }
+        if (out) {
+            adam8_codes64_gather(m + j, v + j, n1, n2, l1, l2, q1, live, o1 + j, o2 + j);
+            continue;
+        }
+        perm_codes64(l1, 1, u1, live, o1 + j);
+        perm_codes64(l2, 0, u2, live, o2 + j);
+    }
+}
+
+static int force_path = OPTIM_CPU_PATH_BEST;
+
+void optim_cpu_force_path(int path) { force_path = path; }
+void optim_cpu_force_portable(int on) { force_path = on ? OPTIM_CPU_PATH_PORTABLE : OPTIM_CPU_PATH_BEST; }
+
+/* OPTIM_CPU_PATH_PORTABLE, _AVX512 or _VBMI: the best the CPU has, capped by force_path and by
+ * OCTET_NO_AVX512 / OCTET_NO_VBMI in the environment. */
+static int cpu_path(void)
 {
     static int has = -1;
-    if (force_portable)
-        return 0;
     if (has < 0) {
         __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-              !getenv("OCTET_NO_AVX512");
+        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                     !getenv("OCTET_NO_AVX512");
+        has = !avx512 ? OPTIM_CPU_PATH_PORTABLE
+              : __builtin_cpu_supports("avx512vbmi") && !getenv("OCTET_NO_VBMI") ? OPTIM_CPU_PATH_VBMI
+                                                                                 : OPTIM_CPU_PATH_AVX512;
     }
-    return has;
+    return force_path != OPTIM_CPU_PATH_BEST && force_path < has ? force_path : has;
 }
 #else
+void optim_cpu_force_path(int path) { (void)path; }
 void optim_cpu_force_portable(int on) { (void)on; }
-static int cpu_has_avx512(void) { return 0; }
+static int cpu_path(void) { return OPTIM_CPU_PATH_PORTABLE; }
 #endif
+
+/* The codes of a block's fresh moments m, v (valid values; m and v hold B, a multiple of 64 on
+ * the VBMI path) given its new absmax n1, n2, on `path`. */
+static void adam8_codes(int path, int B, int valid, const float *m, const float *v, float n1, float n2,
+                        const quant_lut *l1, const quant_lut *l2, const float *q1, const float *q2, uint8_t *o1,
+                        uint8_t *o2)
+{
+    (void)B;
+    if (n1 == 0.0f || n2 == 0.0f) { /* an all-zero block: the guarded scalar path */
+        for (int j = 0; j < valid; j++) {
+            o1[j] = quant_signed_state_one(q1, m[j], n1);
+            o2[j] = quant_unsigned_state_one(q2, v[j], n2);
+        }
+        return;
+    }
+#ifdef OPTIM_HAVE_AVX512_PATH
+    if (path == OPTIM_CPU_PATH_VBMI && B % 64 == 0 && l1->perm_ok && l2->perm_ok) {
+        adam8_block_codes_vbmi(valid, m, v, n1, n2, l1, l2, q1, o1, o2);
+        return;
+    }
+    if (path >= OPTIM_CPU_PATH_AVX512) {
+        adam8_block_codes_avx512(valid, m, v, n1, n2, l1, l2, q1, o1, o2);
+        return;
+    }
+#endif
+    (void)path;
+    adam8_block_codes(valid, m, v, n1, n2, l1, l2, q1, o1, o2);
+}
 
 /* One quantization block b of tensor d; see the file comment for the tail padding. */
 static void adam8_block(const optim_tensor_desc *d, int64_t b, int B, const optim_group_scalars *s,
                         const float *q1, const float *q2, const quant_lut *l1, const quant_lut *l2)
 {
-    float m[MAX_BLOCK], v[MAX_BLOCK]; /* (B) fresh fp32 moments of the block */
+    float m[MAX_BLOCK] __attribute__((aligned(64))), v[MAX_BLOCK] __attribute__((aligned(64)));
     float gpad[MAX_BLOCK];
     uint8_t c1pad[MAX_BLOCK], c2pad[MAX_BLOCK];
     int64_t start = b * B;
@@ -332,9 +772,12 @@ static void adam8_block(const optim_tensor_desc *d, int64_t b, int B, const opti
         c2 = c2pad;
     }
     float new1, new2;
-    int wide = cpu_has_avx512();
+    int path = cpu_path();
 #ifdef OPTIM_HAVE_AVX512_PATH
-    if (wide)
+    if (path == OPTIM_CPU_PATH_VBMI && B % 64 == 0)
+        adam8_block_math_vbmi(B, valid, g, c1, c2, d->p + start, m, v, l1, l2, d->absmax1[b], d->absmax2[b], s,
+                              &new1, &new2);
+    else if (path >= OPTIM_CPU_PATH_AVX512)
         adam8_block_math_avx512(B, valid, g, c1, c2, d->p + start, m, v, q1, q2, d->absmax1[b], d->absmax2[b], s,
                                 &new1, &new2);
     else
@@ -343,33 +786,78 @@ static void adam8_block(const optim_tensor_desc *d, int64_t b, int B, const opti
                          &new2);
     d->absmax1[b] = new1;
     d->absmax2[b] = new2;
-    uint8_t *o1 = d->code1 + start, *o2 = d->code2 + start;
-    if (new1 != 0.0f && new2 != 0.0f) {
-#ifdef OPTIM_HAVE_AVX512_PATH
-        if (wide)
-            adam8_block_codes_avx512(valid, m, v, new1, new2, l1, l2, q1, o1, o2);
+    adam8_codes(path, B, valid, m, v, new1, new2, l1, l2, q1, q2, d->code1 + start, d->code2 + start);
+}
+
+void optim_cpu_block_codes(const float *q1, const float *q2, const float *m, const float *v, int n, float n1,
+                           float n2, uint8_t *c1, uint8_t *c2)
+{
+    const quant_lut *l1 = lut_for(&lut_signed, q1), *l2 = lut_for(&lut_unsigned, q2);
+    float mb[MAX_BLOCK] __attribute__((aligned(64))), vb[MAX_BLOCK] __attribute__((aligned(64)));
+    for (int at = 0; at < n; at += MAX_BLOCK) {
+        int valid = n - at < MAX_BLOCK ? n - at : MAX_BLOCK, B = (valid + 63) & ~63;
+        memcpy(mb, m + at, (size_t)valid * sizeof(float));
+        memcpy(vb, v + at, (size_t)valid * sizeof(float));
+        for (int j = valid; j < B; j++)
+            mb[j] = vb[j] = 0.0f;
+        adam8_codes(cpu_path(), B, valid, mb, vb, n1, n2, l1, l2, q1, q2, c1 + at, c2 + at);
+    }
+}
+
+/* The tensor that holds unit u of a list: the last whose first_unit <= u (so empty tensors,
+ * which share their first_unit with the next, are skipped). */
+static int tensor_of_unit(const optim_launch *L, int64_t u)
+{
+    int lo = 0, hi = L->n_tensors - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (L->tensors[mid].first_unit <= u)
+            lo = mid;
         else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Runs unit(d, u within d, ctx) over every unit of the list in one parallel region: the units
+ * of all tensors split into one contiguous, ordered share per thread (as schedule(static)),
+ * not one region per tensor, whose barriers dominate a list of many small tensors. Units are
+ * independent, so the result does not depend on the thread count. */
+static void for_each_unit(const optim_launch *L, int64_t serial_below,
+                          void (*unit)(const optim_tensor_desc *d, int64_t u, const void *ctx), const void *ctx)
+{
+#pragma omp parallel if (L->n_units >= serial_below)
+    {
+        int nt = 1, id = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads();
+        id = omp_get_thread_num();
 #endif
-            adam8_block_codes(valid, m, v, new1, new2, l1, l2, q1, o1, o2);
-        return;
+        int64_t lo = L->n_units * id / nt, hi = L->n_units * (id + 1) / nt;
+        int t = lo < hi ? tensor_of_unit(L, lo) : 0;
+        for (int64_t u = lo; u < hi; u++) {
+            while (u >= L->tensors[t].first_unit + L->tensors[t].n_units)
+                t++;
+            unit(&L->tensors[t], u - L->tensors[t].first_unit, ctx);
+        }
     }
-    for (int j = 0; j < valid; j++) { /* an all-zero block: the guarded scalar path */
-        o1[j] = quant_signed_state_one(q1, m[j], new1);
-        o2[j] = quant_unsigned_state_one(q2, v[j], new2);
-    }
+}
+
+typedef struct adam8_ctx {
+    const optim_launch *L;
+    const quant_lut *l1, *l2;
+} adam8_ctx;
+
+static void adam8_unit(const optim_tensor_desc *d, int64_t b, const void *ctx)
+{
+    const adam8_ctx *c = ctx;
+    adam8_block(d, b, c->L->block_size, &c->L->groups[d->group], c->L->qmap1, c->L->qmap2, c->l1, c->l2);
 }
 
 static int adam8_cpu(const optim_launch *L)
 {
-    const quant_lut *l1 = lut_for(&lut_signed, L->qmap1), *l2 = lut_for(&lut_unsigned, L->qmap2);
-    for (int t = 0; t < L->n_tensors; t++) {
-        const optim_tensor_desc *d = &L->tensors[t];
-        const optim_group_scalars *s = &L->groups[d->group];
-        int64_t nb = d->n_units;
-#pragma omp parallel for schedule(static) if (nb > 16)
-        for (int64_t b = 0; b < nb; b++)
-            adam8_block(d, b, L->block_size, s, L->qmap1, L->qmap2, l1, l2);
-    }
+    adam8_ctx c = {L, lut_for(&lut_signed, L->qmap1), lut_for(&lut_unsigned, L->qmap2)};
+    for_each_unit(L, 17, adam8_unit, &c);
     return OCTET_OK;
 }
 
@@ -431,24 +919,29 @@ static void sgd_range(float *restrict p, const float *restrict g, float *restric
     }
 }
 
-/* Runs fn over the units (OPTIM_CHUNK elements) of every tensor of the list, in parallel. */
+/* One unit (OPTIM_CHUNK elements) of an fp32 rule. */
+typedef struct fp32_ctx {
+    const optim_launch *L;
+    int rule; /* 0: AdamW, 1: bnb 32-bit Adam, 2: SGD */
+} fp32_ctx;
+
+static void fp32_unit(const optim_tensor_desc *d, int64_t u, const void *ctx)
+{
+    const fp32_ctx *c = ctx;
+    const optim_group_scalars *s = &c->L->groups[d->group];
+    int64_t i = u * OPTIM_CHUNK, len = d->n - i < OPTIM_CHUNK ? d->n - i : OPTIM_CHUNK;
+    if (c->rule == 0)
+        adam_torch_range(d->p + i, d->g + i, d->m + i, d->v + i, len, s);
+    else if (c->rule == 1)
+        adam_bnb32_range(d->p + i, d->g + i, d->m + i, d->v + i, len, s);
+    else
+        sgd_range(d->p + i, d->g + i, d->m ? d->m + i : NULL, len, s);
+}
+
 static int fp32_rule_cpu(const optim_launch *L, int rule)
 {
-    for (int t = 0; t < L->n_tensors; t++) {
-        const optim_tensor_desc *d = &L->tensors[t];
-        const optim_group_scalars *s = &L->groups[d->group];
-        int64_t units = d->n_units;
-#pragma omp parallel for schedule(static) if (units > 8)
-        for (int64_t u = 0; u < units; u++) {
-            int64_t i = u * OPTIM_CHUNK, len = d->n - i < OPTIM_CHUNK ? d->n - i : OPTIM_CHUNK;
-            if (rule == 0)
-                adam_torch_range(d->p + i, d->g + i, d->m + i, d->v + i, len, s);
-            else if (rule == 1)
-                adam_bnb32_range(d->p + i, d->g + i, d->m + i, d->v + i, len, s);
-            else
-                sgd_range(d->p + i, d->g + i, d->m ? d->m + i : NULL, len, s);
-        }
-    }
+    fp32_ctx c = {L, rule};
+    for_each_unit(L, 9, fp32_unit, &c);
     return OCTET_OK;
 }
 
@@ -457,100 +950,409 @@ static int sgd_cpu(const optim_launch *L) { return fp32_rule_cpu(L, 2); }
 
 /* ------------------------------------------------------------------ Adafactor */
 
+/* One tensor's step in four passes, each over groups of AF_GROUP summation chunks that OpenMP
+ * splits across threads:
+ *   A  the chunk partials of RMS(X) (reads p);
+ *   B  the new statistics: row and column means of g^2 + eps1 (factored), or v (reads g; one
+ *      thread per tensor: the row sums run along rows, the column sums down columns);
+ *   C  the chunk partials of RMS(U) (reads g: U is recomputed, not stored);
+ *   D  the update (reads p, g, m; writes p, m), U recomputed again.
+ * U = (r_factor * c_factor) * g with r_factor = 1/sqrtf(row/r_mean) once per row and
+ * c_factor = 1/sqrtf(col) once per column: the float expressions of adafactor_factored_u_one()
+ * and adafactor_apply_one(), so the same bits. Every double sum runs in the order of
+ * sum_squares_fixed() (sequential within each ADAFACTOR_SUM_CHUNK chunk, then over the chunk
+ * partials; the CUDA twin mirrors it) and of the row/column sums (sequential along c, and
+ * along r): the vector kernels only run independent sums side by side, one per lane (eight
+ * chunks, or eight rows, transposed in registers). check_optim.c compares the result bit for
+ * bit with a plain transcription of the rules, on both the AVX-512 and the portable path. */
+#define AF_GROUP 16     /* chunks per group */
+
+/* Where one tensor's CPU scratch lives in L->workspace (floats; doubles first, so aligned). */
+typedef struct adafactor_cpu_layout {
+    double *part;    /* (chunks) partial sums of p^2, then of U^2 */
+    double *col_acc; /* (cols) column sums of one batch */
+    float *r_mean;   /* (batch) mean of each batch's new row statistics */
+    float *rf, *cf;  /* (batch, rows), (batch, cols): r_factor and c_factor */
+} adafactor_cpu_layout;
+
+static int64_t adafactor_cpu_floats(const optim_tensor_desc *d)
+{
+    int64_t chunks = (d->n + ADAFACTOR_SUM_CHUNK - 1) / ADAFACTOR_SUM_CHUNK;
+    int64_t f = 2 * chunks + d->batch + 16;
+    if (d->factored)
+        f += 2 * d->cols + d->batch * (d->rows + d->cols);
+    return f;
+}
+
+/* The CUDA twin's scratch (optim_cuda.cu, af_layout), in 8-byte words: per tensor one partial
+ * sum per chunk, one row mean per batch and 8 words of block offsets and scales; 8 more words
+ * per list. The CPU twin's (adafactor_cpu_layout) goes in the same buffer, one tensor at a time,
+ * so the size is the larger of the two. */
 int64_t adafactor_workspace_floats(const optim_tensor_desc *tensors, int n)
 {
-    int64_t floats = 0;
+    int64_t words = 8;
     for (int t = 0; t < n; t++) {
         int64_t chunks = (tensors[t].n + ADAFACTOR_SUM_CHUNK - 1) / ADAFACTOR_SUM_CHUNK;
-        /* doubles: one partial per chunk, one mean per batch, a few scalars */
-        floats += 2 * (chunks + tensors[t].batch + 8);
+        words += chunks + tensors[t].batch + 8;
     }
-    return floats;
+    int64_t cpu = 0;
+    for (int t = 0; t < n; t++)
+        if (adafactor_cpu_floats(&tensors[t]) > cpu)
+            cpu = adafactor_cpu_floats(&tensors[t]);
+    return 2 * words > cpu ? 2 * words : cpu;
 }
 
 /* Sum of f(x[i]) for i < n in the fixed order both twins use: sequential double sums over
- * ADAFACTOR_SUM_CHUNK blocks, then a sequential sum of the block partials. */
-static double sum_squares_fixed(const float *x, int64_t n)
+ * ADAFACTOR_SUM_CHUNK blocks, then a sequential sum of the block partials. (The reference the
+ * passes below follow.) */
+static double sum_squares_chunk(const float *x, int64_t n)
 {
-    int64_t chunks = (n + ADAFACTOR_SUM_CHUNK - 1) / ADAFACTOR_SUM_CHUNK;
-    double total = 0.0;
-    for (int64_t c = 0; c < chunks; c++) {
-        double part = 0.0;
-        int64_t end = (c + 1) * ADAFACTOR_SUM_CHUNK < n ? (c + 1) * ADAFACTOR_SUM_CHUNK : n;
-        for (int64_t i = c * ADAFACTOR_SUM_CHUNK; i < end; i++)
-            part += (double)x[i] * (double)x[i];
-        total += part;
-    }
-    return total;
+    double part = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        part += (double)x[i] * (double)x[i];
+    return part;
 }
 
-/* Updates the factored statistics of tensor d, viewed as (batch, rows, cols); writes each
- * batch's mean of the new row statistics into r_mean. */
-static void adafactor_factored_stats(const optim_tensor_desc *d, const optim_group_scalars *s, float *r_mean)
+/* acc[k] += (double)x[k*stride + i]^2 for i < len in order, k < 8: eight sequential sums side
+ * by side. */
+static void sums8_portable(const float *x, int64_t stride, int64_t len, double *acc)
+{
+    for (int64_t i = 0; i < len; i++)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)x[k * stride + i] * (double)x[k * stride + i];
+}
+
+/* The column sums col_acc[c] += sq(g[k*C + c]) (k in order) and the row sums ra[k] += sq(...)
+ * (c in order) of 8 rows of a (rows, C) matrix, sq(g) = g*g + eps in float. */
+static void rows8_portable(const float *g, int64_t C, double *col_acc, double *ra, float eps)
+{
+    for (int64_t c = 0; c < C; c++)
+        for (int k = 0; k < 8; k++) {
+            float sq = (g[k * C + c] * g[k * C + c]) + eps;
+            ra[k] += sq;
+            col_acc[c] += sq;
+        }
+}
+
+#ifdef OPTIM_HAVE_AVX512_PATH
+/* r[j][k] = r[k][j] for 8 vectors of 8 floats. */
+AVX512_TARGET __attribute__((always_inline)) static inline void transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+        r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+    }
+}
+
+/* sums8_portable() for 16 sums (two accumulators, so two dependency chains), len % 8 == 0.
+ * The fused multiply-add rounds as the separate ones do here: a float's square is exact in
+ * double (48 significant bits, no overflow or underflow), so only the addition rounds. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+static void sums16_avx512(const float *x, int64_t stride, int64_t len, double *acc)
+{
+    __m512d a0 = _mm512_loadu_pd(acc), a1 = _mm512_loadu_pd(acc + 8);
+    for (int64_t i = 0; i < len; i += 8) {
+        __m256 r[8], s[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            r[k] = _mm256_loadu_ps(x + k * stride + i);
+            s[k] = _mm256_loadu_ps(x + (k + 8) * stride + i);
+        }
+        transpose8(r);
+        transpose8(s);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            __m512d d0 = _mm512_cvtps_pd(r[j]), d1 = _mm512_cvtps_pd(s[j]);
+            a0 = _mm512_fmadd_pd(d0, d0, a0);
+            a1 = _mm512_fmadd_pd(d1, d1, a1);
+        }
+    }
+    _mm512_storeu_pd(acc, a0);
+    _mm512_storeu_pd(acc + 8, a1);
+}
+
+/* rows8_portable() for 16 rows at g + k*stride, the columns c < C (a multiple of 8). */
+AVX512_TARGET
+static void rows16_avx512(const float *g, int64_t stride, int64_t C, double *col_acc, double *ra, float eps)
+{
+    const __m256 veps = _mm256_set1_ps(eps);
+    __m512d a0 = _mm512_loadu_pd(ra), a1 = _mm512_loadu_pd(ra + 8);
+    for (int64_t c = 0; c + 8 <= C; c += 8) {
+        __m256 r[8], s[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            __m256 x = _mm256_loadu_ps(g + k * stride + c), y = _mm256_loadu_ps(g + (k + 8) * stride + c);
+            r[k] = _mm256_add_ps(_mm256_mul_ps(x, x), veps);
+            s[k] = _mm256_add_ps(_mm256_mul_ps(y, y), veps);
+        }
+        __m512d ca = _mm512_loadu_pd(col_acc + c);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++)
+            ca = _mm512_add_pd(ca, _mm512_cvtps_pd(r[k]));
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++)
+            ca = _mm512_add_pd(ca, _mm512_cvtps_pd(s[k]));
+        _mm512_storeu_pd(col_acc + c, ca);
+        transpose8(r);
+        transpose8(s);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(r[j]));
+            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(s[j]));
+        }
+    }
+    _mm512_storeu_pd(ra, a0);
+    _mm512_storeu_pd(ra + 8, a1);
+}
+#endif
+
+/* The partials of Σ x^2 of nc chunks whose values lie at x + c*stride (the last chunk holds
+ * the rest of len values): 16 side by side where 16 full chunks are at hand. */
+#define AF_STRIDE (ADAFACTOR_SUM_CHUNK + 16) /* of the staged U in pass C (padded) */
+static void chunk_partials(const float *x, int64_t stride, int64_t len, int64_t nc, double *part)
+{
+    int64_t c = 0;
+#ifdef OPTIM_HAVE_AVX512_PATH
+    if (cpu_path() >= OPTIM_CPU_PATH_AVX512)
+        for (; c + 16 <= nc && (c + 16) * ADAFACTOR_SUM_CHUNK <= len; c += 16) {
+            double acc[16] = {0.0};
+            sums16_avx512(x + c * stride, stride, ADAFACTOR_SUM_CHUNK, acc);
+            memcpy(part + c, acc, sizeof acc);
+        }
+#endif
+    for (; c + 8 <= nc && (c + 8) * ADAFACTOR_SUM_CHUNK <= len; c += 8) {
+        double acc[8] = {0.0};
+        sums8_portable(x + c * stride, stride, ADAFACTOR_SUM_CHUNK, acc);
+        memcpy(part + c, acc, sizeof acc);
+    }
+    for (; c < nc; c++) {
+        int64_t end = (c + 1) * ADAFACTOR_SUM_CHUNK < len ? (c + 1) * ADAFACTOR_SUM_CHUNK : len;
+        part[c] = sum_squares_chunk(x + c * stride, end - c * ADAFACTOR_SUM_CHUNK);
+    }
+}
+
+/* Element-wise pieces, vectorised (`omp simd`, clones) with the expressions of optim_math.h. */
+OPTIM_CPU_CLONES
+static void af_u_seg(int64_t n, float rf, const float *restrict cf, const float *restrict g, float *restrict u)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        u[j] = (rf * cf[j]) * g[j];
+}
+
+OPTIM_CPU_CLONES
+static void af_u_unfactored(int64_t n, const float *restrict g, const float *restrict v, float *restrict u)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        u[j] = adafactor_unfactored_u_one(g[j], v[j]);
+}
+
+OPTIM_CPU_CLONES
+static void af_v_update(int64_t n, const float *restrict g, float *restrict v, const optim_group_scalars *sp)
+{
+    const optim_group_scalars s = *sp;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        v[j] = adafactor_ema_one(v[j], adafactor_sq_one(g[j], &s), &s);
+}
+
+/* r_factor, c_factor: 1/sqrtf(x/mean) and 1/sqrtf(x), as adafactor_factored_u_one(). */
+OPTIM_CPU_CLONES
+static void af_inv_sqrt(int64_t n, const float *restrict x, float mean, int divide, float *restrict out)
+{
+    if (divide) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            out[j] = 1.0f / sqrtf(x[j] / mean);
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            out[j] = 1.0f / sqrtf(x[j]);
+    }
+}
+
+/* adafactor_apply_one() over n elements (m: the momentum, when the group uses beta1). */
+OPTIM_CPU_CLONES
+static void af_apply_u(int64_t n, float *restrict p, const float *restrict u, float *restrict m, float clip_div,
+                       float alpha, const optim_group_scalars *sp)
+{
+    const float b1 = sp->af_beta1, ob1 = sp->af_one_minus_beta1, wda = -sp->af_wd * alpha;
+    const int wd = sp->af_wd != 0.0f;
+    if (m) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            float uu = (u[j] / clip_div) * alpha;
+            uu = (m[j] * b1) + (uu * ob1);
+            m[j] = uu;
+            float pp = wd ? p[j] + p[j] * wda : p[j];
+            p[j] = pp - uu;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            float uu = (u[j] / clip_div) * alpha;
+            float pp = wd ? p[j] + p[j] * wda : p[j];
+            p[j] = pp - uu;
+        }
+    }
+}
+
+/* U of the flat elements [i0, i0 + len) into u, row segment by row segment. */
+static void af_u_range(const optim_tensor_desc *d, const adafactor_cpu_layout *w, int64_t i0, int64_t len, float *u)
+{
+    if (!d->factored) {
+        af_u_unfactored(len, d->g + i0, d->v + i0, u);
+        return;
+    }
+    int64_t R = d->rows, C = d->cols, RC = R * C;
+    for (int64_t i = i0; i < i0 + len;) {
+        int64_t b = i / RC, r = (i - b * RC) / C, c = i - b * RC - r * C;
+        int64_t seg = C - c < i0 + len - i ? C - c : i0 + len - i;
+        af_u_seg(seg, w->rf[b * R + r], w->cf + b * C + c, d->g + i, u + (i - i0));
+        i += seg;
+    }
+}
+
+/* Pass B for a factored tensor: the row and column statistics and the batch means of rows. */
+static void af_factored_stats(const optim_tensor_desc *d, const optim_group_scalars *s, const adafactor_cpu_layout *w)
 {
     int64_t R = d->rows, C = d->cols;
-    double *col_acc = calloc((size_t)C, sizeof *col_acc);
+    const float eps = s->af_eps1;
+    double *col_acc = w->col_acc;
     for (int64_t b = 0; b < d->batch; b++) {
         const float *g = d->g + b * R * C;
+        float *row = d->row + b * R, *col = d->col + b * C;
         memset(col_acc, 0, (size_t)C * sizeof *col_acc);
-        for (int64_t r = 0; r < R; r++) {
+        int64_t r = 0;
+        double ra[16];
+#ifdef OPTIM_HAVE_AVX512_PATH
+        if (cpu_path() >= OPTIM_CPU_PATH_AVX512)
+            for (; r + 16 <= R; r += 16) {
+                memset(ra, 0, sizeof ra);
+                rows16_avx512(g + r * C, C, C & ~(int64_t)7, col_acc, ra, eps);
+                for (int64_t c = C & ~(int64_t)7; c < C; c++) /* the last columns, in order */
+                    for (int k = 0; k < 16; k++) {
+                        float sq = adafactor_sq_one(g[(r + k) * C + c], s);
+                        ra[k] += sq;
+                        col_acc[c] += sq;
+                    }
+                for (int k = 0; k < 16; k++)
+                    row[r + k] = adafactor_ema_one(row[r + k], (float)(ra[k] / (double)C), s);
+            }
+#endif
+        for (; r + 8 <= R; r += 8) {
+            memset(ra, 0, 8 * sizeof *ra);
+            rows8_portable(g + r * C, C, col_acc, ra, eps);
+            for (int k = 0; k < 8; k++)
+                row[r + k] = adafactor_ema_one(row[r + k], (float)(ra[k] / (double)C), s);
+        }
+        for (; r < R; r++) {
             double row_acc = 0.0;
             for (int64_t c = 0; c < C; c++) {
                 float sq = adafactor_sq_one(g[r * C + c], s);
                 row_acc += sq;
                 col_acc[c] += sq;
             }
-            float *row = &d->row[b * R + r];
-            *row = adafactor_ema_one(*row, (float)(row_acc / (double)C), s);
+            row[r] = adafactor_ema_one(row[r], (float)(row_acc / (double)C), s);
         }
-        for (int64_t c = 0; c < C; c++) {
-            float *col = &d->col[b * C + c];
-            *col = adafactor_ema_one(*col, (float)(col_acc[c] / (double)R), s);
-        }
+        for (int64_t c = 0; c < C; c++)
+            col[c] = adafactor_ema_one(col[c], (float)(col_acc[c] / (double)R), s);
         double rsum = 0.0;
-        for (int64_t r = 0; r < R; r++)
-            rsum += d->row[b * R + r];
-        r_mean[b] = (float)(rsum / (double)R);
+        for (int64_t k = 0; k < R; k++)
+            rsum += row[k];
+        w->r_mean[b] = (float)(rsum / (double)R);
+        af_inv_sqrt(R, row, w->r_mean[b], 1, w->rf + b * R);
+        af_inv_sqrt(C, col, 0.0f, 0, w->cf + b * C);
     }
-    free(col_acc);
 }
 
-/* The unclipped update of element i (needs the statistics already updated). */
-static float adafactor_u(const optim_tensor_desc *d, int64_t i, const float *r_mean)
+static int adafactor_tensor_cpu(const optim_tensor_desc *d, const optim_group_scalars *s, float *ws,
+                                int64_t ws_floats)
 {
-    if (!d->factored)
-        return adafactor_unfactored_u_one(d->g[i], d->v[i]);
-    int64_t RC = d->rows * d->cols;
-    int64_t b = i / RC, r = (i % RC) / d->cols, c = i % d->cols;
-    return adafactor_factored_u_one(d->g[i], d->row[b * d->rows + r], r_mean[b], d->col[b * d->cols + c]);
-}
-
-static int adafactor_tensor_cpu(const optim_tensor_desc *d, const optim_group_scalars *s)
-{
-    float *r_mean = malloc((size_t)d->batch * sizeof *r_mean);
-    float *u = malloc((size_t)d->n * sizeof *u);
-    if (!r_mean || !u) {
-        free(r_mean);
-        free(u);
-        return OCTET_ERR_NOMEM;
+    const int64_t n = d->n, CH = ADAFACTOR_SUM_CHUNK, GR = AF_GROUP * (int64_t)ADAFACTOR_SUM_CHUNK;
+    const int64_t chunks = (n + CH - 1) / CH, groups = (n + GR - 1) / GR;
+    float *own = NULL;
+    if (!ws || ws_floats < adafactor_cpu_floats(d)) { /* not sized by adafactor_workspace_floats() */
+        ws = own = malloc((size_t)adafactor_cpu_floats(d) * sizeof(float));
+        if (!own)
+            return OCTET_ERR_NOMEM;
     }
-    double rms_x = sqrt(sum_squares_fixed(d->p, d->n) / (double)d->n);
+    adafactor_cpu_layout w;
+    w.part = (double *)ws;
+    w.col_acc = w.part + chunks;
+    w.r_mean = (float *)(w.col_acc + (d->factored ? d->cols : 0));
+    w.rf = w.r_mean + d->batch;
+    w.cf = w.rf + (d->factored ? d->batch * d->rows : 0);
+
+    /* A: RMS(X) */
+#pragma omp parallel for schedule(static) if (groups > 1)
+    for (int64_t gi = 0; gi < groups; gi++) {
+        int64_t i0 = gi * GR, len = n - i0 < GR ? n - i0 : GR;
+        chunk_partials(d->p + i0, CH, len, (len + CH - 1) / CH, w.part + gi * AF_GROUP);
+    }
+    double ssx = 0.0;
+    for (int64_t c = 0; c < chunks; c++)
+        ssx += w.part[c];
+    double rms_x = sqrt(ssx / (double)n);
     float alpha = s->af_scale_parameter ? (float)((double)s->af_rho * fmax((double)s->af_eps2, rms_x)) : s->af_rho;
-    if (d->factored) {
-        adafactor_factored_stats(d, s, r_mean);
-    } else {
-        for (int64_t i = 0; i < d->n; i++)
-            d->v[i] = adafactor_ema_one(d->v[i], adafactor_sq_one(d->g[i], s), s);
+
+    /* B: statistics */
+    if (d->factored)
+        af_factored_stats(d, s, &w);
+    else
+        af_v_update(n, d->g, d->v, s);
+
+    /* C: RMS(U) */
+#pragma omp parallel for schedule(static) if (groups > 1)
+    for (int64_t gi = 0; gi < groups; gi++) {
+        float u[AF_GROUP * AF_STRIDE] __attribute__((aligned(64)));
+        int64_t i0 = gi * GR, len = n - i0 < GR ? n - i0 : GR;
+        for (int64_t i = 0; i < len; i += CH) {
+            int64_t l = len - i < CH ? len - i : CH;
+            af_u_range(d, &w, i0 + i, l, u + (i / CH) * AF_STRIDE);
+        }
+        chunk_partials(u, AF_STRIDE, len, (len + CH - 1) / CH, w.part + gi * AF_GROUP);
     }
-    for (int64_t i = 0; i < d->n; i++)
-        u[i] = adafactor_u(d, i, r_mean);
-    double rms_u = sqrt(sum_squares_fixed(u, d->n) / (double)d->n);
+    double ssu = 0.0;
+    for (int64_t c = 0; c < chunks; c++)
+        ssu += w.part[c];
+    double rms_u = sqrt(ssu / (double)n);
     float clip_div = (float)fmax(1.0, rms_u / (double)s->af_clip);
-    float dummy = 0.0f;
-    for (int64_t i = 0; i < d->n; i++)
-        d->p[i] = adafactor_apply_one(d->p[i], u[i], clip_div, alpha, d->m ? &d->m[i] : &dummy, s);
-    free(r_mean);
-    free(u);
+
+    /* D: the update */
+    if (s->af_use_beta1 && !d->m) { /* (no momentum buffer: the reference's shared dummy) */
+        float dummy = 0.0f, u;
+        for (int64_t i = 0; i < n; i++) {
+            af_u_range(d, &w, i, 1, &u);
+            d->p[i] = adafactor_apply_one(d->p[i], u, clip_div, alpha, &dummy, s);
+        }
+    } else {
+        optim_group_scalars sd = *s;
+        sd.af_use_beta1 = d->m != NULL && s->af_use_beta1;
+#pragma omp parallel for schedule(static) if (groups > 1)
+        for (int64_t gi = 0; gi < groups; gi++) {
+            float u[ADAFACTOR_SUM_CHUNK] __attribute__((aligned(64)));
+            int64_t end = (gi + 1) * GR < n ? (gi + 1) * GR : n;
+            for (int64_t i = gi * GR; i < end; i += CH) {
+                int64_t len = end - i < CH ? end - i : CH;
+                af_u_range(d, &w, i, len, u);
+                af_apply_u(len, d->p + i, u, sd.af_use_beta1 ? d->m + i : NULL, clip_div, alpha, &sd);
+            }
+        }
+    }
+    free(own);
     return OCTET_OK;
 }
 
@@ -558,7 +1360,8 @@ static int adafactor_cpu(const optim_launch *L)
 {
     int rc = OCTET_OK;
     for (int t = 0; t < L->n_tensors && rc == OCTET_OK; t++)
-        rc = adafactor_tensor_cpu(&L->tensors[t], &L->groups[L->tensors[t].group]);
+        rc = adafactor_tensor_cpu(&L->tensors[t], &L->groups[L->tensors[t].group], L->workspace,
+                                  L->workspace_floats);
     return rc;
 }
 

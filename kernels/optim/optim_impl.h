@@ -66,6 +66,15 @@ const optim_kernels *optim_kernels_cpu(void);
 uint8_t optim_cpu_nearest_code(const float *map, float x, int is_signed);
 /* Tests: 1 makes the CPU twin use its portable loops instead of the AVX-512 path. */
 void optim_cpu_force_portable(int on);
+/* Tests: caps the CPU twin's vector paths (the 8-bit step, Adafactor's sums) at one of these
+ * (BEST: whatever the CPU has; force_portable(1) is PORTABLE, (0) BEST). */
+enum { OPTIM_CPU_PATH_PORTABLE = 0, OPTIM_CPU_PATH_AVX512 = 1, OPTIM_CPU_PATH_VBMI = 2, OPTIM_CPU_PATH_BEST = 99 };
+void optim_cpu_force_path(int path);
+/* Tests: the codes the CPU twin's 8-bit step stores for the fresh moments m, v (n values) of a
+ * block whose new absmax are n1, n2 (the block's values need not be below them), on the path
+ * optim_cpu_force_path() allows, with the maps q1 (signed, state 1) and q2 (unsigned). */
+void optim_cpu_block_codes(const float *q1, const float *q2, const float *m, const float *v, int n, float n1,
+                           float n2, uint8_t *c1, uint8_t *c2);
 #ifdef HAVE_CUDA
 const optim_kernels *optim_kernels_cuda(void);
 #endif

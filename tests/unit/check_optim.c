@@ -9,6 +9,7 @@
  * are not multiples of 256, tensors under min_8bit_size, weight decay, NaN/Inf gradients,
  * all-zero blocks, and 200 steps without re-sync. Also: accounting, groups, save/load and the
  * refusal of every invalid hyper-parameter. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -920,6 +921,378 @@ START_TEST(test_vector_path_equals_portable_path)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ the CPU twin's fast paths */
+
+static const int cpu_paths[3] = {OPTIM_CPU_PATH_BEST, OPTIM_CPU_PATH_AVX512, OPTIM_CPU_PATH_PORTABLE};
+
+/* Steps one adamw8bit optimizer per CPU path (VBMI where the CPU has it, AVX-512 with gathers,
+ * portable loops) over the same gradients, with what drives the vector paths off their fast
+ * track: NaN/Inf, a gradient so large that v overflows (NaN and 0 quotients in the codes),
+ * all-zero blocks, tiny blocks, partial blocks (and, after the overflow, a block whose absmax
+ * is infinite: NaN moments); block sizes 64, 256 and 2048; and, with
+ * `odd_map`, a signed map with two equal entries (no permute search: the gathers) and an
+ * unsigned map nudged by one ulp. Everything must agree bit for bit. */
+static void paths_agree(int block, int odd_map, uint64_t seed)
+{
+    int64_t sizes[3] = {(block >= 1024 ? 5 * block : 3 * 4096) + 19, 70000, 4099}; /* all >= min_8bit_size */
+    fixture f[3];
+    optim *o[3];
+    optim_config cfg;
+    optim_config_defaults(OPTIM_ADAMW8BIT, &cfg);
+    cfg.block_size = block;
+    for (int k = 0; k < 3; k++) {
+        fixture_init(&f[k], 3, sizes, seed);
+        ck_assert_int_eq(optim_create(f[k].dev, &cfg, f[k].t, 3, &o[k], NULL), OCTET_OK);
+        if (odd_map) { /* CPU device: the maps are host memory */
+            float *q1 = (float *)optim_qmap(o[k], 1), *q2 = (float *)optim_qmap(o[k], 0);
+            q1[200] = q1[201];
+            q2[150] = nextafterf(q2[150], 1.0f);
+        }
+    }
+    test_rng r;
+    rng_seed(&r, seed + 1);
+    for (int t = 0; t < 6; t++) {
+        fresh_grads(&f[0], &r);
+        f[0].g[0][t * 1000 % sizes[0]] = NAN;
+        f[0].g[1][t * 7] = INFINITY;
+        f[0].g[1][t * 7 + 1] = -INFINITY;
+        f[0].g[0][(t * 3001 + 5) % sizes[0]] = t == 2 ? 1e21f : 1e3f; /* 1e21: v = inf */
+        memset(f[0].g[2], 0, (size_t)block * sizeof(float)); /* an all-zero block */
+        for (int64_t j = 300; j < 300 + block; j++)
+            f[0].g[1][j] *= 1e-30f;
+        for (int k = 1; k < 3; k++)
+            for (int i = 0; i < 3; i++)
+                memcpy(f[k].g[i], f[0].g[i], (size_t)sizes[i] * sizeof(float));
+        for (int k = 0; k < 3; k++) {
+            optim_cpu_force_path(cpu_paths[k]);
+            ck_assert_int_eq(optim_step(o[k], 1.0), OCTET_OK);
+        }
+        optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+    }
+    for (int k = 1; k < 3; k++)
+        for (int i = 0; i < 3; i++) {
+            optim_tensor_state sa, sb;
+            optim_tensor_state_get(o[0], i, &sa);
+            optim_tensor_state_get(o[k], i, &sb);
+            ck_assert_msg(!memcmp(f[0].p[i], f[k].p[i], (size_t)sizes[i] * sizeof(float)), "path %d p[%d]", k, i);
+            ck_assert_msg(!memcmp(sa.code1, sb.code1, (size_t)sizes[i]), "path %d code1[%d]", k, i);
+            ck_assert_msg(!memcmp(sa.code2, sb.code2, (size_t)sizes[i]), "path %d code2[%d]", k, i);
+            ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
+            ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
+        }
+    for (int k = 0; k < 3; k++) {
+        optim_destroy(o[k]);
+        fixture_free(&f[k]);
+    }
+}
+
+START_TEST(test_8bit_paths_agree)
+{
+    paths_agree(256, 0, 101);
+    paths_agree(64, 0, 102);
+    paths_agree(2048, 0, 103);
+    paths_agree(256, 1, 104);
+}
+END_TEST
+
+/* The codes of the VBMI path's permute search (and of the other paths) equal the scalar rule
+ * of quant_math.h (the binary search with bnb's sign fix) for moments inside the block's
+ * absmax: every midpoint and map entry and their float neighbours, both signs, +-0, powers of
+ * two (the search's row edges) and their neighbours, subnormals, +-absmax, and random values of
+ * every magnitude, with absmax 1 (x = m) and 0.37; and the three paths agree on moments outside
+ * it (above absmax, NaN, +-Inf, negative v), which take the gathers. */
+START_TEST(test_block_codes_equal_scalar_rule)
+{
+    float q1[256], q2[256];
+    qmap_build(q1, 1);
+    qmap_build(q2, 0);
+    enum { N = 1 << 20 };
+    float *x = malloc(N * sizeof(float)), *m = malloc(N * sizeof(float)), *v = malloc(N * sizeof(float));
+    uint8_t *c1 = malloc(N), *c2 = malloc(N), *r1 = malloc(N), *r2 = malloc(N);
+    int n = 0;
+    for (int k = 0; k < 255; k++)
+        for (int map = 0; map < 2; map++) {
+            const float *q = map ? q2 : q1;
+            float mid = (q[k + 1] + q[k]) * 0.5f, a = mid, b = mid, c = q[k], d = q[k];
+            x[n++] = mid;
+            x[n++] = q[k];
+            for (int u = 0; u < 3; u++) {
+                a = nextafterf(a, -2.0f);
+                b = nextafterf(b, 2.0f);
+                c = nextafterf(c, -2.0f);
+                d = nextafterf(d, 2.0f);
+                x[n++] = a;
+                x[n++] = b;
+                x[n++] = c;
+                x[n++] = d;
+            }
+        }
+    for (int e = 0; e <= 40; e++) {
+        float p2 = ldexpf(1.0f, -e);
+        x[n++] = p2;
+        x[n++] = nextafterf(p2, 0.0f);
+        x[n++] = nextafterf(p2, 2.0f);
+    }
+    float special[] = {0.0f, 1.0f, 1e-30f, 1e-40f, 1.4e-45f, FLT_MIN, 5.0e-8f, 6.0e-8f, 1.1e-7f, 1.3e-7f};
+    for (size_t j = 0; j < sizeof special / sizeof special[0]; j++)
+        x[n++] = special[j];
+    int fixed = n;
+    for (int j = 0; j < fixed; j++) /* both signs */
+        x[n++] = -x[j];
+    test_rng r;
+    rng_seed(&r, 77);
+    while (n < N) {
+        float y = (float)(rng_uniform(&r) * 2.0 - 1.0) * (float)pow(10.0, -8.0 * rng_uniform(&r));
+        x[n++] = y;
+    }
+    const float absmax[2] = {1.0f, 0.37f};
+    for (int a = 0; a < 2; a++) {
+        for (int j = 0; j < N; j++) {
+            m[j] = x[j] * absmax[a];
+            if (fabsf(m[j]) > absmax[a]) /* rounding may push x * 0.37 above 0.37 */
+                m[j] = copysignf(absmax[a], m[j]);
+        }
+        for (int j = 0; j < N; j++)
+            v[j] = fabsf(m[((int64_t)j * 7919) % N]);
+        for (int pth = 0; pth < 3; pth++) {
+            optim_cpu_force_path(cpu_paths[pth]);
+            optim_cpu_block_codes(q1, q2, m, v, N, absmax[a], absmax[a], c1, c2);
+            for (int j = 0; j < N; j++) {
+                uint8_t e1 = quant_signed_state_one(q1, m[j], absmax[a]);
+                uint8_t e2 = quant_unsigned_state_one(q2, v[j], absmax[a]);
+                ck_assert_msg(c1[j] == e1 && c2[j] == e2, "path %d absmax %g: m %.9g -> %d (want %d), v %.9g -> %d (want %d)",
+                              cpu_paths[pth], absmax[a], m[j], c1[j], e1, v[j], c2[j], e2);
+            }
+        }
+    }
+    /* outside the tables' domain: the paths agree with one another; wild values now and then
+     * in m only, in v only, and in both, so that they take the gathers on their own */
+    float wild[] = {1.5f, -1.5f, 3e38f, -3e38f, INFINITY, -INFINITY, NAN, -NAN, -0.0f, -1e-20f, -0.5f, 2.0f};
+    int nw = (int)(sizeof wild / sizeof wild[0]);
+    for (int which = 1; which <= 3; which++) {
+        for (int j = 0; j < 8192; j++) {
+            m[j] = x[j];
+            v[j] = fabsf(x[j + 1]);
+            if ((which & 1) && j % 97 == 0)
+                m[j] = wild[(j / 97) % nw];
+            if ((which & 2) && j % 89 == 0)
+                v[j] = wild[(j / 89) % nw];
+        }
+        optim_cpu_force_path(OPTIM_CPU_PATH_PORTABLE);
+        optim_cpu_block_codes(q1, q2, m, v, 8192, 1.0f, 1.0f, r1, r2);
+        for (int pth = 0; pth < 2; pth++) {
+            optim_cpu_force_path(cpu_paths[pth]);
+            optim_cpu_block_codes(q1, q2, m, v, 8192, 1.0f, 1.0f, c1, c2);
+            for (int j = 0; j < 8192; j++)
+                ck_assert_msg(c1[j] == r1[j] && c2[j] == r2[j],
+                              "path %d: m %.9g -> %d (portable %d), v %.9g -> %d (%d)", cpu_paths[pth], m[j], c1[j],
+                              r1[j], v[j], c2[j], r2[j]);
+        }
+    }
+    optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+    free(x);
+    free(m);
+    free(v);
+    free(c1);
+    free(c2);
+    free(r1);
+    free(r2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ Adafactor fast path */
+
+/* The CPU twin's Adafactor against a plain transcription of optim_math.h's rules in the fixed
+ * summation order (what the twin did before it was restructured): one chunk partial at a time,
+ * U stored, one element at a time. Bit for bit, on the AVX-512 and the portable path, for
+ * factored shapes with batches, row and column tails (16- and 8-row groups, columns not a
+ * multiple of 8), more than 16 summation chunks with a partial last one, an unfactored tensor,
+ * momentum, weight decay, clipping, and non-finite gradients. */
+typedef struct af_case {
+    int64_t batch, rows, cols;
+    int factored, beta1, wd, scale, nonfinite;
+    float clip;
+} af_case;
+
+static double ref_sum_squares(const float *x, int64_t n)
+{
+    double total = 0.0;
+    for (int64_t c = 0; c * ADAFACTOR_SUM_CHUNK < n; c++) {
+        double part = 0.0;
+        int64_t end = (c + 1) * ADAFACTOR_SUM_CHUNK < n ? (c + 1) * ADAFACTOR_SUM_CHUNK : n;
+        for (int64_t i = c * ADAFACTOR_SUM_CHUNK; i < end; i++)
+            part += (double)x[i] * (double)x[i];
+        total += part;
+    }
+    return total;
+}
+
+static void ref_adafactor(optim_tensor_desc *d, const optim_group_scalars *s)
+{
+    int64_t n = d->n, R = d->rows, C = d->cols;
+    float *u = malloc((size_t)n * sizeof(float)), *r_mean = malloc((size_t)d->batch * sizeof(float));
+    double *col_acc = malloc((size_t)C * sizeof(double));
+    double rms_x = sqrt(ref_sum_squares(d->p, n) / (double)n);
+    float alpha = s->af_scale_parameter ? (float)((double)s->af_rho * fmax((double)s->af_eps2, rms_x)) : s->af_rho;
+    if (d->factored) {
+        for (int64_t b = 0; b < d->batch; b++) {
+            const float *g = d->g + b * R * C;
+            for (int64_t c = 0; c < C; c++)
+                col_acc[c] = 0.0;
+            for (int64_t r = 0; r < R; r++) {
+                double row_acc = 0.0;
+                for (int64_t c = 0; c < C; c++) {
+                    float sq = adafactor_sq_one(g[r * C + c], s);
+                    row_acc += sq;
+                    col_acc[c] += sq;
+                }
+                d->row[b * R + r] = adafactor_ema_one(d->row[b * R + r], (float)(row_acc / (double)C), s);
+            }
+            for (int64_t c = 0; c < C; c++)
+                d->col[b * C + c] = adafactor_ema_one(d->col[b * C + c], (float)(col_acc[c] / (double)R), s);
+            double rsum = 0.0;
+            for (int64_t r = 0; r < R; r++)
+                rsum += d->row[b * R + r];
+            r_mean[b] = (float)(rsum / (double)R);
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t b = i / (R * C), r = (i % (R * C)) / C, c = i % C;
+            u[i] = adafactor_factored_u_one(d->g[i], d->row[b * R + r], r_mean[b], d->col[b * C + c]);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            d->v[i] = adafactor_ema_one(d->v[i], adafactor_sq_one(d->g[i], s), s);
+            u[i] = adafactor_unfactored_u_one(d->g[i], d->v[i]);
+        }
+    }
+    double rms_u = sqrt(ref_sum_squares(u, n) / (double)n);
+    float clip_div = (float)fmax(1.0, rms_u / (double)s->af_clip);
+    for (int64_t i = 0; i < n; i++)
+        d->p[i] = adafactor_apply_one(d->p[i], u[i], clip_div, alpha, &d->m[i], s);
+    free(u);
+    free(r_mean);
+    free(col_acc);
+}
+
+static float *af_copy(const float *x, int64_t n)
+{
+    float *y = malloc((size_t)(n ? n : 1) * sizeof(float));
+    memcpy(y, x, (size_t)n * sizeof(float));
+    return y;
+}
+
+START_TEST(test_adafactor_equals_reference)
+{
+    const af_case cases[] = {
+        {1, 300, 17, 1, 0, 0, 1, 0, 1.0f},   {3, 5, 6, 1, 1, 1, 1, 0, 1.0f},    {2, 130, 2100, 1, 0, 0, 1, 1, 1.0f},
+        {1, 64, 1024, 1, 1, 0, 0, 0, 0.3f},  {1, 1, 5000, 1, 0, 1, 1, 0, 1.0f}, {1, 1, 37, 0, 0, 0, 1, 0, 1.0f},
+        {1, 1, 70001, 0, 1, 1, 1, 1, 0.5f},  {4, 33, 65, 1, 0, 0, 1, 0, 1.0f},  {1, 17, 8, 1, 1, 0, 1, 0, 1.0f},
+    };
+    test_rng r;
+    rng_seed(&r, 515);
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const af_case *k = &cases[ci];
+        optim_tensor_desc d;
+        memset(&d, 0, sizeof d);
+        d.n = k->batch * k->rows * k->cols;
+        d.factored = k->factored;
+        d.batch = k->factored ? k->batch : 1;
+        d.rows = k->factored ? k->rows : 1;
+        d.cols = k->factored ? k->cols : d.n;
+        d.n_units = 1;
+        float *p = malloc((size_t)d.n * sizeof(float)), *g = malloc((size_t)d.n * sizeof(float));
+        float *m = calloc((size_t)d.n, sizeof(float)), *v = calloc((size_t)d.n, sizeof(float));
+        float *row = calloc((size_t)(d.batch * d.rows), sizeof(float)), *col = calloc((size_t)(d.batch * d.cols), sizeof(float));
+        rng_fill_normal(&r, p, (size_t)d.n, 0.1f);
+        optim_group_scalars s;
+        memset(&s, 0, sizeof s);
+        s.af_eps1 = 1e-30f;
+        s.af_eps2 = 1e-3f;
+        s.af_clip = k->clip;
+        s.af_scale_parameter = k->scale;
+        s.af_use_beta1 = k->beta1;
+        s.af_beta1 = 0.9f;
+        s.af_one_minus_beta1 = 0.1f;
+        s.af_wd = k->wd ? 0.01f : 0.0f;
+        for (int step = 1; step <= 3; step++) {
+            double beta2t = 1.0 - pow((double)step, -0.8);
+            s.af_beta2t = (float)beta2t;
+            s.af_one_minus_beta2t = (float)(1.0 - beta2t);
+            s.af_rho = (float)fmin(1e-2, 1.0 / sqrt((double)step));
+            rng_fill_normal(&r, g, (size_t)d.n, step == 2 ? 10.0f : 0.01f);
+            if (k->nonfinite && step == 3) {
+                g[d.n / 2] = NAN;
+                g[d.n / 3] = INFINITY;
+            }
+            /* the reference, then each path from the same state */
+            optim_tensor_desc ref = d;
+            ref.p = af_copy(p, d.n);
+            ref.g = g;
+            ref.m = af_copy(m, d.n);
+            ref.v = af_copy(v, d.n);
+            ref.row = af_copy(row, d.batch * d.rows);
+            ref.col = af_copy(col, d.batch * d.cols);
+            ref_adafactor(&ref, &s);
+            for (int pth = 0; pth < 3; pth++) {
+                optim_tensor_desc t = d;
+                t.p = af_copy(p, d.n);
+                t.g = g;
+                t.m = k->beta1 ? af_copy(m, d.n) : NULL;
+                t.v = af_copy(v, d.n);
+                t.row = af_copy(row, d.batch * d.rows);
+                t.col = af_copy(col, d.batch * d.cols);
+                int64_t wf = adafactor_workspace_floats(&t, 1);
+                float *ws = malloc((size_t)wf * sizeof(float));
+                optim_launch L;
+                memset(&L, 0, sizeof L);
+                L.tensors = L.host_tensors = &t;
+                L.n_tensors = 1;
+                L.n_units = 1;
+                L.groups = L.host_groups = &s;
+                L.workspace = ws;
+                L.workspace_floats = wf;
+                optim_cpu_force_path(cpu_paths[pth]);
+                ck_assert_int_eq(optim_kernels_cpu()->adafactor(&L), OCTET_OK);
+                optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+                ck_assert_msg(!memcmp(t.p, ref.p, (size_t)d.n * sizeof(float)), "case %zu step %d path %d: p", ci, step,
+                              cpu_paths[pth]);
+                if (k->beta1)
+                    ck_assert_msg(!memcmp(t.m, ref.m, (size_t)d.n * sizeof(float)), "case %zu: m", ci);
+                if (k->factored) {
+                    ck_assert_msg(!memcmp(t.row, ref.row, (size_t)(d.batch * d.rows) * sizeof(float)), "case %zu: row", ci);
+                    ck_assert_msg(!memcmp(t.col, ref.col, (size_t)(d.batch * d.cols) * sizeof(float)), "case %zu: col", ci);
+                } else {
+                    ck_assert_msg(!memcmp(t.v, ref.v, (size_t)d.n * sizeof(float)), "case %zu: v", ci);
+                }
+                free(t.p);
+                free(t.m);
+                free(t.v);
+                free(t.row);
+                free(t.col);
+                free(ws);
+            }
+            /* carry the reference's state into the next step */
+            memcpy(p, ref.p, (size_t)d.n * sizeof(float));
+            memcpy(m, ref.m, (size_t)d.n * sizeof(float));
+            memcpy(v, ref.v, (size_t)d.n * sizeof(float));
+            memcpy(row, ref.row, (size_t)(d.batch * d.rows) * sizeof(float));
+            memcpy(col, ref.col, (size_t)(d.batch * d.cols) * sizeof(float));
+            free(ref.p);
+            free(ref.m);
+            free(ref.v);
+            free(ref.row);
+            free(ref.col);
+        }
+        free(p);
+        free(g);
+        free(m);
+        free(v);
+        free(row);
+        free(col);
+    }
+}
+END_TEST
+
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
@@ -937,6 +1310,12 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_comparator_catches_corrupted_code);
     tcase_add_test(tc, test_table_search_equals_binary_search);
     tcase_add_test(tc, test_vector_path_equals_portable_path);
+    tcase_add_test(tc, test_8bit_paths_agree);
+    tcase_add_test(tc, test_block_codes_equal_scalar_rule);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("adafactor");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_adafactor_equals_reference);
     suite_add_tcase(s, tc);
     tc = tcase_create("layout");
     tcase_add_test(tc, test_adam8_fallbacks_groups_and_accounting);
