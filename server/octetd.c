@@ -182,8 +182,11 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     printf("octetd %s listening on http://%s%s%s:%u/\n", PACKAGE_VERSION, v6 ? "[" : "", o->listen, v6 ? "]" : "",
            http_port(srv));
     fflush(stdout);
-    log_info("database %s, web %s, writes %s, CUDA %s", db, o->web_dir,
-             o->token && *o->token ? "need the bearer token" : "open", app.cuda_usable ? "usable" : "not usable");
+    log_info("database %s, web %s, writes %s", db, o->web_dir, o->token && *o->token ? "need the bearer token" : "open");
+    if (app.cuda_usable)
+        log_info("compute: CUDA device 0 is usable; jobs with device auto run there");
+    else
+        log_info("compute: the CPU (%s)", app.cuda_detail);
     int sig = 0;
     while (sigwait(stop_signals, &sig) != 0)
         ;
