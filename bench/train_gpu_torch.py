@@ -6,11 +6,14 @@ Builds Hugging Face's DistilBertForSequenceClassification from a distilbert-base
 batches: sequence length 128, batch 32, 50 timed steps after 5 warm-up steps, in fp32 and in
 bf16 autocast. Prints tab-separated rows
   torch_train <precision> <samples/s> <peak device MiB> <optimizer state bytes>
-and exits 77 when no CUDA device (or no transformers) is present, as a skip."""
+and exits 77 when no CUDA device (or no PyTorch, or no transformers) is present, as a skip."""
 import sys
 import time
 
-import torch
+try:
+    import torch
+except ImportError:  # a machine without PyTorch: a skip, as without a device
+    torch = None
 
 
 def run(precision, steps=50, warmup=5, batch=32, seq=128):
@@ -49,6 +52,9 @@ def run(precision, steps=50, warmup=5, batch=32, seq=128):
 
 
 def main():
+    if torch is None:
+        print("train_gpu_torch: PyTorch is not installed for %s" % sys.executable, file=sys.stderr)
+        return 77
     if not torch.cuda.is_available():
         print("train_gpu_torch: no CUDA device", file=sys.stderr)
         return 77

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef HAVE_CUDA
 #include "device_cuda.h"
@@ -35,6 +36,7 @@ struct device {
     ledger_slot *slots;        /* capacity is a power of two */
     size_t capacity, used;     /* used counts live and tombstoned slots */
     device_mem_stats stats;
+    size_t limit;              /* device_set_limit's cap on stats.current_total; 0 = none */
 };
 
 static const char *category_names[MEM_NCATEGORIES] = {
@@ -239,10 +241,15 @@ void *device_alloc(device *d, size_t bytes, mem_category cat)
     if (!bytes || cat < 0 || cat >= MEM_NCATEGORIES)
         return NULL;
     void *p = NULL;
+    pthread_mutex_lock(&d->lock);
+    int over = d->limit && (bytes > d->limit || d->stats.current_total > d->limit - bytes);
+    pthread_mutex_unlock(&d->lock);
+    if (over) /* what a full device does; the cap is checked again below against racing allocations */
+        return NULL;
     if (d->be->alloc(d->ctx, &p, bytes) != OCTET_OK)
         return NULL;
     pthread_mutex_lock(&d->lock);
-    if (!ledger_reserve(d)) {
+    if ((d->limit && (bytes > d->limit || d->stats.current_total > d->limit - bytes)) || !ledger_reserve(d)) {
         pthread_mutex_unlock(&d->lock);
         d->be->free(d->ctx, p);
         return NULL;
@@ -301,4 +308,72 @@ void device_mem_reset_peaks(device *d)
         d->stats.peak[c] = d->stats.current[c];
     d->stats.peak_total = d->stats.current_total;
     pthread_mutex_unlock(&d->lock);
+}
+
+/* ---------------------------------------------------------------- issue 4 additions */
+
+int device_bind_thread(device *d)
+{
+#ifdef HAVE_CUDA
+    if (d && d->kind == OCTET_DEV_CUDA)
+        return device_cuda_bind(d->ctx);
+#else
+    (void)d;
+#endif
+    return OCTET_OK;
+}
+
+void device_set_limit(device *d, size_t bytes)
+{
+    pthread_mutex_lock(&d->lock);
+    d->limit = bytes;
+    pthread_mutex_unlock(&d->lock);
+}
+
+void device_mem_available(device *d, size_t *free_bytes, size_t *total_bytes)
+{
+    size_t fr = 0, tot = 0, live, limit;
+    pthread_mutex_lock(&d->lock);
+    live = d->stats.current_total;
+    limit = d->limit;
+    pthread_mutex_unlock(&d->lock);
+    int known = 1;
+    if (d->be->mem_info) {
+        known = d->be->mem_info(d->ctx, &fr, &tot) == OCTET_OK;
+    } else {
+        long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        known = pages > 0 && avail >= 0 && size > 0;
+        if (known) {
+            tot = (size_t)pages * (size_t)size;
+            fr = (size_t)avail * (size_t)size;
+        }
+    }
+    if (!known)
+        fr = tot = 0;
+    if (limit) { /* the smaller view wins */
+        size_t lfree = live < limit ? limit - live : 0;
+        if (!known || limit < tot)
+            tot = limit;
+        if (!known || lfree < fr)
+            fr = lfree;
+    }
+    if (free_bytes)
+        *free_bytes = fr;
+    if (total_bytes)
+        *total_bytes = tot;
+}
+
+int device_alloc_fail(device *d, octet_err *e, const char *field, size_t bytes, const char *what)
+{
+    size_t fr = 0, tot = 0;
+    device_mem_available(d, &fr, &tot);
+    device_mem_stats st;
+    pthread_mutex_lock(&d->lock);
+    st = d->stats;
+    pthread_mutex_unlock(&d->lock);
+    return octet_fail(e, OCTET_ERR_NOMEM, field ? field : "",
+                      "out of %s memory allocating %s: asked %zu bytes (%.1f MiB), %zu free of %zu (%.1f MiB of "
+                      "%.1f MiB; %.1f MiB in use by this job)",
+                      d->be->name, what ? what : "a buffer", bytes, bytes / 1048576.0, fr, tot, fr / 1048576.0,
+                      tot / 1048576.0, st.current_total / 1048576.0);
 }

@@ -88,6 +88,32 @@ void device_mem_stats_get(device *d, device_mem_stats *out);
 void device_mem_reset_peaks(device *d);
 const char *mem_category_name(mem_category c);
 
+/* ---- additions (issue 4, whole job on the GPU) ---- */
+
+/* Makes d the current device of the calling thread (cudaSetDevice(index) on CUDA; nothing on
+ * the CPU). A worker thread calls it before it touches d: the CUDA runtime's current device is
+ * per thread, and a thread that never set it would allocate and launch on device 0. Returns
+ * OCTET_OK, or OCTET_ERR_CUDA (logged) when the CUDA runtime refuses. */
+int device_bind_thread(device *d);
+
+/* Caps the bytes d's ledger may hold at once (all categories together); 0 removes the cap. An
+ * allocation that would pass it fails exactly as on a full device (device_alloc returns NULL,
+ * the ledger is unchanged), so tests can make a job that does not fit on any machine. Lowering
+ * the cap below what is live frees nothing; later allocations fail until enough is freed. */
+void device_set_limit(device *d, size_t bytes);
+
+/* What the allocator could still hand out: *free_bytes and *total_bytes are the cap's (cap -
+ * live, cap) when device_set_limit set one, else the driver's (cudaMemGetInfo) on CUDA, else
+ * the host's available and physical memory on the CPU; the smaller view wins when both apply.
+ * Either pointer may be NULL. */
+void device_mem_available(device *d, size_t *free_bytes, size_t *total_bytes);
+
+/* Records the failure of an allocation of `bytes` for `what` in e and returns OCTET_ERR_NOMEM:
+ * "out of <device> memory allocating <what>: asked X bytes, Y free of Z (W in use)" with the
+ * figures of device_mem_available and the ledger. `field` names the spec field at fault ("model",
+ * "optimizer.name", ...; may be ""). e may be NULL. */
+int device_alloc_fail(device *d, octet_err *e, const char *field, size_t bytes, const char *what);
+
 /* The CPU backend table; always present. */
 const device_backend *device_cpu_backend(void);
 

@@ -138,5 +138,13 @@ static const device_backend cuda_backend = {
     cuda_mem_info, cuda_close};
 
 extern "C" const device_backend *device_cuda_backend(void) { return &cuda_backend; }
+
+extern "C" int device_cuda_bind(void *ctx)
+{
+    int rc = OCTET_OK;
+    CUDA_TRY(cudaSetDevice(((cuda_ctx *)ctx)->index));
+out:
+    return rc;
+}
 extern "C" void *device_cuda_stream(void *ctx) { return (void *)((cuda_ctx *)ctx)->stream; }
 extern "C" void *device_cuda_blas(void *ctx) { return (void *)((cuda_ctx *)ctx)->blas; }

@@ -13,6 +13,8 @@ int device_cuda_probe(int index, char *why, size_t whylen);
 /* Selects the device, creates its stream and cuBLAS handle. */
 int device_cuda_open(int index, void **ctx, char *why, size_t whylen);
 const device_backend *device_cuda_backend(void);
+/* cudaSetDevice(index of ctx) for the calling thread; OCTET_ERR_CUDA (logged) on failure. */
+int device_cuda_bind(void *ctx);
 void *device_cuda_stream(void *ctx);
 void *device_cuda_blas(void *ctx);
 

@@ -1,12 +1,13 @@
 /* matmul_cuda.cu: the CUDA twin of matmul_cpu.c — the row-major gemm over cuBLAS, the linear
  * layer (nn.Linear layout) forward and backward built on it, and the per-device matmul
- * precision switch (fp32, or bf16 tensor cores with fp32 accumulation; see ops_cuda.h).
+ * precision switch (fp32, or bf16 / fp16 tensor cores with fp32 accumulation; see ops_cuda.h).
  *
  * Every buffer is row-major; cuBLAS is column-major, so ops_rm_gemm hands cuBLAS the transposed
  * problem c^T = op(b)^T op(a)^T with the operands swapped (llm.c's train_gpt2_fp32.cu does the
  * same), one cublasGemmEx (or cublasGemmStridedBatchedEx for attention's per-head products) on
  * the device's handle, which device_cuda.cu bound to the device's stream. Compute type
- * CUBLAS_COMPUTE_32F (true fp32, no TF32) or CUBLAS_COMPUTE_32F_FAST_16BF.
+ * CUBLAS_COMPUTE_32F (true fp32, no TF32), CUBLAS_COMPUTE_32F_FAST_16BF or
+ * CUBLAS_COMPUTE_32F_FAST_16F.
  *
  * Two small kernels finish the layer: the bias broadcast-add of the forward pass (grid-stride,
  * one element per thread) and the bias gradient of the backward pass, a column sum: a CUDA
@@ -23,45 +24,54 @@
 
 /* ------------------------------------------------------------------ precision switch */
 
-/* Devices whose matmuls run in bf16; everything else is fp32. Guarded by bf16_lock. */
-static const device *bf16_devices[OPS_CUDA_MAX_BF16_DEVICES];
-static pthread_mutex_t bf16_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Devices whose matmuls run in bf16 or fp16, with their mode; everything else is fp32. Guarded
+ * by prec_lock. */
+static const device *prec_devices[OPS_CUDA_MAX_BF16_DEVICES];
+static int prec_modes[OPS_CUDA_MAX_BF16_DEVICES];
+static pthread_mutex_t prec_lock = PTHREAD_MUTEX_INITIALIZER;
 
-extern "C" int ops_cuda_set_matmul_precision(device *d, int bf16)
+extern "C" int ops_cuda_set_matmul_precision(device *d, int mode)
 {
-    if (!d || (bf16 && device_kind(d) != OCTET_DEV_CUDA))
+    if (!d || mode < OPS_MATMUL_FP32 || mode > OPS_MATMUL_FP16 ||
+        (mode != OPS_MATMUL_FP32 && device_kind(d) != OCTET_DEV_CUDA))
         return OCTET_ERR_ARG;
-    int rc = bf16 ? OCTET_ERR_NOMEM : OCTET_OK, free_slot = -1;
-    pthread_mutex_lock(&bf16_lock);
+    int rc = mode != OPS_MATMUL_FP32 ? OCTET_ERR_NOMEM : OCTET_OK, free_slot = -1;
+    pthread_mutex_lock(&prec_lock);
     for (int i = 0; i < OPS_CUDA_MAX_BF16_DEVICES; i++) {
-        if (bf16_devices[i] == d) {
-            if (!bf16)
-                bf16_devices[i] = NULL;
+        if (prec_devices[i] == d) {
+            if (mode == OPS_MATMUL_FP32)
+                prec_devices[i] = NULL;
+            else
+                prec_modes[i] = mode;
             rc = OCTET_OK;
             free_slot = -1;
             break;
         }
-        if (!bf16_devices[i] && free_slot < 0)
+        if (!prec_devices[i] && free_slot < 0)
             free_slot = i;
     }
-    if (bf16 && free_slot >= 0) {
-        bf16_devices[free_slot] = d;
+    if (mode != OPS_MATMUL_FP32 && free_slot >= 0) {
+        prec_devices[free_slot] = d;
+        prec_modes[free_slot] = mode;
         rc = OCTET_OK;
     }
-    pthread_mutex_unlock(&bf16_lock);
+    pthread_mutex_unlock(&prec_lock);
     return rc;
 }
 
 extern "C" int ops_cuda_matmul_precision(const device *d)
 {
-    int on = 0;
+    int mode = OPS_MATMUL_FP32;
     if (!d)
-        return 0;
-    pthread_mutex_lock(&bf16_lock);
-    for (int i = 0; i < OPS_CUDA_MAX_BF16_DEVICES && !on; i++)
-        on = bf16_devices[i] == d;
-    pthread_mutex_unlock(&bf16_lock);
-    return on;
+        return mode;
+    pthread_mutex_lock(&prec_lock);
+    for (int i = 0; i < OPS_CUDA_MAX_BF16_DEVICES; i++)
+        if (prec_devices[i] == d) {
+            mode = prec_modes[i];
+            break;
+        }
+    pthread_mutex_unlock(&prec_lock);
+    return mode;
 }
 
 /* ------------------------------------------------------------------ row-major cuBLAS */
@@ -72,7 +82,10 @@ int ops_rm_gemm(device *d, int ta, int tb, int M, int N, int K, float alpha, con
 {
     int rc = OCTET_OK;
     cublasHandle_t h = (cublasHandle_t)device_blas(d);
-    cublasComputeType_t ct = ops_cuda_matmul_precision(d) ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+    int mode = ops_cuda_matmul_precision(d);
+    cublasComputeType_t ct = mode == OPS_MATMUL_BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
+                             : mode == OPS_MATMUL_FP16 ? CUBLAS_COMPUTE_32F_FAST_16F
+                                                       : CUBLAS_COMPUTE_32F;
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     /* alpha and beta are host scalars, and no math mode may turn COMPUTE_32F into TF32; the
      * handle is the device's, shared with other code, so both are restated on every call. */

@@ -4,13 +4,16 @@
  *
  * Precision. By default every matmul (gemm, the linear layers, attention's per-head products)
  * runs in fp32 through cuBLAS with CUBLAS_COMPUTE_32F: no TF32, no reduced-precision inputs.
- * ops_cuda_set_matmul_precision(d, 1) switches device d's matmuls to
+ * ops_cuda_set_matmul_precision(d, OPS_MATMUL_BF16) switches device d's matmuls to
  * CUBLAS_COMPUTE_32F_FAST_16BF: cuBLAS may round the fp32 operands to bf16 (its header says "to
  * bfloat16 or TF32") and multiply them on the tensor cores, accumulating and writing fp32. That is
  * "bf16 matmuls, fp32 activations": the tensors, the other ops, the gradients and the optimizer
  * all stay fp32 in memory; only the products lose precision (8 significant bits per operand,
- * about 2e-3 relative norm on a product of 257-long rows). It is the hook for the mixed-precision
- * step, not autocast: no bf16 storage, no memory saved, no loss scaling.
+ * about 2e-3 relative norm on a product of 257-long rows). OPS_MATMUL_FP16 does the same with
+ * CUBLAS_COMPUTE_32F_FAST_16F: operands rounded to fp16 (11 significant bits, but a range of
+ * only 6e-8 .. 65504, so a gradient operand can underflow or overflow: training in fp16 needs
+ * dynamic loss scaling, server/train/loss_scale.h). Neither is autocast: no bf16/fp16 storage,
+ * no memory saved.
  *
  * Include config.h first: in a build without CUDA (no HAVE_CUDA) the switch is an inline stub
  * that refuses bf16, so callers compile and link without #ifdef HAVE_CUDA. */
@@ -21,26 +24,30 @@
 
 OCTET_EXTERN_C_BEGIN
 
+/* The matmul precisions of a CUDA device (see above). */
+enum { OPS_MATMUL_FP32 = 0, OPS_MATMUL_BF16 = 1, OPS_MATMUL_FP16 = 2 };
+
 #ifdef HAVE_CUDA
-/* Sets the matmul precision of device d: bf16 = 0 is fp32 (the default), bf16 != 0 is bf16
- * tensor-core products with fp32 accumulation and fp32 inputs/outputs (see above). Takes effect
- * for the ops called after it on d. The setting is remembered per device pointer in a small
- * table until set back to 0, so reset it to 0 before device_close(d) (a later device at the same
- * address would otherwise inherit it). Returns OCTET_OK; OCTET_ERR_ARG when d is NULL, or is
- * not a CUDA device and bf16 != 0 (a CPU device accepts 0, which is what it does anyway);
- * OCTET_ERR_NOMEM when OPS_CUDA_MAX_BF16_DEVICES devices already have bf16 set. Thread-safe. */
-int ops_cuda_set_matmul_precision(device *d, int bf16);
-/* 1 when device d's matmuls run in bf16, else 0 (also for NULL and CPU devices). */
+/* Sets the matmul precision of device d to `mode` (OPS_MATMUL_*; 1 is bf16, as before fp16
+ * existed). Takes effect for the ops called after it on d. The setting is remembered per device
+ * pointer in a small table until set back to OPS_MATMUL_FP32, so reset it before
+ * device_close(d) (a later device at the same address would otherwise inherit it). Returns
+ * OCTET_OK; OCTET_ERR_ARG when d is NULL, mode is not an OPS_MATMUL_* value, or d is not a CUDA
+ * device and mode is not fp32 (a CPU device accepts fp32, which is what it does anyway);
+ * OCTET_ERR_NOMEM when OPS_CUDA_MAX_BF16_DEVICES devices already have a reduced precision set.
+ * Thread-safe. */
+int ops_cuda_set_matmul_precision(device *d, int mode);
+/* The OPS_MATMUL_* mode of device d's matmuls (OPS_MATMUL_FP32 also for NULL and CPU devices). */
 int ops_cuda_matmul_precision(const device *d);
 #else
-static inline int ops_cuda_set_matmul_precision(device *d, int bf16)
+static inline int ops_cuda_set_matmul_precision(device *d, int mode)
 {
-    return (d && !bf16) ? OCTET_OK : OCTET_ERR_ARG;
+    return (d && mode == OPS_MATMUL_FP32) ? OCTET_OK : OCTET_ERR_ARG;
 }
 static inline int ops_cuda_matmul_precision(const device *d)
 {
     (void)d;
-    return 0;
+    return OPS_MATMUL_FP32;
 }
 #endif
 
@@ -51,7 +58,7 @@ OCTET_EXTERN_C_END
 #include <cuda_runtime.h>
 #include "cuda_check.h"
 
-#define OPS_CUDA_MAX_BF16_DEVICES 64 /* devices with bf16 matmuls at one time */
+#define OPS_CUDA_MAX_BF16_DEVICES 64 /* devices with bf16/fp16 matmuls at one time */
 #define OPS_THREADS 256              /* threads per CUDA block of every 1-D launch */
 #define OPS_WARPS (OPS_THREADS / 32) /* rows per CUDA block of the warp-per-row kernels */
 #define OPS_MAX_GRID 65536           /* blocks of a grid-stride launch */

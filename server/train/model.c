@@ -74,14 +74,11 @@ int model_zero_grad(model *m)
     return OCTET_OK;
 }
 
-/* The NOMEM record of an allocation of `bytes` for `what`, with the device's figures. */
+/* The NOMEM record of an allocation of `bytes` for `what`, with the device's figures (asked,
+ * free, total: device_alloc_fail). */
 static int nomem(model *m, size_t bytes, const char *what, octet_err *e)
 {
-    device_mem_stats st;
-    device_mem_stats_get(m->dev, &st);
-    return octet_fail(e, OCTET_ERR_NOMEM, "model",
-                      "out of %s memory allocating %s (%.1f MiB; %.1f MiB already in use)",
-                      device_name(m->dev), what, bytes / 1048576.0, st.current_total / 1048576.0);
+    return device_alloc_fail(m->dev, e, "model", bytes, what);
 }
 
 int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, int no_decay, octet_err *e)
@@ -107,9 +104,17 @@ int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, 
     p->data = device_alloc(m->dev, bytes, MEM_PARAMS);
     p->grad = p->data ? device_alloc(m->dev, bytes, MEM_GRADS) : NULL;
     if (!p->name || !p->data || !p->grad) {
+        int rc = OCTET_ERR_NOMEM;
+        if (!p->name) {
+            rc = octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+        } else {
+            char what[600];
+            snprintf(what, sizeof what, "the %s of %s", p->data ? "gradient" : "weights", name);
+            rc = nomem(m, bytes, what, e); /* the figures before the half-made parameter is freed */
+        }
         device_free(m->dev, p->data);
         free(p->name);
-        return p->name ? nomem(m, 2 * bytes, name, e) : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+        return rc;
     }
     p->ndim = ndim;
     memcpy(p->shape, shape, (size_t)ndim * sizeof *shape);

@@ -89,7 +89,8 @@ model_param *model_find_param(model *m, const char *name);
 /* Zeroes every gradient buffer. */
 int model_zero_grad(model *m);
 /* Adds a parameter (name copied) and allocates data (zero) and grad on the device. Returns
- * OCTET_ERR_NOMEM when the device is full, with the figures in e. */
+ * OCTET_ERR_NOMEM when the device is full, with the figures in e (device_alloc_fail: asked,
+ * free, total). */
 int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, int no_decay, octet_err *e);
 /* Initialises every parameter as Hugging Face does for DistilBERT and nn.Linear models:
  * weights normal(0, std) from a seeded generator (documented in model.c), biases 0,
@@ -114,7 +115,8 @@ void model_fill_normal(float *x, int64_t n, float std, uint64_t seed, const char
 int model_param_get(model *m, int i, float *host);
 int model_param_set(model *m, int i, const float *host);
 /* Allocates one activation block of `bytes` (category activations) for the model, or fails
- * with OCTET_ERR_NOMEM saying how much was asked for `what` and what the device holds. */
+ * with OCTET_ERR_NOMEM saying how much was asked for `what` and how much of how much the device
+ * has free (device_alloc_fail). */
 void *model_alloc_activations(model *m, size_t bytes, const char *what, octet_err *e);
 
 /* Carving one activation block into tensors (llm.c's "malloc and point"): run the layout once

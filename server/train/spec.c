@@ -643,9 +643,6 @@ int spec_check_device(const job_spec *s, int is_cuda, octet_err *e)
         return octet_fail(e, OCTET_ERR_ARG, "training.precision",
                           "%s mixed precision needs a CUDA device; the CPU trains in fp32 only",
                           prec_names[s->training.precision]);
-    if (s->training.precision != SPEC_PREC_FP32)
-        return octet_fail(e, OCTET_ERR_ARG, "training.precision",
-                          "%s mixed precision is not available yet; use fp32", prec_names[s->training.precision]);
     return OCTET_OK;
 }
 

@@ -85,7 +85,7 @@ typedef struct spec_training {
     int64_t warmup_steps;            /* otherwise (0) */
     uint64_t seed;                   /* 42 */
     char device[8];                  /* "auto" | "cpu" | "cuda" */
-    spec_precision precision;        /* fp32 */
+    spec_precision precision;        /* fp32; see spec_check_device for bf16 / fp16 */
     int log_every;                   /* logging_steps, 500 */
 } spec_training;
 
@@ -114,7 +114,15 @@ json_t *spec_to_json(const job_spec *s);
 void spec_optim_config(const job_spec *s, optim_config *cfg, optim_group_spec *groups);
 
 /* Refuses on the CPU what only CUDA can do (bf16/fp16 precision): OCTET_ERR_ARG naming
- * "training.precision". device_kind_is_cuda: the device the job will run on. */
+ * "training.precision". device_kind_is_cuda: the device the job will run on.
+ *
+ * What the precisions mean on CUDA (honestly: "bf16/fp16 matmuls", not autocast): the master
+ * weights, the gradients, the optimizer states and math, and every activation stay fp32 in
+ * memory; "bf16" runs the matmuls (linear layers, attention products) on bf16 tensor cores
+ * (operands rounded to bf16, fp32 accumulation and output; kernels/ops/ops_cuda.h), "fp16" on
+ * fp16 tensor cores with dynamic loss scaling exactly as torch.cuda.amp.GradScaler
+ * (server/train/loss_scale.h: scale 65536, halved and the step skipped on a non-finite
+ * gradient, doubled after 2000 good steps). Neither saves activation memory. */
 int spec_check_device(const job_spec *s, int device_kind_is_cuda, octet_err *e);
 
 const char *spec_arch_name(spec_arch a);

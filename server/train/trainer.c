@@ -13,6 +13,7 @@
 #include <time.h>
 #include "log.h"
 #include "ops.h"
+#include "ops_cuda.h"
 #include "train/batch.h"
 #include "train/checkpoint.h"
 #include "train/distilbert.h"
@@ -192,6 +193,14 @@ static int make_optimizer(trainer *t, octet_err *e)
         t->grad_n[i] = p->n;
     }
     rc = optim_create(t->dev, &t->groups.cfg, ts, t->m->n_params, &t->o, e);
+    if (rc == OCTET_ERR_NOMEM) { /* the figures: the exact layout asked, what the device has free */
+        optim_state_bytes est;
+        memset(&est, 0, sizeof est);
+        optim_estimate(&t->groups.cfg, ts, t->m->n_params, &est, NULL);
+        char what[96];
+        snprintf(what, sizeof what, "the %s optimizer state", optim_kind_name(t->groups.cfg.kind));
+        rc = device_alloc_fail(t->dev, e, "optimizer.name", est.total, what);
+    }
     free(ts);
     return rc;
 }
@@ -225,6 +234,24 @@ static int plan_run(trainer *t, octet_err *e)
     return OCTET_OK;
 }
 
+/* training.precision on the opened device: the matmul mode (bf16 / fp16 tensor cores) and the
+ * fp16 loss scaler. spec_check_device has refused both on the CPU. Fails with OCTET_ERR_ARG
+ * naming training.precision when the device will not take the mode. */
+static int set_precision(trainer *t, octet_err *e)
+{
+    spec_precision p = t->spec.training.precision;
+    loss_scale_init(&t->scaler, p == SPEC_PREC_FP16);
+    if (p == SPEC_PREC_FP32)
+        return OCTET_OK;
+    int mode = p == SPEC_PREC_BF16 ? OPS_MATMUL_BF16 : OPS_MATMUL_FP16;
+    int rc = ops_cuda_set_matmul_precision(t->dev, mode);
+    if (rc != OCTET_OK)
+        return octet_fail(e, OCTET_ERR_ARG, "training.precision", "the %s device does not take %s matmuls (%s)",
+                          device_name(t->dev), spec_precision_name(p), octet_strerror(rc));
+    t->matmul_mode = mode;
+    return OCTET_OK;
+}
+
 static int open_device(trainer *t, octet_err *e)
 {
     const char *want = t->opt.device ? t->opt.device : t->spec.training.device;
@@ -240,6 +267,10 @@ static int open_device(trainer *t, octet_err *e)
     if (rc == OCTET_OK && !ops_for(t->dev))
         rc = octet_fail(e, OCTET_ERR_NODEV, "training.device", "this build has no compute ops for %s",
                         device_name(t->dev));
+    if (rc == OCTET_OK && t->opt.device_mem_limit)
+        device_set_limit(t->dev, t->opt.device_mem_limit);
+    if (rc == OCTET_OK)
+        rc = set_precision(t, e);
     return rc;
 }
 
@@ -305,6 +336,8 @@ void trainer_close(trainer *t)
     free(t->pred);
     free(t->grads);
     free(t->grad_n);
+    if (t->dev && t->matmul_mode != OPS_MATMUL_FP32) /* the mode table is keyed by the pointer */
+        ops_cuda_set_matmul_precision(t->dev, OPS_MATMUL_FP32);
     device_close(t->dev);
     free(t);
 }
@@ -388,20 +421,40 @@ static int micro_step(trainer *t, const size_t *idx, int count, float dloss, dou
     t->m->step++;
     if ((rc = t->m->vt->forward(t->m, &b, 1, &out, e)))
         return rc;
-    if ((rc = t->m->vt->backward(t->m, dloss, e)))
+    if ((rc = t->m->vt->backward(t->m, dloss * loss_scale_factor(&t->scaler), e)))
         return rc;
     *loss = out.loss;
     return OCTET_OK;
 }
 
-/* Clips, checks and applies the accumulated gradients; *applied = 0 when skipped. */
+/* fp16: multiplies every gradient by the loss scaler's inverse scale (GradScaler.unscale_). */
+static int unscale_grads(trainer *t)
+{
+    if (!t->scaler.enabled)
+        return OCTET_OK;
+    float inv = loss_scale_inv(&t->scaler);
+    int rc = OCTET_OK;
+    for (int i = 0; i < t->m->n_params && rc == OCTET_OK; i++)
+        rc = t->m->ops->scale(t->dev, t->m->params[i].grad, t->m->params[i].n, inv);
+    return rc;
+}
+
+/* Unscales (fp16), clips, checks and applies the accumulated gradients; *applied = 0 when
+ * skipped. */
 static int apply_step(trainer *t, double *norm, int *applied, octet_err *e)
 {
-    int rc = trainer_clip_grads(t->m, t->spec.training.max_grad_norm, norm);
+    int rc = unscale_grads(t);
+    if (rc == OCTET_OK)
+        rc = trainer_clip_grads(t->m, t->spec.training.max_grad_norm, norm);
     if (rc)
         return octet_fail(e, rc, "", "gradient clipping failed at step %lld", (long long)t->global_step + 1);
     *applied = isfinite(*norm);
-    if (!*applied) {
+    float scale_before = t->scaler.scale;
+    if (loss_scale_update(&t->scaler, !*applied) && t->scaler.scale >= 1.0f) {
+        /* the loss scaler's overflow: GradScaler skips the step and backs off, no more */
+        log_info("step %lld: gradients not finite at loss scale %g; step skipped, scale now %g",
+                 (long long)t->global_step + 1, (double)scale_before, (double)t->scaler.scale);
+    } else if (!*applied) {
         t->nan_streak++;
         log_warn("step %lld: gradient norm is %g; the step is skipped", (long long)t->global_step + 1, *norm);
         if (t->nan_streak >= NAN_STEPS_MAX)
@@ -551,8 +604,11 @@ static int finish_epoch(trainer *t, double t0, octet_err *e)
 int trainer_train(trainer *t, trainer_result *res, octet_err *e)
 {
     t->t_start = now_s();
-    int rc = t->opt.cb.on_start ? t->opt.cb.on_start(t->opt.cb.user, &t->info) : OCTET_OK;
+    int rc = device_bind_thread(t->dev); /* this thread may not be the one that opened it */
     if (rc)
+        rc = octet_fail(e, rc, "training.device", "could not bind this thread to the %s device",
+                        device_name(t->dev));
+    if (rc == OCTET_OK && t->opt.cb.on_start && (rc = t->opt.cb.on_start(t->opt.cb.user, &t->info)))
         rc = callback_failed(rc, "start", e);
     if (rc == OCTET_OK)
         rc = trainer_replay_restored(t, e);

@@ -21,6 +21,21 @@
  * (the gradients are dropped, as a loss scaler does); three such steps in a row stop the run
  * with OCTET_ERR_NAN naming the step. Cancellation is polled before every batch.
  *
+ * The whole job runs on the job's device: batches are uploaded (device_upload), the loss and
+ * predictions read back (device_download), weights and optimizer state cross only for
+ * checkpoints; trainer_train binds the calling thread to the device first (device_bind_thread),
+ * so a worker thread may run it. training.precision "bf16" / "fp16" (CUDA only; spec.h) switch
+ * the device's matmuls to bf16 / fp16 tensor cores with fp32 master weights, activations and
+ * optimizer math; "fp16" adds GradScaler's dynamic loss scaling (loss_scale.h): the loss
+ * gradient is multiplied by the scale, the gradients are unscaled before clipping, a non-finite
+ * gradient skips the step and halves the scale. Such skips count toward the three-in-a-row stop
+ * only once the scale has fallen below 1 (scaling can then no longer be the cause).
+ *
+ * Memory: every device allocation of a job that fails (parameters, activations, optimizer
+ * state) fails the job with OCTET_ERR_NOMEM and the figures "asked X bytes, Y free of Z"
+ * (device_alloc_fail); everything the job holds is freed by trainer_close, so the worker runs
+ * the next job on a clean device.
+ *
  * Every function returns OCTET_OK or a status with an octet_err naming the field at fault
  * ("dataset.name", "model.preset", "training.precision", ...). Nothing here exits. */
 #ifndef OCTET_TRAIN_TRAINER_H
@@ -109,6 +124,8 @@ typedef struct trainer_options {
     const char *fortunes_dir;          /* NULL: Debian's */
     const octet_dataset *train_data;   /* borrowed; when set, used instead of spec.dataset */
     const octet_dataset *eval_data;
+    size_t device_mem_limit;           /* > 0: cap the job's device allocations at so many bytes
+                                        * (device_set_limit; tests of a job that does not fit) */
     trainer_callbacks cb;
 } trainer_options;
 

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include "train/batch.h"
+#include "train/loss_scale.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -27,6 +28,8 @@ struct trainer {
     int epochs_done;
     int64_t global_step;
     int nan_streak;
+    loss_scaler scaler;                       /* fp16: GradScaler's; disabled otherwise */
+    int matmul_mode;                          /* OPS_MATMUL_* set on dev (reset before closing it) */
     double log_loss;                          /* sum of step losses since the last log */
     int64_t log_steps;
     double epoch_loss;

@@ -1,6 +1,7 @@
 /* trainer_state.c: the trainer's side of checkpoints (trainer_impl.h): the trainer state it
  * saves beside the weights and optimizer state (epoch, global step, the dropout step counter,
- * the shuffle's seed, the metrics so far, the normalised spec), and resuming from it, which
+ * the shuffle's seed, the fp16 loss scaler's scale and growth tracker (GradScaler's state_dict,
+ * present only for fp16), the metrics so far, the normalised spec), and resuming from it, which
  * refuses a checkpoint written for a spec that trains differently. */
 #include "config.h"
 #define LOG_PREFIX "trainer"
@@ -25,6 +26,10 @@ static json_t *state_json(const trainer *t)
     json_object_set_new(st, "rng", json_pack("{ss sI sI}", "shuffle", "splitmix64 Fisher-Yates keyed by (seed, epoch)",
                                              "seed", (json_int_t)t->spec.training.seed, "next_epoch",
                                              (json_int_t)t->epochs_done));
+    if (t->scaler.enabled)
+        json_object_set_new(st, "loss_scale", json_pack("{sf sI sI}", "scale", (double)t->scaler.scale,
+                                                        "growth_tracker", (json_int_t)t->scaler.growth_tracker,
+                                                        "skipped", (json_int_t)t->scaler.skipped));
     json_object_set(st, "metrics", t->history);
     json_object_set_new(st, "spec", spec_to_json(&t->spec));
     return st;
@@ -112,6 +117,16 @@ static int restore_counters(trainer *t, const json_t *st, const char *path, octe
         epoch > t->spec.training.epochs || step < 0 || mstep < 0 || !json_is_array(metrics) ||
         json_array_size(metrics) != (size_t)epoch)
         return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s/%s: inconsistent trainer state", path, CKPT_STATE);
+    json_t *ls = json_object_get(st, "loss_scale");
+    if (ls && t->scaler.enabled) {
+        double scale = json_number_value(json_object_get(ls, "scale"));
+        json_int_t tracker = json_integer_value(json_object_get(ls, "growth_tracker"));
+        if (!(scale > 0.0) || tracker < 0 || tracker >= t->scaler.growth_interval)
+            return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s/%s: inconsistent loss scale", path, CKPT_STATE);
+        t->scaler.scale = (float)scale;
+        t->scaler.growth_tracker = (int)tracker;
+        t->scaler.skipped = json_integer_value(json_object_get(ls, "skipped"));
+    }
     t->epochs_done = (int)epoch;
     t->global_step = step;
     t->m->step = (uint64_t)mstep;

@@ -6,10 +6,19 @@
 # 2. Builds with CUDA for sm_90 from the carried dist tarball (or the tree, when autotools and a
 #    configure script are at hand), in a scratch directory.
 # 3. Runs the CPU-vs-CUDA parity suites (optimizer twins: identical codes/absmax, params within
-#    1 ulp; ops twins: stated tolerances) — exit 0 pass, 77 skip (no device), else fail.
-# 4. Runs bench_optim on the GPU at 16M and 256M parameters beside PyTorch's fused AdamW and a
+#    1 ulp; ops twins: stated tolerances; a whole training step of the MLP and a tiny DistilBERT:
+#    loss, gradients, the adamw step, the 8-bit step bit for bit) — exit 0 pass, 77 skip (no
+#    device), else fail.
+# 4. Fine-tuning throughput of distilbert-base-cased (random weights, seq 128, batch 32, 50 steps
+#    after 5 warm-up steps) with adamw and adamw8bit in fp32 and bf16 (bench/train_bench --device
+#    cuda) beside PyTorch + Transformers with fused AdamW in the same shapes
+#    (bench/train_gpu_torch.py): samples/s, peak device memory, optimizer-state bytes, ratios and
+#    the targets (octet >= 1.0x PyTorch's samples/s in each precision; octet's 8-bit optimizer
+#    state <= 1/3.9 of AdamW's).
+# 5. Runs bench_optim on the GPU at 16M and 256M parameters beside PyTorch's fused AdamW and a
 #    device-to-device copy (the bandwidth ceiling).
-# 5. Prints one short table last. Everything it prints is also written under $OUT (if set).
+# 6. Prints the short tables last. Everything it prints is also written under $OUT (if set).
+# Every benchmark runs under `timeout`, so the script fits in about 10 minutes on an H200.
 # Exit status: 0 when every stage passed or skipped for lack of a device, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,7 +69,7 @@ build() {
     "$conf" -q --with-cuda --with-nvcc-gencode="-gencode=arch=compute_90,code=sm_90" || return 1
     make -j"$jobs" -s || return 1
     make -j"$jobs" -s check TESTS= || return 1        # builds the test programs without running them
-    make -j"$jobs" -s bench/bench_optim || return 1
+    make -j"$jobs" -s bench/bench_optim bench/train_bench || return 1
     export OCTET_SRCDIR=$(dirname "$conf") OCTET_BUILDDIR=$PWD
 }
 
@@ -73,6 +82,7 @@ run_stage() {   # name, command...
     case $rc in
     0) result[$name]=pass ;;
     77) result[$name]=skip ;;
+    124) result[$name]="TIMEOUT"; status=1 ;;
     *) result[$name]="FAIL ($rc)"; status=1 ;;
     esac
 }
@@ -84,12 +94,29 @@ cd /tmp/octet-gpu-build/obj
 export OCTET_SRCDIR=$(dirname "$(ls -d /tmp/octet-gpu-build/octet-*/configure 2>/dev/null || echo "$src/configure")")
 export OCTET_BUILDDIR=$PWD CK_DEFAULT_TIMEOUT=600
 
-for t in tests/unit/run_cuda tests/unit/run_ops_cuda; do
+for t in tests/unit/run_cuda tests/unit/run_ops_cuda tests/unit/run_train_cuda; do
     [ -x "$t" ] && run_stage "parity $(basename "$t")" "./$t"
 done
-run_stage "bench_optim cuda" sh -c "./bench/bench_optim --device cuda --tsv > '$out/bench_optim_cuda.tsv'; rc=\$?; cat '$out/bench_optim_cuda.tsv'; exit \$rc"
-py=$(command -v python3)
-run_stage "torch fused AdamW" sh -c "$py '$OCTET_SRCDIR/bench/optim_gpu_torch.py' > '$out/torch_gpu.tsv'; rc=\$?; cat '$out/torch_gpu.tsv'; exit \$rc"
+
+# Fine-tuning throughput: octet (4 runs) and PyTorch (fp32, bf16). Rows of train_gpu.txt are
+# train_bench's "model threads batch seq samples/s device precision optimizer peak_bytes state_bytes".
+: > "$out/train_gpu.txt"
+for prec in fp32 bf16; do
+    for opt in adamw adamw8bit; do
+        run_stage "train $opt $prec" sh -c "timeout 150 ./bench/train_bench distilbert --device cuda \
+            --preset distilbert-base-cased --seq 128 --batch 32 --steps 50 --warmup 5 --optim $opt \
+            --precision $prec >> '$out/train_gpu.txt'"
+    done
+done
+cat "$out/train_gpu.txt"
+# The first of $PYTHON, python3 on the PATH and Debian's that has PyTorch.
+py=$(for p in ${PYTHON:-} "$(command -v python3)" /usr/bin/python3; do
+         [ -x "$p" ] && "$p" -c 'import torch' 2>/dev/null && { echo "$p"; break; }
+     done)
+py=${py:-$(command -v python3)}
+run_stage "torch train" sh -c "timeout 240 $py '$OCTET_SRCDIR/bench/train_gpu_torch.py' > '$out/train_gpu_torch.tsv'; rc=\$?; cat '$out/train_gpu_torch.tsv'; exit \$rc"
+run_stage "bench_optim cuda" sh -c "timeout 150 ./bench/bench_optim --device cuda --tsv > '$out/bench_optim_cuda.tsv'; rc=\$?; cat '$out/bench_optim_cuda.tsv'; exit \$rc"
+run_stage "torch fused AdamW" sh -c "timeout 120 $py '$OCTET_SRCDIR/bench/optim_gpu_torch.py' > '$out/torch_gpu.tsv'; rc=\$?; cat '$out/torch_gpu.tsv'; exit \$rc"
 
 say "summary"
 printf '%-28s %s\n' stage result
@@ -104,4 +131,30 @@ if [ -s "$out/bench_optim_cuda.tsv" ] && [ -s "$out/torch_gpu.tsv" ]; then
         "$out/bench_optim_cuda.tsv"
     echo "device-to-device copy: $copy GB/s (read + write)"
 fi
+
+# The fine-tuning table: one row per octet run (or "-" where it did not run), PyTorch beside it.
+echo
+echo "distilbert-base-cased fine-tuning, seq 128, batch 32, 50 steps after warm-up (targets: octet >= 1.0x PyTorch; 8-bit state <= 1/3.9 of AdamW's)"
+printf '%-6s %-10s %12s %12s %8s %12s %12s %14s %10s\n' prec optimizer octet-samp/s torch-samp/s ratio octet-peakMiB torch-peakMiB octet-stateMB target
+for prec in fp32 bf16; do
+    for opt in adamw adamw8bit; do
+        awk -v p="$prec" -v o="$opt" -v tf="$out/train_gpu_torch.tsv" '
+            BEGIN { while ((getline l < tf) > 0) { split(l, f, "\t"); if (f[1] == "torch_train") { ts[f[2]] = f[3]; tm[f[2]] = f[4] } } }
+            $6 == "cuda" && $7 == p && $8 == o { s = $5; pk = $9; st = $10 }
+            END {
+                t = (p in ts) ? ts[p] : ""
+                r = (s != "" && t > 0) ? sprintf("%.2fx", s / t) : "-"
+                v = (s != "" && t > 0) ? (s / t >= 1.0 ? "met" : "missed") : "-"
+                printf "%-6s %-10s %12s %12s %8s %12s %12s %14s %10s\n", p, o, (s != "" ? s : "-"), (t != "" ? t : "-"), r,
+                       (pk != "" ? sprintf("%.0f", pk / 1048576) : "-"), (p in tm ? tm[p] : "-"),
+                       (st != "" ? sprintf("%.1f", st / 1e6) : "-"), v
+            }' "$out/train_gpu.txt"
+    done
+done
+awk '$6 == "cuda" && $8 == "adamw" { a[$7] = $10 } $6 == "cuda" && $8 == "adamw8bit" { b[$7] = $10 }
+    END { n = 0
+          for (p in a) if (p in b && b[p] > 0) { n++
+              printf "optimizer state %s: adamw %d B, adamw8bit %d B, ratio 1/%.2f (target <= 1/3.9): %s\n", p, a[p], b[p],
+                     a[p] / b[p], (a[p] / b[p] >= 3.9 ? "met" : "missed") }
+          if (!n) print "optimizer state: no CUDA runs (no CUDA device)" }' "$out/train_gpu.txt"
 exit $status

@@ -20,6 +20,7 @@ int main(void)
     SRunner *sr = srunner_create(suite_trainer_spec());
     srunner_add_suite(sr, suite_trainer_loop());
     srunner_add_suite(sr, suite_trainer_learn());
+    srunner_add_suite(sr, suite_trainer_gpujob());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
