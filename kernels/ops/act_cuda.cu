@@ -4,9 +4,9 @@
  * Each op is one grid-stride kernel, one element per thread per step (OPS_THREADS threads, at
  * most OPS_MAX_GRID blocks, 64-bit indices), calling the same ops_math.h functions as the CPU
  * twin. Built with --fmad=false and without fast-math, so add, ReLU, scale and the token copies
- * are bit-identical to the CPU twin, and GELU differs only where CUDA's erff/expf and glibc's
- * round differently (a few ulp). Aliasing as ops.h allows (out == a, out == inp for ReLU,
- * dinp == dout): every element is read before it is written, by the same thread. Failures:
+ * are bit-identical to the CPU twin, and so should GELU be: its erf and exp are ops_math.h's
+ * own float arithmetic (ops_erff, ops_expf), not the two math libraries'. Aliasing as ops.h
+ * allows (out == a, out == inp for ReLU, dinp == dout): every element is read before it is written, by the same thread. Failures:
  * OCTET_ERR_ARG for the CPU twin's argument errors or a non-CUDA device, OCTET_ERR_CUDA (logged)
  * when a launch fails; no exits, no host synchronisation. */
 #include "config.h"

@@ -111,12 +111,11 @@ static int64_t head_offset(const att_dims *a, int64_t bh)
     return (bh / a->H) * a->T * a->C + (bh % a->H) * a->hs;
 }
 
-/* pd (T) = p * the dropout factors of row i of block bh. */
-static void drop_row(const att_dims *a, float *pd, const float *p, int64_t bh, int i)
+/* pd (T) = p * the dropout factors of row i of block bh; compiled once per ISA (OPS_CPU_CLONES). */
+OPS_CPU_CLONES static void drop_row(const att_dims *a, float *pd, const float *p, int64_t bh, int i)
 {
     uint64_t base = (uint64_t)((bh * a->T + i) * a->T);
-    for (int j = 0; j < a->T; j++)
-        pd[j] = p[j] * dropout_factor_one(a->drop.p, a->drop_scale, a->drop.seed, a->drop.offset, base + j);
+    dropout_run(pd, p, a->T, a->drop.p, a->drop_scale, a->drop.seed, a->drop.offset, base);
 }
 
 /* One product per head through CBLAS: c (M,N; ldc) = alpha op(a) op(b) + beta c. */

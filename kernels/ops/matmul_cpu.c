@@ -39,15 +39,29 @@ int matmul_forward_cpu(device *d, float *out, const float *inp, const float *wei
     return OCTET_OK;
 }
 
-/* dbias[n] += sum over m of dout[m, n], each column summed in m order in double. */
+/* Columns per OpenMP work item of bias_grad. */
+#define BIAS_COLS 128
+
+/* dbias[n] += sum over m of dout[m, n], each column summed in m order in double. The rows are
+ * walked in order and added into a block of column accumulators (contiguous, vectorised),
+ * so every column still sees its rows in ascending order: the same sums as a column-by-column
+ * loop, without its stride-N walk over all of dout per column. */
 static void bias_grad(float *dbias, const float *dout, int M, int N)
 {
+    int blocks = (N + BIAS_COLS - 1) / BIAS_COLS;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        double s = 0.0;
-        for (int m = 0; m < M; m++)
-            s += dout[(int64_t)m * N + n];
-        dbias[n] += (float)s;
+    for (int blk = 0; blk < blocks; blk++) {
+        int n0 = blk * BIAS_COLS, nn = N - n0 < BIAS_COLS ? N - n0 : BIAS_COLS;
+        double s[BIAS_COLS];
+        for (int j = 0; j < nn; j++)
+            s[j] = 0.0;
+        for (int m = 0; m < M; m++) {
+            const float *row = dout + (int64_t)m * N + n0;
+            for (int j = 0; j < nn; j++)
+                s[j] += row[j];
+        }
+        for (int j = 0; j < nn; j++)
+            dbias[n0 + j] += (float)s[j];
     }
 }
 

@@ -16,6 +16,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include "hd.h"
 
 /* The fill of a masked attention score before the softmax: torch.finfo(float32).min, as
@@ -30,17 +31,106 @@ OCTET_HD float relu_one(float x) { return x > 0.0f ? x : 0.0f; }
 /* d relu / dx; 0 at x == 0, as torch. */
 OCTET_HD float relu_grad_one(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 
-/* Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (torch's approximate='none', HF "gelu"). */
-OCTET_HD float gelu_one(float x)
+/* For the few functions that must inline into their callers' loops to vectorise there (the
+ * library builds at -O2 by default, where GCC would rather call them). */
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#  define OPS_INLINE __attribute__((always_inline))
+#else
+#  define OPS_INLINE
+#endif
+
+/* On the CPU twin, the hot loops over these functions are compiled again for AVX2 and AVX-512
+ * and picked at load time (GCC's target_clones, an ifunc), since the default x86-64 target has
+ * only SSE2's four lanes. The clones compute the same bits: the functions are plain IEEE float
+ * and integer arithmetic, with no contraction into FMAs (-ffp-contract=off) and no division. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__x86_64__) && \
+    defined(__linux__) && defined(__ELF__)
+#  define OPS_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#  define OPS_CPU_CLONES
+#endif
+
+/* The float bits of an int, for building 2^n. */
+OCTET_HD OPS_INLINE float ops_bits_float(int32_t i)
 {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+#ifdef __CUDA_ARCH__
+    return __int_as_float(i);
+#else
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+#endif
+}
+
+/* exp(x) to within 1 ulp for x in [-87.33, 88] (Cephes' expf: x = n ln2 + r, |r| <= ln2/2, a
+ * degree-6 polynomial in r, times 2^n from the exponent bits); 0 below, +inf above, 0 for NaN.
+ * Branch-free float arithmetic, so it vectorises on the host and gives the same bits on both
+ * twins (no FMA contraction: -ffp-contract=off here, --fmad=false under nvcc). */
+OCTET_HD OPS_INLINE float ops_expf(float x)
+{
+    float c = x > -87.33654f ? x : -87.33654f; /* NaN, too: the comparison is false */
+    c = c < 88.0f ? c : 88.0f;
+    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(c / ln2), exact */
+    float r = c - n * 0.693359375f;  /* ln 2 in two parts: the first's products are exact */
+    r = r - n * -2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * (r * r) + r + 1.0f;
+    y = y * ops_bits_float(((int32_t)n + 127) << 23);
+    return x > -87.33654f ? (x <= 88.0f ? y : INFINITY) : 0.0f;
+}
+
+/* erf(x) to within 1.25 ulp over all floats (glibc's erff: 0.97), branch-free like ops_expf:
+ *   |x| <  0.921875: x + x P(x^2), P of degree 6;
+ *   |x| >= 0.921875: sign(x) (1 - exp(Q(min(|x|, 4) - 1))), Q ~ log erfc of degree 12
+ * (beyond 4, erf rounds to +-1). Weighted least-squares fits of erf(x)/x - 1 and log erfc(x) in
+ * double, rounded to float and measured over every float in [-6, 6]. erf(NaN) is 1. */
+OCTET_HD OPS_INLINE float ops_erff(float x)
+{
+    float a = fabsf(x), t = x * x;
+    float p = 8.398073259741068e-05f;
+    p = p * t + -8.149882778525352e-04f;
+    p = p * t + 5.201724357903004e-03f;
+    p = p * t + -2.68597062677145e-02f;
+    p = p * t + 1.1283701658248901e-01f;
+    p = p * t + -3.7612634897232056e-01f;
+    p = p * t + 1.2837916612625122e-01f;
+    float small = x + x * p;
+    float u = (a < 4.0f ? a : 4.0f) - 1.0f;
+    float q = -6.5714549357664964e-09f;
+    q = q * u + 1.353675571635904e-07f;
+    q = q * u + -1.2545493746074499e-06f;
+    q = q * u + 6.774274424969917e-06f;
+    q = q * u + -2.161118754884228e-05f;
+    q = q * u + 1.9346191038494e-05f;
+    q = q * u + 2.4292734451591969e-04f;
+    q = q * u + -1.980725908651948e-03f;
+    q = q * u + 1.003462728112936e-02f;
+    q = q * u + -4.156119376420975e-02f;
+    q = q * u + -8.43107283115387e-01f;
+    q = q * u + -2.638967514038086f;
+    q = q * u + -1.8496055603027344f;
+    float big = 1.0f - ops_expf(q);
+    big = x < 0.0f ? -big : big;
+    return a < 0.921875f ? small : big;
+}
+
+/* Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (torch's approximate='none', HF "gelu"), with the
+ * erf above: vectorisable, and the same bits on both twins. */
+OCTET_HD OPS_INLINE float gelu_one(float x)
+{
+    return 0.5f * x * (1.0f + ops_erff(x * 0.70710678118654752f));
 }
 
 /* d gelu / dx = Phi(x) + x phi(x). */
-OCTET_HD float gelu_grad_one(float x)
+OCTET_HD OPS_INLINE float gelu_grad_one(float x)
 {
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = 0.39894228040143268f * expf(-0.5f * x * x); /* 1/sqrt(2 pi) */
+    float cdf = 0.5f * (1.0f + ops_erff(x * 0.70710678118654752f));
+    float pdf = 0.39894228040143268f * ops_expf(-0.5f * x * x); /* 1/sqrt(2 pi) */
     return cdf + x * pdf;
 }
 
@@ -119,6 +209,70 @@ OCTET_HD float dropout_factor_one(float p, float scale, uint64_t seed, uint64_t 
 OCTET_HD float dropout_scale(float p)
 {
     return p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+}
+
+/* The run form of the mask, for loops over consecutive elements (the CPU twin's): y[j] = x[j] *
+ * dropout_factor_one(p, scale, seed, offset, idx0 + j) for j < n, bit for bit, but with one
+ * Philox call per lane group of four elements instead of one per element (words 0..3 of counter
+ * c serve elements 4c .. 4c+3, as the definition says), and the group loop written so that the
+ * C compiler vectorises it across groups (OPS_SIMD: `omp simd` on the host compiler; the
+ * 32-bit products widen to 64 bits, i.e. pmuludq / vpmuludq). y may alias x. A test pins this
+ * against dropout_factor_one element by element, at every alignment of idx0 and n. */
+#if defined(__CUDACC__) || !defined(_OPENMP)
+#  define OPS_SIMD
+#else
+#  define OPS_SIMD _Pragma("omp simd")
+#endif
+#if defined(__CUDACC__)
+#  define OPS_UNROLL10 _Pragma("unroll")
+#elif defined(__GNUC__) && !defined(__clang__)
+#  define OPS_UNROLL10 _Pragma("GCC unroll 10")
+#else
+#  define OPS_UNROLL10
+#endif
+
+OCTET_HD OPS_INLINE void dropout_run(float *y, const float *x, int64_t n, float p, float scale, uint64_t seed,
+                          uint64_t offset, uint64_t idx0)
+{
+    int64_t j = 0;
+    if (p > 0.0f && p < 1.0f) {
+        for (; j < n && ((idx0 + (uint64_t)j) & 3u); j++) /* up to the first whole group */
+            y[j] = x[j] * dropout_factor_one(p, scale, seed, offset, idx0 + (uint64_t)j);
+        int64_t groups = (n - j) / 4;
+        uint64_t ctr0 = (idx0 + (uint64_t)j) >> 2;
+        uint32_t k0[10], k1[10]; /* the key schedule, as ops_philox4x32_10 bumps it */
+        for (int r = 0; r < 10; r++) {
+            k0[r] = (uint32_t)seed + (uint32_t)r * 0x9E3779B9u;
+            k1[r] = (uint32_t)(seed >> 32) + (uint32_t)r * 0xBB67AE85u;
+        }
+        uint32_t o0 = (uint32_t)offset, o1 = (uint32_t)(offset >> 32);
+        float *yg = y + j;
+        const float *xg = x + j;
+        OPS_SIMD
+        for (int64_t g = 0; g < groups; g++) {
+            uint64_t ctr = ctr0 + (uint64_t)g;
+            uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = o0, c3 = o1;
+            OPS_UNROLL10
+            for (int r = 0; r < 10; r++) {
+                uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+                uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0[r];
+                uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1[r];
+                c0 = n0;
+                c1 = (uint32_t)p1;
+                c2 = n2;
+                c3 = (uint32_t)p0;
+            }
+            /* (float)(w >> 8) is exact (< 2^24); through int32 it converts in one instruction */
+            const float u = 1.0f / 16777216.0f;
+            yg[4 * g + 0] = xg[4 * g + 0] * ((float)(int32_t)(c0 >> 8) * u >= p ? scale : 0.0f);
+            yg[4 * g + 1] = xg[4 * g + 1] * ((float)(int32_t)(c1 >> 8) * u >= p ? scale : 0.0f);
+            yg[4 * g + 2] = xg[4 * g + 2] * ((float)(int32_t)(c2 >> 8) * u >= p ? scale : 0.0f);
+            yg[4 * g + 3] = xg[4 * g + 3] * ((float)(int32_t)(c3 >> 8) * u >= p ? scale : 0.0f);
+        }
+        j += 4 * groups;
+    }
+    for (; j < n; j++) /* the tail; or every element when p <= 0 or p >= 1 */
+        y[j] = x[j] * dropout_factor_one(p, scale, seed, offset, idx0 + (uint64_t)j);
 }
 
 #endif

@@ -207,6 +207,37 @@ START_TEST(test_dropout_mask_follows_its_definition)
 }
 END_TEST
 
+/* dropout_run, the lane-grouped run form the CPU twin applies masks with, equals
+ * dropout_factor_one element by element at every start alignment and length (partial leading
+ * group, whole groups, tail), for p inside (0, 1) and at its ends, in place and out of place. */
+START_TEST(test_dropout_run_matches_per_element_factor)
+{
+    const float ps[4] = {0.1f, 0.5f, 0.0f, 1.0f};
+    const uint64_t seed = 0x0123456789abcdefULL, offset = 0xfedcba9876543210ULL;
+    float x[77], y[77], z[77];
+    for (int i = 0; i < 77; i++)
+        x[i] = 1.0f + 0.01f * (float)i;
+    for (int k = 0; k < 4; k++) {
+        float p = ps[k], scale = dropout_scale(p);
+        /* idx0 near 2^32 / 4 groups too, where the counter's high word starts to count */
+        const uint64_t bases[2] = {1000, (UINT64_C(1) << 34) - 40};
+        for (int bi = 0; bi < 2; bi++)
+            for (uint64_t idx0 = bases[bi]; idx0 < bases[bi] + 4; idx0++)
+                for (int n = 0; n <= 77; n += (n < 12 ? 1 : 13)) {
+                    dropout_run(y, x, n, p, scale, seed, offset, idx0);
+                    memcpy(z, x, sizeof z);
+                    dropout_run(z, z, n, p, scale, seed, offset, idx0);
+                    for (int j = 0; j < n; j++) {
+                        float want = x[j] * dropout_factor_one(p, scale, seed, offset, idx0 + (uint64_t)j);
+                        ck_assert_msg(y[j] == want && z[j] == want, "p=%g idx0=%llu n=%d j=%d: %g/%g want %g",
+                                      (double)p, (unsigned long long)idx0, n, j, (double)y[j], (double)z[j],
+                                      (double)want);
+                    }
+                }
+    }
+}
+END_TEST
+
 /* _i indexes p in {0.1, 0.5, 0.9}. */
 START_TEST(test_dropout_keep_fraction_and_scale)
 {
@@ -309,6 +340,7 @@ Suite *suite_ops_loss(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout");
     tcase_add_test(tc, test_philox_known_answers);
+    tcase_add_test(tc, test_dropout_run_matches_per_element_factor);
     tcase_add_test(tc, test_dropout_mask_follows_its_definition);
     tcase_add_loop_test(tc, test_dropout_keep_fraction_and_scale, 0, 3);
     tcase_add_test(tc, test_dropout_is_reproducible);
