@@ -38,7 +38,9 @@ best() {
     i=0
     while [ $i -lt "$repeats" ]; do
         o=$(OMP_NUM_THREADS=$2 OPENBLAS_NUM_THREADS=$2 "$build/bench/train_bench" "$1" --repeats 2) || return 1
-        t=$("$python" "$here/train_torch.py" "$1" --threads "$2" --repeats 2) || return 1
+        # torch.set_num_threads does not bound Debian's pthread OpenBLAS: give both sides the
+        # same BLAS thread count, or PyTorch's "1 thread" row uses every core.
+        t=$(OMP_NUM_THREADS=$2 OPENBLAS_NUM_THREADS=$2 "$python" "$here/train_torch.py" "$1" --threads "$2" --repeats 2) || return 1
         ours=$(printf '%s\n%s\n' "$ours" "$(echo "$o" | cut -d' ' -f5)" | sort -g | tail -n 1)
         tv=$(echo "$t" | cut -d' ' -f5)
         if awk -v a="$tv" -v b="$torch" 'BEGIN { exit !(a > b) }'; then torch=$tv impl=$(echo "$t" | cut -d' ' -f6); fi
