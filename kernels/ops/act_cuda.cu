@@ -199,7 +199,7 @@ int scale_cuda(device *d, float *x, int64_t N, float s)
 int token_select_forward_cuda(device *d, float *out, const float *inp, int B, int T, int C, int t)
 {
     cudaStream_t st;
-    if (!OPS_POS3(B, T, C) || t < 0 || t >= T || !out || !inp || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(B, T, C) || t < 0 || t >= T || !out || !inp || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return token_select_forward_launch(out, inp, B, T, C, t, st);
 }
@@ -207,7 +207,7 @@ int token_select_forward_cuda(device *d, float *out, const float *inp, int B, in
 int token_select_backward_cuda(device *d, float *dinp, const float *dout, int B, int T, int C, int t)
 {
     cudaStream_t st;
-    if (!OPS_POS3(B, T, C) || t < 0 || t >= T || !dinp || !dout || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(B, T, C) || t < 0 || t >= T || !dinp || !dout || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return token_select_backward_launch(dinp, dout, B, T, C, t, st);
 }

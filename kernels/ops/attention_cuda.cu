@@ -136,7 +136,7 @@ int softmax_forward_cuda(device *d, float *out, const float *inp, const int *mas
                          float scale)
 {
     cudaStream_t st;
-    if (!OPS_POS3(B, R, T) || !out || !inp || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(B, R, T) || !out || !inp || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return softmax_forward_launch(out, NULL, inp, mask, (int64_t)B * R, R, T, scale, no_dropout(), st);
 }
@@ -145,7 +145,7 @@ int softmax_backward_cuda(device *d, float *dinp, const float *dout, const float
                           int B, int R, int T, float scale)
 {
     cudaStream_t st;
-    if (!OPS_POS3(B, R, T) || !dinp || !dout || !out || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(B, R, T) || !dinp || !dout || !out || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return softmax_backward_launch(dinp, dout, out, mask, (int64_t)B * R, R, T, scale, no_dropout(), st);
 }
@@ -160,7 +160,7 @@ typedef struct att_dims {
 
 static int att_check(int B, int T, int C, int H, ops_dropout drop, att_dims *a)
 {
-    if (!OPS_POS4(B, T, C, H) || C % H != 0 || !ops_cuda_p_ok(drop.p))
+    if (!OPS_DIMS_OK4(B, T, C, H) || C % H != 0 || !ops_p_ok(drop.p))
         return OCTET_ERR_ARG;
     a->B = B;
     a->T = T;

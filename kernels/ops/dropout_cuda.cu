@@ -43,7 +43,7 @@ int ops_dropout_apply_cuda(float *y, const float *x, int64_t N, ops_dropout drop
 int dropout_forward_cuda(device *d, float *out, const float *inp, int64_t N, ops_dropout drop)
 {
     cudaStream_t st;
-    if (N <= 0 || !out || !inp || !ops_cuda_p_ok(drop.p) || !ops_cuda_stream(d, &st))
+    if (N <= 0 || !out || !inp || !ops_p_ok(drop.p) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return dropout_launch(out, inp, N, drop, st);
 }
@@ -51,7 +51,7 @@ int dropout_forward_cuda(device *d, float *out, const float *inp, int64_t N, ops
 int dropout_backward_cuda(device *d, float *dinp, const float *dout, int64_t N, ops_dropout drop)
 {
     cudaStream_t st;
-    if (N <= 0 || !dinp || !dout || !ops_cuda_p_ok(drop.p) || !ops_cuda_stream(d, &st))
+    if (N <= 0 || !dinp || !dout || !ops_p_ok(drop.p) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return dropout_launch(dinp, dout, N, drop, st);
 }

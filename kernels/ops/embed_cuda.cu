@@ -121,7 +121,7 @@ int embedding_forward_cuda(device *d, float *out, const int *ids, const float *w
                            int B, int T, int C, int V)
 {
     cudaStream_t st;
-    if (!OPS_POS4(B, T, C, V) || !out || !ids || !wte || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK4(B, T, C, V) || !out || !ids || !wte || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return embedding_forward_launch(out, ids, wte, wpe, B, T, C, V, st);
 }
@@ -130,7 +130,7 @@ int embedding_backward_cuda(device *d, float *dwte, float *dwpe, const float *do
                             int B, int T, int C, int V, int padding_idx)
 {
     cudaStream_t st;
-    if (!OPS_POS4(B, T, C, V) || !dout || (dwte && !ids) || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK4(B, T, C, V) || !dout || (dwte && !ids) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     int rc = OCTET_OK;
     if (dwte)

@@ -189,7 +189,7 @@ int crossentropy_forward_cuda(device *d, float *losses, float *loss, int *pred, 
                               const int *labels, int B, int C)
 {
     cudaStream_t st;
-    if (!OPS_POS2(B, C) || !logits || ((losses || loss) && !labels) || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK2(B, C) || !logits || ((losses || loss) && !labels) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return crossentropy_forward_launch(losses, loss, pred, logits, labels, B, C, st);
 }
@@ -198,7 +198,7 @@ int crossentropy_backward_cuda(device *d, float *dlogits, const float *logits, c
                                int C, float dloss)
 {
     cudaStream_t st;
-    if (!OPS_POS2(B, C) || !dlogits || !logits || !labels || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK2(B, C) || !dlogits || !logits || !labels || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return crossentropy_backward_launch(dlogits, logits, labels, B, C, dloss, st);
 }

@@ -163,7 +163,7 @@ int gemm_cuda(device *d, float *c, const float *a, const float *b, int M, int N,
               int trans_b, float alpha, float beta)
 {
     cudaStream_t st;
-    if (!OPS_POS3(M, N, K) || !c || !a || !b || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(M, N, K) || !c || !a || !b || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     int lda = trans_a ? M : K; /* a stored (K,M) or (M,K) */
     int ldb = trans_b ? K : N; /* b stored (N,K) or (K,N) */
@@ -174,7 +174,7 @@ int matmul_forward_cuda(device *d, float *out, const float *inp, const float *we
                         int M, int K, int N)
 {
     cudaStream_t st;
-    if (!OPS_POS3(M, N, K) || !out || !inp || !weight || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(M, N, K) || !out || !inp || !weight || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     /* out (M,N) = inp (M,K) . weight (N,K)^T, then + bias (N) on every row */
     int rc = ops_rm_gemm(d, 0, 1, M, N, K, 1.0f, inp, K, 0, weight, K, 0, 0.0f, out, N, 0, 1);
@@ -188,7 +188,7 @@ int matmul_backward_cuda(device *d, float *dinp, float *dweight, float *dbias, c
 {
     /* dinp (M,K), dweight (N,K), dbias (N); dout (M,N), inp (M,K), weight (N,K) */
     cudaStream_t st;
-    if (!OPS_POS3(M, K, N) || !dout || (dinp && !weight) || (dweight && !inp) || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK3(M, K, N) || !dout || (dinp && !weight) || (dweight && !inp) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     int rc = OCTET_OK;
     if (dinp) /* dinp (M,K) = dout (M,N) . weight (N,K) */

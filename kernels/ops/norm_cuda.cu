@@ -152,7 +152,7 @@ int layernorm_forward_cuda(device *d, float *out, float *mean, float *rstd, cons
                            const float *weight, const float *bias, int N, int C, float eps)
 {
     cudaStream_t st;
-    if (!OPS_POS2(N, C) || !out || !mean || !rstd || !inp || !weight || !bias || !(eps >= 0.0f) ||
+    if (!OPS_DIMS_OK2(N, C) || !out || !mean || !rstd || !inp || !weight || !bias || !(eps >= 0.0f) ||
         !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return layernorm_forward_launch(out, mean, rstd, inp, weight, bias, N, C, eps, st);
@@ -163,7 +163,7 @@ int layernorm_backward_cuda(device *d, float *dinp, float *dweight, float *dbias
                             int N, int C)
 {
     cudaStream_t st;
-    if (!OPS_POS2(N, C) || !dout || !inp || !mean || !rstd || (dinp && !weight) || !ops_cuda_stream(d, &st))
+    if (!OPS_DIMS_OK2(N, C) || !dout || !inp || !mean || !rstd || (dinp && !weight) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     int rc = OCTET_OK;
     /* parameter gradients first: dinp may alias dout */

@@ -7,14 +7,7 @@
 #define OCTET_OPS_CPU_H
 
 #include "ops.h"
-
-/* OCTET_ERR_ARG unless every listed dimension is positive. */
-#define OPS_DIMS_OK2(a, b) ((a) > 0 && (b) > 0)
-#define OPS_DIMS_OK3(a, b, c) ((a) > 0 && (b) > 0 && (c) > 0)
-#define OPS_DIMS_OK4(a, b, c, e) ((a) > 0 && (b) > 0 && (c) > 0 && (e) > 0)
-
-/* True when p is a valid drop probability (NaN fails). */
-static inline int ops_p_ok(float p) { return p >= 0.0f && p <= 1.0f; }
+#include "ops_check.h"
 
 int gemm_cpu(device *d, float *c, const float *a, const float *b, int M, int N, int K, int trans_a,
              int trans_b, float alpha, float beta);

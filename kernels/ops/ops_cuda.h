@@ -21,6 +21,7 @@
 #define OCTET_OPS_CUDA_H
 
 #include "ops.h"
+#include "ops_check.h"
 
 OCTET_EXTERN_C_BEGIN
 
@@ -64,11 +65,7 @@ OCTET_EXTERN_C_END
 #define OPS_MAX_GRID 65536           /* blocks of a grid-stride launch */
 #define OPS_FULL_MASK 0xffffffffu
 
-/* The argument checks every entry starts with, as the CPU twin's (ops_cpu.h). */
-#define OPS_POS2(a, b) ((a) > 0 && (b) > 0)
-#define OPS_POS3(a, b, c) ((a) > 0 && (b) > 0 && (c) > 0)
-#define OPS_POS4(a, b, c, e) ((a) > 0 && (b) > 0 && (c) > 0 && (e) > 0)
-static inline int ops_cuda_p_ok(float p) { return p >= 0.0f && p <= 1.0f; } /* NaN fails */
+/* The argument checks every entry starts with: ops_check.h, shared with the CPU twin. */
 
 /* The stream of CUDA device d in *s. Returns 0 (the entry then returns OCTET_ERR_ARG) when d is
  * NULL or not a CUDA device: a CUDA entry never runs on the default stream or on the host. */

@@ -1,0 +1,14 @@
+/* ops_check.h: the argument checks every ops entry starts with, shared by the CPU twin
+ * (ops_cpu.h) and the CUDA twin (ops_cuda.h) so both refuse exactly the same calls. */
+#ifndef OCTET_OPS_CHECK_H
+#define OCTET_OPS_CHECK_H
+
+/* True when every listed dimension is positive (the entry returns OCTET_ERR_ARG otherwise). */
+#define OPS_DIMS_OK2(a, b) ((a) > 0 && (b) > 0)
+#define OPS_DIMS_OK3(a, b, c) ((a) > 0 && (b) > 0 && (c) > 0)
+#define OPS_DIMS_OK4(a, b, c, e) ((a) > 0 && (b) > 0 && (c) > 0 && (e) > 0)
+
+/* True when p is a valid drop probability (NaN fails). */
+static inline int ops_p_ok(float p) { return p >= 0.0f && p <= 1.0f; }
+
+#endif
