@@ -213,11 +213,11 @@ static int parse_args(int argc, char **argv, bench_opts *o)
  *   8-bit      read p g (4+4) + codes m v (1+1), write p + codes   16, plus absmax of both
  *              states read and written once per block              + 2*2*4/block
  *   sgd        with momentum: read p g buf, write p buf            4*5 = 20
- *   adafactor  factored, no beta1, as optim_cpu.c's adafactor_tensor_cpu runs it:
- *              RMS(X) reads p (4); the row/column statistics read g (4); U = g*r*c reads g and
- *              writes a full-size U buffer (8); RMS(U) reads U (4); the apply pass reads p and
- *              U and writes p (12): 32 B/param, plus the row/column vectors (about 3 passes
- *              over 4*(R+C) bytes, i.e. 12*(R+C)/(R*C) per parameter). */
+ *   adafactor  factored, no beta1, as optim_cpu.c's adafactor_tensor_cpu runs it (four
+ *              passes, no full-size U buffer): RMS(X) reads p (4); the row/column statistics
+ *              read g (4); RMS(U), with U = g*r*c recomputed, reads g (4); the apply pass
+ *              recomputes U, reads p and g and writes p (12): 24 B/param, plus the row/column
+ *              vectors (about 3 passes over 4*(R+C) bytes, i.e. 12*(R+C)/(R*C) per parameter). */
 static double bytes_per_param(optim_kind k, int64_t rows, int64_t cols, int block)
 {
     switch (k) {
@@ -225,7 +225,7 @@ static double bytes_per_param(optim_kind k, int64_t rows, int64_t cols, int bloc
     case OPTIM_ADAM8BIT:
     case OPTIM_ADAMW8BIT: return 16.0 + 16.0 / (double)block;
     case OPTIM_SGD: return 20.0;
-    case OPTIM_ADAFACTOR: return 32.0 + 12.0 * (double)(rows + cols) / ((double)rows * (double)cols);
+    case OPTIM_ADAFACTOR: return 24.0 + 12.0 * (double)(rows + cols) / ((double)rows * (double)cols);
     default: return 0.0;
     }
 }

@@ -10,7 +10,9 @@
  *
  *  - adam8: one CUDA block per quantization block of B elements (B = 64..4096), min(B, 256)
  *    threads with B/threads elements each, maps in shared memory, block max-reduction of the
- *    new absmax (exact, so the order does not matter), bnb's tail padding included.
+ *    new absmax (exact, so the order does not matter), bnb's tail padding included; codes of
+ *    the moments normalised by the reciprocal of the new absmax (quant_math.h's rule, as the
+ *    CPU twin).
  *  - adam32, sgd: one CUDA block of 256 threads per OPTIM_CHUNK elements.
  *  - adafactor: six launches per step over all Adafactor tensors (plan, statistics, scale and
  *    row means, update sums, clipping, apply). Every sum runs in the CPU twin's order, in
@@ -186,6 +188,7 @@ static __global__ void __launch_bounds__(MAX_THREADS)
         d->absmax1[b] = max1;
         d->absmax2[b] = max2;
     }
+    const float r1 = quant_inv_absmax(max1), r2 = quant_inv_absmax(max2); /* as the CPU twin */
 #pragma unroll
     for (int k = 0; k < E; k++) {
         int j = threadIdx.x + k * blockDim.x;
@@ -194,8 +197,8 @@ static __global__ void __launch_bounds__(MAX_THREADS)
         int64_t i = start + j;
         if (optim_is_finite(g[k]))
             d->p[i] = adam_bnb_param_one(d->p[i], m[k], v[k], s);
-        d->code1[i] = quant_signed_state_one(q1, m[k], max1);
-        d->code2[i] = quant_unsigned_state_one(q2, v[k], max2);
+        d->code1[i] = quant_signed_state_one(q1, m[k], max1, r1);
+        d->code2[i] = quant_unsigned_state_one(q2, v[k], max2, r2);
     }
 }
 
@@ -745,11 +748,12 @@ static __global__ void __launch_bounds__(MAX_THREADS)
     a = block_max(a, red); /* synchronises: the map is visible from here on */
     if (threadIdx.x == 0)
         absmax[b] = a;
+    const float r = quant_inv_absmax(a);
 #pragma unroll
     for (int k = 0; k < E; k++) {
         int j = threadIdx.x + k * blockDim.x;
         if (j < valid)
-            codes[start + j] = quant_plain_one(q, xs[k], a, is_signed);
+            codes[start + j] = quant_plain_one(q, xs[k], a, r, is_signed);
     }
 }
 

@@ -324,7 +324,8 @@ START_TEST(test_adam8_step1_closed_form)
         double dp = (double)f.p[0][k] - p0[k];
         double want = -1e-3 * f.g[0][k] / (fabs(f.g[0][k]) + 1e-8);
         ck_assert_msg(fabs(dp - want) < 1e-6, "dp[%lld] = %g, want %g", (long long)k, dp, want);
-        uint8_t c = quant_signed_state_one(q1, 0.1f * f.g[0][k], s.absmax1[k / 256]);
+        float a = s.absmax1[k / 256];
+        uint8_t c = quant_signed_state_one(q1, 0.1f * f.g[0][k], a, quant_inv_absmax(a));
         ck_assert_int_eq(s.code1[k], c);
     }
     free(p0);
@@ -449,12 +450,56 @@ START_TEST(test_adam8_sign_fix)
 {
     float q1[256];
     qmap_build(q1, 1);
-    ck_assert_int_eq(quant_signed_state_one(q1, -1e-9f, 1.0f), 126);
+    ck_assert_int_eq(quant_signed_state_one(q1, -1e-9f, 1.0f, 1.0f), 126);
     ck_assert_int_eq(quant_nearest_one(q1, -1e-9f, 1), 127); /* what the fix corrects */
-    ck_assert_int_eq(quant_signed_state_one(q1, 1e-9f, 1.0f), 127);
-    ck_assert_int_eq(quant_signed_state_one(q1, -1.0f, 1.0f), 0);  /* -1 saturates to -0.99297 */
-    ck_assert_int_eq(quant_signed_state_one(q1, 1.0f, 1.0f), 255);
-    ck_assert_int_eq(quant_signed_state_one(q1, 0.0f, 0.0f), 127); /* zero-absmax guard */
+    ck_assert_int_eq(quant_signed_state_one(q1, 1e-9f, 1.0f, 1.0f), 127);
+    ck_assert_int_eq(quant_signed_state_one(q1, -1.0f, 1.0f, 1.0f), 0);  /* -1 saturates to -0.99297 */
+    ck_assert_int_eq(quant_signed_state_one(q1, 1.0f, 1.0f, 1.0f), 255);
+    ck_assert_int_eq(quant_signed_state_one(q1, 0.0f, 0.0f, quant_inv_absmax(0.0f)), 127); /* zero-absmax guard */
+}
+END_TEST
+
+/* The normalisation rule of quant_math.h: x = s * (1.0f / a), the reciprocal rounded once per
+ * block, not s / a per element; s / a only where 1 / a overflows (a subnormal absmax). The rule
+ * must be the one in force (some values get a different code under s / a), stay inside the map
+ * (|s * r| <= 1 for |s| <= a), and give the expected codes at the edges. */
+START_TEST(test_quant_normalises_by_reciprocal)
+{
+    float q1[256], q2[256];
+    qmap_build(q1, 1);
+    qmap_build(q2, 0);
+    test_rng r;
+    rng_seed(&r, 4242);
+    int differ = 0;
+    for (int i = 0; i < 2000000; i++) {
+        float a = (float)(0.01 + rng_uniform(&r)) * (float)pow(10.0, -6.0 * rng_uniform(&r));
+        float ra = quant_inv_absmax(a);
+        ck_assert(ra == 1.0f / a);
+        float s = (float)(rng_uniform(&r) * 2.0 - 1.0) * a;
+        ck_assert(fabsf(s * ra) <= 1.0f);
+        uint8_t c = quant_signed_state_one(q1, s, a, ra);
+        uint8_t want = quant_nearest_one(q1, s * ra, 1);
+        if ((signbit(q1[want]) != 0) != (signbit(s) != 0))
+            want = (uint8_t)(s > 0.0f ? want + 1 : want - 1);
+        ck_assert_int_eq(c, want);
+        ck_assert_int_eq(quant_unsigned_state_one(q2, fabsf(s), a, ra), quant_nearest_one(q2, fabsf(s) * ra, 0));
+        ck_assert_int_eq(quant_plain_one(q2, fabsf(s), a, ra, 0), quant_nearest_one(q2, fabsf(s) * ra, 0));
+        differ += quant_nearest_one(q2, fabsf(s) * ra, 0) != quant_nearest_one(q2, fabsf(s) / a, 0);
+    }
+    ck_assert_msg(differ > 0, "no value's code depends on the rule: the test cannot see it");
+    /* a subnormal absmax: 1 / a overflows, the block divides instead */
+    float tiny = 1e-39f, rt = quant_inv_absmax(tiny);
+    ck_assert(isinf(rt));
+    ck_assert_int_eq(quant_signed_state_one(q1, tiny, tiny, rt), 255);
+    ck_assert_int_eq(quant_signed_state_one(q1, -tiny, tiny, rt), 0);
+    ck_assert_int_eq(quant_signed_state_one(q1, 0.0f, tiny, rt), 127);
+    ck_assert_int_eq(quant_unsigned_state_one(q2, tiny, tiny, rt), 255);
+    ck_assert_int_eq(quant_unsigned_state_one(q2, 0.0f, tiny, rt), 0);
+    ck_assert_int_eq(quant_plain_one(q1, -tiny, tiny, rt, 1), 0);
+    /* an infinite absmax: r = 0, finite values go to the code of 0 (as s / a would) */
+    ck_assert_int_eq(quant_unsigned_state_one(q2, 5.0f, INFINITY, quant_inv_absmax(INFINITY)), 0);
+    ck_assert_int_eq(quant_signed_state_one(q1, -5.0f, INFINITY, quant_inv_absmax(INFINITY)),
+                     quant_signed_state_one(q1, -5.0f, INFINITY, INFINITY)); /* INFINITY: forces s / a */
 }
 END_TEST
 
@@ -928,7 +973,7 @@ static const int cpu_paths[3] = {OPTIM_CPU_PATH_BEST, OPTIM_CPU_PATH_AVX512, OPT
 /* Steps one adamw8bit optimizer per CPU path (VBMI where the CPU has it, AVX-512 with gathers,
  * portable loops) over the same gradients, with what drives the vector paths off their fast
  * track: NaN/Inf, a gradient so large that v overflows (NaN and 0 quotients in the codes),
- * all-zero blocks, tiny blocks, partial blocks (and, after the overflow, a block whose absmax
+ * all-zero blocks, tiny blocks, blocks with a subnormal absmax, partial blocks (and, after the overflow, a block whose absmax
  * is infinite: NaN moments); block sizes 64, 256 and 2048; and, with
  * `odd_map`, a signed map with two equal entries (no permute search: the gathers) and an
  * unsigned map nudged by one ulp. Everything must agree bit for bit. */
@@ -960,6 +1005,8 @@ static void paths_agree(int block, int odd_map, uint64_t seed)
         memset(f[0].g[2], 0, (size_t)block * sizeof(float)); /* an all-zero block */
         for (int64_t j = 300; j < 300 + block; j++)
             f[0].g[1][j] *= 1e-30f;
+        for (int64_t j = 300 + block; j < 300 + 2 * block; j++) /* subnormal absmax1: 1 / a = inf */
+            f[0].g[1][j] *= 1e-37f;
         for (int k = 1; k < 3; k++)
             for (int i = 0; i < 3; i++)
                 memcpy(f[k].g[i], f[0].g[i], (size_t)sizes[i] * sizeof(float));
@@ -1045,8 +1092,10 @@ START_TEST(test_block_codes_equal_scalar_rule)
         float y = (float)(rng_uniform(&r) * 2.0 - 1.0) * (float)pow(10.0, -8.0 * rng_uniform(&r));
         x[n++] = y;
     }
-    const float absmax[2] = {1.0f, 0.37f};
-    for (int a = 0; a < 2; a++) {
+    /* 1e-39: subnormal, its reciprocal overflows (the dividing rule); 3e38: a subnormal
+     * reciprocal, where s * r may exceed 1 (the gathers) */
+    const float absmax[4] = {1.0f, 0.37f, 1e-39f, 3e38f};
+    for (int a = 0; a < 4; a++) {
         for (int j = 0; j < N; j++) {
             m[j] = x[j] * absmax[a];
             if (fabsf(m[j]) > absmax[a]) /* rounding may push x * 0.37 above 0.37 */
@@ -1058,8 +1107,9 @@ START_TEST(test_block_codes_equal_scalar_rule)
             optim_cpu_force_path(cpu_paths[pth]);
             optim_cpu_block_codes(q1, q2, m, v, N, absmax[a], absmax[a], c1, c2);
             for (int j = 0; j < N; j++) {
-                uint8_t e1 = quant_signed_state_one(q1, m[j], absmax[a]);
-                uint8_t e2 = quant_unsigned_state_one(q2, v[j], absmax[a]);
+                float ra = quant_inv_absmax(absmax[a]);
+                uint8_t e1 = quant_signed_state_one(q1, m[j], absmax[a], ra);
+                uint8_t e2 = quant_unsigned_state_one(q2, v[j], absmax[a], ra);
                 ck_assert_msg(c1[j] == e1 && c2[j] == e2, "path %d absmax %g: m %.9g -> %d (want %d), v %.9g -> %d (want %d)",
                               cpu_paths[pth], absmax[a], m[j], c1[j], e1, v[j], c2[j], e2);
             }
@@ -1307,6 +1357,7 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_adam8_nan_inf_gradients_reset_state);
     tcase_add_test(tc, test_adam8_all_zero_block_guard);
     tcase_add_test(tc, test_adam8_sign_fix);
+    tcase_add_test(tc, test_quant_normalises_by_reciprocal);
     tcase_add_test(tc, test_comparator_catches_corrupted_code);
     tcase_add_test(tc, test_table_search_equals_binary_search);
     tcase_add_test(tc, test_vector_path_equals_portable_path);

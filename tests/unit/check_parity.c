@@ -547,8 +547,8 @@ static void quant_parity_one(device *cpu, device *gpu, const float *x, int64_t n
 }
 
 /* Every block size 64..4096 (loop index _i): three blocks and a partial one, and a single
- * partial block; normal values with an all-zero block, a NaN and an Inf (its block's absmax is
- * Inf), signed and unsigned maps. */
+ * partial block; normal values with an all-zero block, a block with a subnormal absmax, a NaN
+ * and an Inf (its block's absmax is Inf), signed and unsigned maps. */
 START_TEST(test_parity_quantize_blocks)
 {
     int B = 64 << _i;
@@ -570,6 +570,8 @@ START_TEST(test_parity_quantize_blocks)
                     x[i] = fabsf(x[i]);
             for (int64_t i = B; i < 2 * (int64_t)B && i < n; i++)
                 x[i] = 0.0f;
+            for (int64_t i = 2 * (int64_t)B; i < 3 * (int64_t)B && i < n; i++)
+                x[i] *= 1e-40f; /* a subnormal absmax: 1 / absmax overflows, the block divides */
             x[5] = NAN;
             x[n - 1] = INFINITY;
             quant_parity_one(cpu, gpu, x, n, B, is_signed);
