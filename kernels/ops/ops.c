@@ -3,7 +3,7 @@
  *
  * This is the one place in kernels/ops that knows whether a CUDA twin exists. The CUDA twin is
  * referenced when the build defines OCTET_OPS_CUDA, which Makefile.am sets for every CUDA build
- * (kernels/ops/*_cuda.cu); a CPU-only build never references it. */
+ * (the *_cuda.cu files of kernels/ops); a CPU-only build never references it. */
 #include "config.h"
 #include "ops.h"
 
