@@ -1,14 +1,15 @@
 /* ops.h: the compute ops of the training engine — forward and backward of every layer the
  * models use (linear layers, GELU/ReLU, LayerNorm, embeddings, masked softmax, multi-head
- * attention, dropout, cross-entropy, MSE) plus gradient-norm helpers — behind one backend table.
+ * attention, dropout, cross-entropy, MSE), gradient-norm helpers and the fp32 <-> bf16 / fp16
+ * conversions of half-precision activation storage — behind one backend table.
  *
  * Model code asks ops_for(dev) once for the table of its device and calls through it; it never
  * contains #ifdef HAVE_CUDA. Every entry has the same signature on the CPU twin (*_cpu.c, plain
  * loops + CBLAS, OpenMP where it pays) and the CUDA twin (*_cuda.cu, cuBLAS + kernels); the
  * per-element math both share is in ops_math.h.
  *
- * Conventions (llm.c's): outputs first, then inputs, then dimensions; all tensors are fp32,
- * contiguous and row-major, in the device's memory (device_alloc), with their shape in a comment.
+ * Conventions (llm.c's): outputs first, then inputs, then dimensions; all tensors are fp32
+ * (except the 16-bit side of to_half / from_half), contiguous and row-major, in the device's memory (device_alloc), with their shape in a comment.
  * Ops never allocate: activations, saved statistics and workspaces are allocated once by the
  * caller (category activations or workspace) and passed in.
  *  - Parameter gradients (dweight, dbias, dwte, dwpe) ACCUMULATE (+=), so gradient accumulation
@@ -244,7 +245,22 @@ typedef struct ops_table {
     int (*sumsq)(device *d, double *out, const float *const *bufs, const int64_t *n, int count);
     /* x *= s in place. */
     int (*scale)(device *d, float *x, int64_t N, float s); /* (N) */
+
+    /* ------------------------------------------------------------ half-precision storage */
+
+    /* out = inp rounded to the 16-bit format `kind` (OPS_HALF_BF16 or OPS_HALF_FP16), round to
+     * nearest even, as __float2bfloat16_rn / __float2half_rn: fp16 overflows to +-inf (|x| >=
+     * 65520) and has subnormals down to 2^-24; NaN stays a quiet NaN. The bits are those of
+     * ops_math.h's ops_bf16_from_f32_bits / ops_fp16_from_f32_bits on both twins. For storing
+     * activations (DistilBERT's half activation storage); out may not alias inp.
+     * OCTET_ERR_ARG also for an unknown kind. */
+    int (*to_half)(device *d, uint16_t *out, const float *inp, int64_t N, int kind); /* (N) */
+    /* out = the float value of each 16-bit inp (exact: every bf16 and fp16 is a float). */
+    int (*from_half)(device *d, float *out, const uint16_t *inp, int64_t N, int kind); /* (N) */
 } ops_table;
+
+/* The 16-bit formats of to_half / from_half. */
+enum { OPS_HALF_BF16 = 0, OPS_HALF_FP16 = 1 };
 
 /* The ops table of device d's backend: the CPU twin for a CPU device, the CUDA twin for a CUDA
  * device. Returns NULL when this build has no ops twin for d's backend (a CUDA device before the

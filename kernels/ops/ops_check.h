@@ -3,6 +3,8 @@
 #ifndef OCTET_OPS_CHECK_H
 #define OCTET_OPS_CHECK_H
 
+#include "ops.h"
+
 /* True when every listed dimension is positive (the entry returns OCTET_ERR_ARG otherwise). */
 #define OPS_DIMS_OK2(a, b) ((a) > 0 && (b) > 0)
 #define OPS_DIMS_OK3(a, b, c) ((a) > 0 && (b) > 0 && (c) > 0)
@@ -10,5 +12,8 @@
 
 /* True when p is a valid drop probability (NaN fails). */
 static inline int ops_p_ok(float p) { return p >= 0.0f && p <= 1.0f; }
+
+/* True when kind is a 16-bit format of to_half / from_half. */
+static inline int ops_half_kind_ok(int kind) { return kind == OPS_HALF_BF16 || kind == OPS_HALF_FP16; }
 
 #endif

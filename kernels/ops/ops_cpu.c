@@ -1,6 +1,6 @@
 /* ops_cpu.c: the CPU twin's ops_table, gathering the *_cpu entry points of this folder
  * (matmul_cpu.c, act_cpu.c, norm_cpu.c, embed_cpu.c, attention_cpu.c, dropout_cpu.c,
- * loss_cpu.c, gradnorm_cpu.c). The order of the initialisers is the order of ops.h. */
+ * loss_cpu.c, gradnorm_cpu.c, cast_cpu.c). The order of the initialisers is the order of ops.h. */
 #include "config.h"
 #include "ops_cpu.h"
 
@@ -32,6 +32,8 @@ static const ops_table cpu_table = {
     mse_backward_cpu,
     sumsq_cpu,
     scale_cpu,
+    to_half_cpu,
+    from_half_cpu,
 };
 
 const ops_table *ops_table_cpu(void) { return &cpu_table; }

@@ -58,4 +58,7 @@ int mse_backward_cpu(device *d, float *dpred, const float *pred, const float *ta
 
 int sumsq_cpu(device *d, double *out, const float *const *bufs, const int64_t *n, int count);
 
+int to_half_cpu(device *d, uint16_t *out, const float *inp, int64_t N, int kind);
+int from_half_cpu(device *d, float *out, const uint16_t *inp, int64_t N, int kind);
+
 #endif

@@ -1,7 +1,7 @@
 /* ops_cuda.cu: the CUDA twin's ops_table, gathering the *_cuda entry points of this folder
  * (matmul_cuda.cu, act_cuda.cu, norm_cuda.cu, embed_cuda.cu, attention_cuda.cu,
- * dropout_cuda.cu, loss_cuda.cu, gradnorm_cuda.cu), in the order of ops.h, as ops_cpu.c does for
- * the CPU twin. ops_for() (ops.c) returns it for a CUDA device in builds with OCTET_OPS_CUDA.
+ * dropout_cuda.cu, loss_cuda.cu, gradnorm_cuda.cu, cast_cuda.cu), in the order of ops.h, as
+ * ops_cpu.c does for the CPU twin. ops_for() (ops.c) returns it for a CUDA device in builds with OCTET_OPS_CUDA.
  *
  * Every entry has the CPU twin's signature and argument checks, runs on the device's stream
  * (device_stream; cuBLAS through device_blas, bound to that stream), never touches the default
@@ -41,6 +41,8 @@ static const ops_table cuda_table = {
     mse_backward_cuda,
     sumsq_cuda,
     scale_cuda,
+    to_half_cuda,
+    from_half_cuda,
 };
 
 const ops_table *ops_table_cuda(void) { return &cuda_table; }

@@ -62,6 +62,91 @@ OCTET_HD OPS_INLINE float ops_bits_float(int32_t i)
 #endif
 }
 
+/* The bits of a float (the inverse of ops_bits_float). */
+OCTET_HD OPS_INLINE uint32_t ops_float_bits(float f)
+{
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+#endif
+}
+
+/* --------------------------------------------------------------- half precision (storage) */
+
+/* fp32 -> bf16 and fp16 and back, on bits, with integer arithmetic only (no intrinsics, no
+ * branches that a vectoriser cannot turn into selects), so the CPU twin's loops vectorise and
+ * both twins produce the same bits. Rounding is to nearest, ties to even, as
+ * __float2bfloat16_rn / __float2half_rn and torch's .to(torch.bfloat16 / torch.float16) round.
+ * NaN stays NaN, made quiet, with its sign and the top of its payload (what the x86
+ * conversions VCVTNEPS2BF16 and VCVTPS2PH do; CUDA's intrinsics return a canonical NaN and
+ * torch 0x7FC0 / 0x7E00 instead: only the NaN payload differs). */
+
+/* bf16 bits of the float with bits x: the top 16 bits, rounded to nearest even (an overflow past
+ * the largest finite bf16 carries into the exponent and gives +-inf, as it should). */
+OCTET_HD OPS_INLINE uint16_t ops_bf16_from_f32_bits(uint32_t x)
+{
+    uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    uint32_t quiet_nan = (x >> 16) | 0x0040u;
+    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+}
+
+/* The float bits of bf16 h: exact (bf16 is the top half of a float). */
+OCTET_HD OPS_INLINE uint32_t ops_bf16_to_f32_bits(uint16_t h) { return (uint32_t)h << 16; }
+
+/* fp16 bits of the float with bits x (IEEE binary16: 5 exponent bits, bias 15, 10 mantissa bits):
+ *   |x| >= 65520 (half an ulp above 65504, the largest fp16, a tie that rounds to the even
+ *   65536) and inf: +-inf; NaN: quiet NaN, the top 9 payload bits kept;
+ *   |x| >= 2^-14 (normal): the exponent rebiased, the 13 dropped mantissa bits rounded to
+ *   nearest even (a carry moves into the exponent);
+ *   |x| < 2^-14 (fp16 subnormal, unit 2^-24): the 24-bit significand shifted right by
+ *   126 - e (14..30 for e = 1..112; clamped at 31, which rounds everything below 2^-25 to 0,
+ *   float subnormals and zero included) and rounded to nearest even; rounding up to 2^-14
+ *   gives the smallest normal, whose encoding is exactly that carry. */
+OCTET_HD OPS_INLINE uint16_t ops_fp16_from_f32_bits(uint32_t x)
+{
+    uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+    uint32_t n = a - 0x38000000u; /* exponent bias 127 -> 15 */
+    n = (n + 0x0fffu + ((n >> 13) & 1u)) >> 13;
+    uint32_t e = a >> 23;
+    uint32_t sh = e >= 112u ? 14u : 126u - e;
+    sh = sh < 31u ? sh : 31u;
+    uint32_t m = (a & 0x007fffffu) | 0x00800000u;
+    uint32_t q = m >> sh, rem = m & ((1u << sh) - 1u), half = 1u << (sh - 1u);
+    uint32_t sub = q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u);
+    uint32_t h = a < 0x38800000u ? sub : n;
+    h = a >= 0x477ff000u ? 0x7c00u : h;
+    h = a > 0x7f800000u ? (0x7e00u | ((a >> 13) & 0x03ffu)) : h;
+    return (uint16_t)(sign | h);
+}
+
+/* The float bits of fp16 h: exact. Subnormals m * 2^-24 are computed as a float product (exact:
+ * m < 2^10 and the result is a normal float); inf stays inf, NaN becomes a quiet NaN with its
+ * payload. */
+OCTET_HD OPS_INLINE uint32_t ops_fp16_to_f32_bits(uint16_t h)
+{
+    uint32_t sign = ((uint32_t)h & 0x8000u) << 16, e = ((uint32_t)h >> 10) & 0x1fu, m = (uint32_t)h & 0x03ffu;
+    uint32_t normal = ((e + 112u) << 23) | (m << 13);
+    uint32_t sub = ops_float_bits((float)(int32_t)m * 5.9604644775390625e-8f); /* 2^-24; 0 when m == 0 */
+    uint32_t special = m ? (0x7fc00000u | (m << 13)) : 0x7f800000u;
+    uint32_t r = e == 0u ? sub : e == 31u ? special : normal;
+    return sign | r;
+}
+
+/* The storage kinds of ops.h's to_half / from_half (OPS_HALF_BF16 = 0, OPS_HALF_FP16 = 1). */
+OCTET_HD OPS_INLINE uint16_t half_from_float_one(float x, int fp16)
+{
+    uint32_t b = ops_float_bits(x);
+    return fp16 ? ops_fp16_from_f32_bits(b) : ops_bf16_from_f32_bits(b);
+}
+
+OCTET_HD OPS_INLINE float half_to_float_one(uint16_t h, int fp16)
+{
+    return ops_bits_float((int32_t)(fp16 ? ops_fp16_to_f32_bits(h) : ops_bf16_to_f32_bits(h)));
+}
+
 /* exp(x) to within 1 ulp for x in [-87.33, 88] (Cephes' expf: x = n ln2 + r, |r| <= ln2/2, a
  * degree-6 polynomial in r, times 2^n from the exponent bits); 0 below, +inf above, 0 for NaN.
  * Branch-free float arithmetic, so it vectorises on the host and gives the same bits on both

@@ -10,7 +10,7 @@
  * same float operations in the same order the bound is exact equality, bit for bit: ReLU, add,
  * scale, the token copies, the embedding forward and backward (the CUDA backward adds rows in
  * the CPU twin's order), the dropout masks and values, MSE's per-sample losses and gradient, and
- * cross-entropy's predictions (NaN logits included). Sums whose order differs (matmuls, row sums
+ * cross-entropy's predictions (NaN logits included), and the bf16 / fp16 casts both ways. Sums whose order differs (matmuls, row sums
  * in LayerNorm and softmax, the loss means) get fp32-rounding tolerances: about 1e-6 relative is
  * what they show; a wrong index, a missing term or a wrong mask is off by 1e-1 or more. sumsq
  * must agree within 1e-6 relative. The bf16 matmul switch is compared against fp32 with a bf16
@@ -334,6 +334,52 @@ START_TEST(test_elementwise)
     expect("scale", hdy, gdy, N, T_MATH); /* exact on the scaling; inherits gelu's few ulp */
     free(a), free(b), free(dy), free(h), free(ha), free(hdy);
     gfree(ga), gfree(gb), gfree(gdy), gfree(g);
+}
+END_TEST
+
+/* to_half / from_half: both twins call ops_math.h's bit conversions, so the bits are identical:
+ * every 16-bit pattern back to float (NaNs included), and random floats at every scale (random
+ * bit patterns: all exponents, subnormals, inf, NaN; normals around fp16's range) to 16 bits. */
+START_TEST(test_half_casts)
+{
+    int64_t N = 65536 + ew_sizes[_i]; /* not a multiple of a block */
+    test_rng r;
+    rng_seed(&r, 450 + (uint64_t)_i);
+    float *x = hzero(N);
+    for (int64_t i = 0; i < N; i++) {
+        uint64_t u = rng_u64(&r);
+        uint32_t b = (uint32_t)u;
+        float v;
+        memcpy(&v, &b, sizeof v);
+        x[i] = (i & 1) ? v : (float)((double)(int32_t)(u >> 32) * ldexp(1.0, -(int)(u % 64)));
+    }
+    uint16_t *pat = xmalloc(sizeof(uint16_t) * 65536);
+    for (int i = 0; i < 65536; i++)
+        pat[i] = (uint16_t)i;
+    float *gx = gupf(x, N);
+    uint16_t *gpat = gup(pat, sizeof(uint16_t) * 65536);
+    uint16_t *h = xmalloc(sizeof(uint16_t) * (size_t)N), *got = xmalloc(sizeof(uint16_t) * (size_t)N);
+    uint16_t *gh = device_alloc(gpu_dev, sizeof(uint16_t) * (size_t)N, MEM_WORKSPACE);
+    float *back = hzero(65536), *gback = gzero(65536);
+    ck_assert_ptr_nonnull(gh);
+    for (int kind = 0; kind < 2; kind++) {
+        const char *name = kind == OPS_HALF_FP16 ? "fp16" : "bf16";
+        char what[64];
+        BOTH_OK(CPU->to_half(cpu_dev, h, x, N, kind), GPU->to_half(gpu_dev, gh, gx, N, kind));
+        ck_assert_int_eq(device_download(gpu_dev, got, gh, sizeof(uint16_t) * (size_t)N), OCTET_OK);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < N; i++)
+            if (h[i] != got[i] && bad++ < 5)
+                fprintf(stderr, "to %s of %a: cpu 0x%04x cuda 0x%04x\n", name, x[i], h[i], got[i]);
+        printf("parity %-30s n=%-8lld mismatches %lld (bit-exact)%s\n", kind ? "to_half fp16" : "to_half bf16",
+               (long long)N, (long long)bad, bad ? "  FAIL" : "");
+        ck_assert_msg(bad == 0, "to_half %s: %lld of %lld differ", name, (long long)bad, (long long)N);
+        BOTH_OK(CPU->from_half(cpu_dev, back, pat, 65536, kind), GPU->from_half(gpu_dev, gback, gpat, 65536, kind));
+        snprintf(what, sizeof what, "from_half %s (all patterns)", name);
+        expect(what, back, gback, 65536, EXACT);
+    }
+    free(x), free(pat), free(h), free(got), free(back);
+    gfree(gx), gfree(gpat), gfree(gh), gfree(gback);
 }
 END_TEST
 
@@ -736,6 +782,11 @@ START_TEST(test_rejects_bad_arguments)
     ck_assert_int_eq(GPU->scale(gpu_dev, NULL, 4, 2.0f), OCTET_ERR_ARG);
     ck_assert_int_eq(GPU->sumsq(gpu_dev, NULL, bufs, n1, 1), OCTET_ERR_ARG);
     ck_assert_int_eq(GPU->sumsq(gpu_dev, &s, NULL, n1, 1), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->to_half(gpu_dev, (uint16_t *)g, g, 4, 2), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->from_half(gpu_dev, g, (const uint16_t *)g, 4, -1), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->to_half(gpu_dev, (uint16_t *)g, g, 0, OPS_HALF_BF16), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->from_half(gpu_dev, NULL, (const uint16_t *)g, 4, OPS_HALF_FP16), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->to_half(cpu_dev, (uint16_t *)g, g, 4, OPS_HALF_BF16), OCTET_ERR_ARG);
     /* nothing above launched: the device is still healthy */
     ck_assert_int_eq(device_sync(gpu_dev), OCTET_OK);
     gfree(g), gfree(gids);
@@ -755,6 +806,7 @@ Suite *suite_ops_parity(void)
     tcase_add_loop_test(tc, test_linear, 0, NELEMS(linear_shapes));
     tcase_add_test(tc, test_matmul_bf16_switch);
     tcase_add_loop_test(tc, test_elementwise, 0, NELEMS(ew_sizes));
+    tcase_add_loop_test(tc, test_half_casts, 0, NELEMS(ew_sizes));
     tcase_add_loop_test(tc, test_token_select, 0, 2);
     suite_add_tcase(s, tc);
 
