@@ -6,14 +6,16 @@
  * runs in fp32 through cuBLAS with CUBLAS_COMPUTE_32F: no TF32, no reduced-precision inputs.
  * ops_cuda_set_matmul_precision(d, OPS_MATMUL_BF16) switches device d's matmuls to
  * CUBLAS_COMPUTE_32F_FAST_16BF: cuBLAS may round the fp32 operands to bf16 (its header says "to
- * bfloat16 or TF32") and multiply them on the tensor cores, accumulating and writing fp32. That is
- * "bf16 matmuls, fp32 activations": the tensors, the other ops, the gradients and the optimizer
- * all stay fp32 in memory; only the products lose precision (8 significant bits per operand,
- * about 2e-3 relative norm on a product of 257-long rows). OPS_MATMUL_FP16 does the same with
- * CUBLAS_COMPUTE_32F_FAST_16F: operands rounded to fp16 (11 significant bits, but a range of
- * only 6e-8 .. 65504, so a gradient operand can underflow or overflow: training in fp16 needs
- * dynamic loss scaling, server/train/loss_scale.h). Neither is autocast: no bf16/fp16 storage,
- * no memory saved.
+ * bfloat16 or TF32") and multiply them on the tensor cores, accumulating and writing fp32. The
+ * matmul switch alone changes only the products (8 significant bits per operand, about 2e-3
+ * relative norm on a product of 257-long rows): the ops' inputs and outputs stay fp32.
+ * OPS_MATMUL_FP16 does the same with CUBLAS_COMPUTE_32F_FAST_16F: operands rounded to fp16 (11
+ * significant bits, but a range of only 6e-8 .. 65504, so a gradient operand can underflow or
+ * overflow: training in fp16 needs dynamic loss scaling, server/train/loss_scale.h). The memory
+ * saving of the training precisions comes from elsewhere: the to_half / from_half entries
+ * (cast_cuda.cu) with which DistilBERT stores the activations its backward pass reads in bf16 /
+ * fp16 (server/train/distilbert.c), halving them; the other ops still compute in fp32, so this
+ * is not autocast.
  *
  * Include config.h first: in a build without CUDA (no HAVE_CUDA) the switch is an inline stub
  * that refuses bf16, so callers compile and link without #ifdef HAVE_CUDA. */
@@ -158,6 +160,9 @@ int mse_forward_cuda(device *d, float *losses, float *loss, const float *pred, c
 int mse_backward_cuda(device *d, float *dpred, const float *pred, const float *target, int B, float dloss);
 
 int sumsq_cuda(device *d, double *out, const float *const *bufs, const int64_t *n, int count);
+
+int to_half_cuda(device *d, uint16_t *out, const float *inp, int64_t N, int kind);
+int from_half_cuda(device *d, float *out, const uint16_t *inp, int64_t N, int kind);
 
 OCTET_EXTERN_C_END
 

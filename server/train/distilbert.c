@@ -7,7 +7,25 @@
  * 0 = embeddings, 1 + 2l = attention probabilities of layer l, 2 + 2l = FFN output of layer l,
  * 1 + 2 n_layers = before the classifier; the backward pass regenerates the same masks.
  * Attention scales the scores q.k by 1/sqrt(head_dim) inside the op, which is HF's q/sqrt(d)
- * before the product up to float rounding. */
+ * before the product up to float rounding.
+ *
+ * Half-precision activation storage (distilbert_create_ex with MODEL_ACT_BF16 / _FP16; the
+ * training precisions bf16 / fp16 pick it). The tensors a block saves for its backward pass —
+ * q, k, v, att, ctx, res1, ln1, fc1, res2, ln2 — are kept per layer in 16 bits (db_half_layer,
+ * uint16_t), while the LayerNorm statistics (mean, rstd) stay fp32 per layer and gelu is not
+ * saved at all: the backward pass recomputes it from the stored fc1. Every block computes in
+ * one fp32 working layer (db_acts.wk, carved once): block_forward(l) runs there on x = the
+ * previous block's output, which is the working layer's own ln2 (safe: x is read only by the
+ * q/k/v projections and the first residual add, and ln2 is written last), then packs the saved
+ * tensors of the batch's B,T (not the maximum) into layer l's store (ops to_half). So the
+ * forward arithmetic is the fp32 arithmetic and the loss bit for bit the fp32 run's.
+ * block_backward(l) first unpacks layer l's store into the working layer (ops from_half) and
+ * its input x — layer l-1's ln2, or emb_ln (fp32) for l = 0 — into the working layer's ln2
+ * (the backward never reads a block's own ln2), recomputes gelu, and then runs the fp32 backward:
+ * the gradients see the 16-bit-rounded activations. Embeddings, the head and the scratch
+ * buffers stay fp32. Saved memory per layer: (8 BTC + BHTT + BTF) x 2 bytes instead of
+ * (8 BTC + BHTT + 2 BTF) x 4, plus one fp32 working layer for the whole model
+ * (distilbert_activation_bytes has the exact figure). */
 #include "config.h"
 #include "distilbert.h"
 
@@ -44,12 +62,24 @@ typedef struct db_layer_acts {
     float *ln2_mean, *ln2_rstd;   /* (B,T) */
 } db_layer_acts;
 
+/* One block's saved activations in 16 bits (half storage; the shapes of db_layer_acts). gelu is
+ * recomputed from fc1 in the backward pass; the LayerNorm statistics are in db_layer_acts. */
+typedef struct db_half_layer {
+    uint16_t *q, *k, *v;          /* (B,T,C) */
+    uint16_t *att;                /* (B,H,T,T) */
+    uint16_t *ctx, *res1, *ln1;   /* (B,T,C) */
+    uint16_t *fc1;                /* (B,T,F) */
+    uint16_t *res2, *ln2;         /* (B,T,C); ln2 is block l+1's input */
+} db_half_layer;
+
 typedef struct db_acts {
     int *ids, *mask;              /* (B,T) the batch on the device */
     float *emb;                   /* (B,T,C) word + position rows */
     float *emb_ln;                /* (B,T,C) LayerNorm(emb), dropped out in place: block 0's input */
     float *emb_mean, *emb_rstd;   /* (B,T) */
-    db_layer_acts *layer;         /* (n_layers) */
+    db_layer_acts *layer;         /* (n_layers); with half storage only the LayerNorm statistics */
+    db_half_layer *half;          /* (n_layers) half storage, else NULL */
+    db_layer_acts wk;             /* half storage: the fp32 working layer (statistics unused) */
     float *pooled;                /* (B,C) hidden[:, 0] */
     float *pre;                   /* (B,C) pre_classifier output */
     float *pre_act;               /* (B,C) ReLU(pre), dropped out in place: the classifier's input */
@@ -75,6 +105,7 @@ typedef struct db_impl {
     int B, T;                     /* shape of the last training forward; B = 0: none kept */
     int has_labels, has_mask;
     int n_sites;                  /* dropout sites per step */
+    int half_kind;                /* OPS_HALF_BF16 / OPS_HALF_FP16 with half storage, else -1 */
 } db_impl;
 
 static const model_vtable distilbert_vtable;
@@ -347,8 +378,13 @@ int64_t distilbert_count_params(const distilbert_config *c)
 
 /* ------------------------------------------------------------------ activations */
 
-/* Points the activations into ar (base NULL: counts floats) for (Bm, Tm). */
-static void db_layout(db_acts *a, model_arena *ar, const distilbert_config *c, int Bm, int Tm)
+/* n 16-bit values from the arena (which counts floats): (n+1)/2 floats, 64-byte aligned. */
+static uint16_t *take_half(model_arena *ar, int64_t n) { return (uint16_t *)model_arena_take(ar, (n + 1) / 2); }
+
+/* Points the activations into ar (base NULL: counts floats) for (Bm, Tm), with fp32 storage
+ * (half 0: every layer's tensors fp32, the layout before half storage existed) or half storage
+ * (half 1: per layer the fp32 statistics and a->half[l], then one fp32 working layer). */
+static void db_layout(db_acts *a, model_arena *ar, const distilbert_config *c, int Bm, int Tm, int half)
 {
     int64_t BT = (int64_t)Bm * Tm, C = c->dim, F = c->hidden_dim, BHTT = (int64_t)Bm * c->n_heads * Tm * Tm;
     a->ids = (int *)model_arena_take(ar, BT);
@@ -357,7 +393,40 @@ static void db_layout(db_acts *a, model_arena *ar, const distilbert_config *c, i
     a->emb_ln = model_arena_take(ar, BT * C);
     a->emb_mean = model_arena_take(ar, BT);
     a->emb_rstd = model_arena_take(ar, BT);
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = 0; l < c->n_layers && half; l++) {
+        db_layer_acts *y = a->layer ? &a->layer[l] : &(db_layer_acts){0};
+        db_half_layer *h = a->half ? &a->half[l] : &(db_half_layer){0};
+        y->ln1_mean = model_arena_take(ar, BT);
+        y->ln1_rstd = model_arena_take(ar, BT);
+        y->ln2_mean = model_arena_take(ar, BT);
+        y->ln2_rstd = model_arena_take(ar, BT);
+        h->q = take_half(ar, BT * C);
+        h->k = take_half(ar, BT * C);
+        h->v = take_half(ar, BT * C);
+        h->att = take_half(ar, BHTT);
+        h->ctx = take_half(ar, BT * C);
+        h->res1 = take_half(ar, BT * C);
+        h->ln1 = take_half(ar, BT * C);
+        h->fc1 = take_half(ar, BT * F);
+        h->res2 = take_half(ar, BT * C);
+        h->ln2 = take_half(ar, BT * C);
+    }
+    if (half) { /* the working layer: every tensor of a block in fp32, no statistics */
+        db_layer_acts *w = &a->wk;
+        w->q = model_arena_take(ar, BT * C);
+        w->k = model_arena_take(ar, BT * C);
+        w->v = model_arena_take(ar, BT * C);
+        w->att = model_arena_take(ar, BHTT);
+        w->ctx = model_arena_take(ar, BT * C);
+        w->res1 = model_arena_take(ar, BT * C);
+        w->ln1 = model_arena_take(ar, BT * C);
+        w->fc1 = model_arena_take(ar, BT * F);
+        w->gelu = model_arena_take(ar, BT * F);
+        w->res2 = model_arena_take(ar, BT * C);
+        w->ln2 = model_arena_take(ar, BT * C);
+        w->ln1_mean = w->ln1_rstd = w->ln2_mean = w->ln2_rstd = NULL;
+    }
+    for (int l = 0; l < c->n_layers && !half; l++) {
         db_layer_acts *y = a->layer ? &a->layer[l] : &(db_layer_acts){0};
         y->q = model_arena_take(ar, BT * C);
         y->k = model_arena_take(ar, BT * C);
@@ -396,28 +465,31 @@ static void db_layout(db_acts *a, model_arena *ar, const distilbert_config *c, i
     a->dpooled = model_arena_take(ar, Bm * C);
 }
 
-size_t distilbert_activation_bytes(const distilbert_config *c, int max_batch, int max_len)
+size_t distilbert_activation_bytes(const distilbert_config *c, int max_batch, int max_len, model_act_dtype act)
 {
-    db_acts a = {0};
+    db_acts a;
+    memset(&a, 0, sizeof a);
     model_arena ar = {NULL, 0};
-    db_layout(&a, &ar, c, max_batch, max_len);
+    db_layout(&a, &ar, c, max_batch, max_len, act != MODEL_ACT_FP32);
     return (size_t)ar.used * sizeof(float);
 }
 
 static int db_alloc_acts(model *m, db_impl *im, octet_err *e)
 {
     model_arena ar = {NULL, 0};
+    int half = im->half_kind >= 0;
     im->a.layer = calloc((size_t)im->cfg.n_layers, sizeof *im->a.layer);
+    im->a.half = half ? calloc((size_t)im->cfg.n_layers, sizeof *im->a.half) : NULL;
     im->host_targets = malloc((size_t)m->max_batch * sizeof(float));
-    if (!im->a.layer || !im->host_targets)
+    if (!im->a.layer || (half && !im->a.half) || !im->host_targets)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
-    db_layout(&im->a, &ar, &im->cfg, m->max_batch, m->max_len);
+    db_layout(&im->a, &ar, &im->cfg, m->max_batch, m->max_len, half);
     im->block = model_alloc_activations(m, (size_t)ar.used * sizeof(float), "DistilBERT's activations", e);
     if (!im->block)
         return OCTET_ERR_NOMEM;
     ar.base = im->block;
     ar.used = 0;
-    db_layout(&im->a, &ar, &im->cfg, m->max_batch, m->max_len);
+    db_layout(&im->a, &ar, &im->cfg, m->max_batch, m->max_len, half);
     return OCTET_OK;
 }
 
@@ -498,7 +570,15 @@ static int db_init(model *m, const distilbert_config *c, uint64_t seed, octet_er
 int distilbert_create(device *d, const distilbert_config *cfg, int max_batch, int max_len, uint64_t seed,
                       model **out, octet_err *e)
 {
+    return distilbert_create_ex(d, cfg, max_batch, max_len, seed, MODEL_ACT_FP32, out, e);
+}
+
+int distilbert_create_ex(device *d, const distilbert_config *cfg, int max_batch, int max_len, uint64_t seed,
+                         model_act_dtype act, model **out, octet_err *e)
+{
     *out = NULL;
+    if (act != MODEL_ACT_FP32 && act != MODEL_ACT_BF16 && act != MODEL_ACT_FP16)
+        return octet_fail(e, OCTET_ERR_ARG, "training.precision", "unknown activation storage %d", (int)act);
     int rc = distilbert_config_validate(cfg, e);
     if (rc != OCTET_OK)
         return rc;
@@ -523,6 +603,8 @@ int distilbert_create(device *d, const distilbert_config *cfg, int max_batch, in
     m->max_batch = max_batch;
     m->max_len = max_len;
     m->seed = seed;
+    m->act_dtype = act;
+    im->half_kind = act == MODEL_ACT_BF16 ? OPS_HALF_BF16 : act == MODEL_ACT_FP16 ? OPS_HALF_FP16 : -1;
     rc = db_add_params(m, cfg, e);
     if (rc == OCTET_OK)
         rc = db_alloc_acts(m, im, e);
@@ -548,6 +630,7 @@ static void db_destroy(model *m)
         return;
     device_free(m->dev, im->block);
     free(im->a.layer);
+    free(im->a.half);
     free(im->host_targets);
     free(im);
     m->impl = NULL;
@@ -618,13 +701,82 @@ static int embed_forward(model *m, db_impl *im, int B, int T, int train)
     return rc;
 }
 
+/* Where block l computes: its own tensors (fp32 storage), or the working layer with layer l's
+ * LayerNorm statistics (half storage), in *y. */
+static void block_acts(db_impl *im, int l, db_layer_acts *y)
+{
+    if (im->half_kind < 0) {
+        *y = im->a.layer[l];
+        return;
+    }
+    const db_layer_acts *s = &im->a.layer[l];
+    *y = im->a.wk;
+    y->ln1_mean = s->ln1_mean;
+    y->ln1_rstd = s->ln1_rstd;
+    y->ln2_mean = s->ln2_mean;
+    y->ln2_rstd = s->ln2_rstd;
+}
+
+/* The saved tensors of block l as (16-bit store, fp32 working tensor, elements of a B,T batch)
+ * triples, in one place for pack and unpack; returns the count (10). ln2 comes last: the
+ * backward of block l does not unpack it (it is block l+1's input). */
+typedef struct db_half_pair {
+    uint16_t *h;
+    float *f;
+    int64_t n;
+} db_half_pair;
+
+static int half_pairs(db_impl *im, int l, int B, int T, db_half_pair *p)
+{
+    const distilbert_config *c = &im->cfg;
+    const db_half_layer *h = &im->a.half[l];
+    const db_layer_acts *w = &im->a.wk;
+    int64_t BTC = (int64_t)B * T * c->dim, BTF = (int64_t)B * T * c->hidden_dim;
+    int64_t BHTT = (int64_t)B * c->n_heads * T * T;
+    const db_half_pair all[10] = {{h->q, w->q, BTC},     {h->k, w->k, BTC},       {h->v, w->v, BTC},
+                                  {h->att, w->att, BHTT}, {h->ctx, w->ctx, BTC},   {h->res1, w->res1, BTC},
+                                  {h->ln1, w->ln1, BTC},  {h->fc1, w->fc1, BTF},   {h->res2, w->res2, BTC},
+                                  {h->ln2, w->ln2, BTC}};
+    memcpy(p, all, sizeof all);
+    return 10;
+}
+
+/* Half storage: block l's saved tensors from the working layer into its 16-bit store. */
+static int pack_layer(model *m, db_impl *im, int l, int B, int T)
+{
+    db_half_pair p[10];
+    int n = half_pairs(im, l, B, T, p), rc = OCTET_OK;
+    for (int i = 0; i < n && rc == OCTET_OK; i++)
+        rc = m->ops->to_half(m->dev, p[i].h, p[i].f, p[i].n, im->half_kind);
+    return rc;
+}
+
+/* Half storage: what block l's backward reads, back into the working layer: its saved tensors
+ * but ln2, gelu recomputed from fc1, and its input x (layer l-1's ln2, l > 0) into wk.ln2. */
+static int unpack_layer(model *m, db_impl *im, int l, int B, int T)
+{
+    db_half_pair p[10];
+    int n = half_pairs(im, l, B, T, p) - 1, rc = OCTET_OK; /* all but ln2 */
+    for (int i = 0; i < n && rc == OCTET_OK; i++)
+        rc = m->ops->from_half(m->dev, p[i].f, p[i].h, p[i].n, im->half_kind);
+    if (rc == OCTET_OK)
+        rc = m->ops->gelu_forward(m->dev, im->a.wk.gelu, im->a.wk.fc1, (int64_t)B * T * im->cfg.hidden_dim);
+    if (rc == OCTET_OK && l > 0)
+        rc = m->ops->from_half(m->dev, im->a.wk.ln2, im->a.half[l - 1].ln2, (int64_t)B * T * im->cfg.dim,
+                               im->half_kind);
+    return rc;
+}
+
 /* Block l on input x (B,T,C): attention, residual, sa_layer_norm, FFN, residual,
- * output_layer_norm into y->ln2. */
+ * output_layer_norm into y->ln2 (with half storage x may be the working layer's ln2 itself:
+ * it is read only before ln2 is written). A training forward with half storage then packs
+ * the saved tensors. */
 static int block_forward(model *m, db_impl *im, int l, const float *x, int B, int T, int train)
 {
     const ops_table *ops = m->ops;
     const distilbert_config *c = &im->cfg;
-    db_layer_acts *y = &im->a.layer[l];
+    db_layer_acts acts, *y = &acts;
+    block_acts(im, l, y);
     int BT = B * T, C = c->dim, F = c->hidden_dim;
     int64_t BTC = (int64_t)BT * C;
     const int *mask = im->has_mask ? im->a.mask : NULL;
@@ -645,6 +797,8 @@ static int block_forward(model *m, db_impl *im, int l, const float *x, int B, in
     if (!rc) rc = ops->add_forward(d, y->res2, y->res2, y->ln1, BTC);
     if (!rc) rc = ops->layernorm_forward(d, y->ln2, y->ln2_mean, y->ln2_rstd, y->res2, LP(m, l, OUT_W)->data,
                                          LP(m, l, OUT_B)->data, BT, C, LN_EPS);
+    if (!rc && train && im->half_kind >= 0)
+        rc = pack_layer(m, im, l, B, T);
     return rc;
 }
 
@@ -706,7 +860,7 @@ static int db_forward(model *m, const model_batch *b, int train, model_output *o
     const float *x = im->a.emb_ln; /* (B,T,C) */
     for (int l = 0; l < im->cfg.n_layers && rc == OCTET_OK; l++) {
         rc = block_forward(m, im, l, x, B, T, train);
-        x = im->a.layer[l].ln2;
+        x = im->half_kind >= 0 ? im->a.wk.ln2 : im->a.layer[l].ln2;
     }
     if (rc == OCTET_OK)
         rc = head_forward(m, im, x, B, T, train);
@@ -745,21 +899,29 @@ static int head_backward(model *m, db_impl *im, float dloss)
     return rc;
 }
 
-/* Block l backward: on entry a->dx is d(block output), on exit d(block input x). */
+/* Block l backward: on entry a->dx is d(block output), on exit d(block input x). x is block
+ * l's input in fp32 storage; with half storage it is ignored, and block l's tensors and input
+ * are first unpacked into the working layer (unpack_layer). */
 static int block_backward(model *m, db_impl *im, int l, const float *x)
 {
     const ops_table *ops = m->ops;
     const distilbert_config *c = &im->cfg;
     db_acts *a = &im->a;
-    db_layer_acts *y = &a->layer[l];
+    db_layer_acts acts, *y = &acts;
+    block_acts(im, l, y);
     int B = im->B, T = im->T, BT = B * T, C = c->dim, F = c->hidden_dim;
     int64_t BTC = (int64_t)BT * C;
     const int *mask = im->has_mask ? a->mask : NULL;
     device *d = m->dev;
+    int rc = OCTET_OK;
+    if (im->half_kind >= 0) {
+        rc = unpack_layer(m, im, l, B, T);
+        x = l ? a->wk.ln2 : a->emb_ln;
+    }
 #define G(w) LP(m, l, w)->grad
 #define W(w) LP(m, l, w)->data
     /* output_layer_norm: dx = d res2 */
-    int rc = ops->layernorm_backward(d, a->dx, G(OUT_W), G(OUT_B), a->dx, y->res2, W(OUT_W), y->ln2_mean, y->ln2_rstd, BT, C);
+    if (!rc) rc = ops->layernorm_backward(d, a->dx, G(OUT_W), G(OUT_B), a->dx, y->res2, W(OUT_W), y->ln2_mean, y->ln2_rstd, BT, C);
     /* FFN: res2 = dropout(lin2(gelu(lin1(ln1)))) + ln1 */
     if (!rc) rc = ops->dropout_backward(d, a->dtmp, a->dx, BTC, drop_at(m, im, 2 + 2 * l, c->dropout, 1));
     if (!rc) rc = ops->matmul_backward(d, a->dff, G(L2_W), G(L2_B), a->dtmp, y->gelu, W(L2_W), BT, F, C, 0);
@@ -801,7 +963,7 @@ static int db_backward(model *m, float dloss, octet_err *e)
         return octet_fail(e, OCTET_ERR_ARG, "", "backward() needs a training forward() on a labelled batch");
     int rc = head_backward(m, im, dloss);
     for (int l = im->cfg.n_layers - 1; l >= 0 && rc == OCTET_OK; l--)
-        rc = block_backward(m, im, l, l ? im->a.layer[l - 1].ln2 : im->a.emb_ln);
+        rc = block_backward(m, im, l, im->half_kind >= 0 ? NULL : l ? im->a.layer[l - 1].ln2 : im->a.emb_ln);
     if (rc == OCTET_OK)
         rc = embed_backward(m, im);
     return rc == OCTET_OK ? rc : octet_fail(e, rc, "", "DistilBERT backward failed: %s", octet_strerror(rc));

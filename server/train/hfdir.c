@@ -258,7 +258,7 @@ int hfdir_load_distilbert(device *d, const char *dir, const hfdir_options *o, mo
         rc = distilbert_config_set_dropout(&cfg, o->dropout, e);
     model *m = NULL;
     if (rc == OCTET_OK)
-        rc = distilbert_create(d, &cfg, o->max_batch, o->max_len, o->seed, &m, e);
+        rc = distilbert_create_ex(d, &cfg, o->max_batch, o->max_len, o->seed, o->act, &m, e);
     char *weights = rc == OCTET_OK ? join_path(dir, "model.safetensors") : NULL;
     if (rc == OCTET_OK)
         rc = weights ? hfdir_load_weights(m, weights, 0, rep, e) : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");

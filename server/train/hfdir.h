@@ -60,10 +60,11 @@ typedef struct hfdir_options {
     int max_batch;     /* activations: sequences per batch */
     int max_len;       /* activations: tokens per sequence */
     uint64_t seed;     /* initialisation of the fresh tensors, and dropout */
+    model_act_dtype act; /* storage of the saved activations (0: MODEL_ACT_FP32) */
 } hfdir_options;
 
 /* Reads dir's configuration (hfdir_read_config), applies the options, builds a DistilBERT
- * (distilbert_create) and loads dir/model.safetensors into it (hfdir_load_weights, not
+ * (distilbert_create_ex) and loads dir/model.safetensors into it (hfdir_load_weights, not
  * strict). *out, *tok (may be NULL) and rep (may be NULL) as above; on failure *out is NULL. */
 int hfdir_load_distilbert(device *d, const char *dir, const hfdir_options *o, model **out, octet_tokenizer **tok,
                           hfdir_report *rep, octet_err *e);

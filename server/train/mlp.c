@@ -1,6 +1,8 @@
 /* mlp.c: the fully connected classifier (mlp.h) on the ops table: Linear -> ReLU per hidden
  * size, a Linear classifier, cross-entropy or MSE. Activations for the largest batch are
- * carved once from one block (category activations); a step allocates nothing.
+ * carved once from one block (category activations); a step allocates nothing. They always
+ * stay fp32 (model->act_dtype MODEL_ACT_FP32, whatever the training precision): a few rows of
+ * at most a few hundred features, so 16-bit storage would save next to nothing.
  *
  * Forward: x (B,F) -> pre_i = x_i W_i^T + b_i, act_i = relu(pre_i) -> logits = act W_c^T + b_c
  * -> loss. Backward runs the same chain in reverse, reusing two ping-pong gradient buffers of

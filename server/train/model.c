@@ -24,6 +24,11 @@
 
 /* ------------------------------------------------------------------ parameters */
 
+const char *model_act_dtype_name(model_act_dtype t)
+{
+    return t == MODEL_ACT_FP32 ? "fp32" : t == MODEL_ACT_BF16 ? "bf16" : t == MODEL_ACT_FP16 ? "fp16" : "?";
+}
+
 int model_new(device *d, const model_vtable *vt, model **out, octet_err *e)
 {
     *out = NULL;

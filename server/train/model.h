@@ -53,6 +53,19 @@ typedef struct model_output {
     float *logits;                    /* (B, num_labels) caller's host buffer, or NULL */
 } model_output;
 
+/* How a model keeps the activations its backward pass reads between forward() and
+ * backward() (chosen when the model is created; the training precision picks it). Arithmetic
+ * is fp32 either way: MODEL_ACT_BF16 / MODEL_ACT_FP16 only round what is SAVED, to halve its
+ * memory (DistilBERT; the MLP always stores fp32, its activations being a few rows). */
+typedef enum model_act_dtype {
+    MODEL_ACT_FP32 = 0,               /* saved activations in fp32 (the default) */
+    MODEL_ACT_BF16 = 1,               /* saved in bf16 (8 significant bits, fp32's range) */
+    MODEL_ACT_FP16 = 2                /* saved in fp16 (11 significant bits, |x| <= 65504) */
+} model_act_dtype;
+
+/* "fp32", "bf16", "fp16" ("?" for anything else). */
+const char *model_act_dtype_name(model_act_dtype t);
+
 typedef struct model model;
 
 typedef struct model_vtable {
@@ -80,6 +93,7 @@ struct model {
     int max_batch, max_len;           /* the largest batch the activations were sized for */
     uint64_t seed;                    /* dropout masks: (seed, step, site) */
     uint64_t step;                    /* incremented by the training loop before each forward */
+    model_act_dtype act_dtype;        /* how the saved activations are stored (MODEL_ACT_FP32 for the MLP) */
     void *impl;                       /* the architecture's own state */
 };
 

@@ -116,13 +116,15 @@ void spec_optim_config(const job_spec *s, optim_config *cfg, optim_group_spec *g
 /* Refuses on the CPU what only CUDA can do (bf16/fp16 precision): OCTET_ERR_ARG naming
  * "training.precision". device_kind_is_cuda: the device the job will run on.
  *
- * What the precisions mean on CUDA (honestly: "bf16/fp16 matmuls", not autocast): the master
- * weights, the gradients, the optimizer states and math, and every activation stay fp32 in
- * memory; "bf16" runs the matmuls (linear layers, attention products) on bf16 tensor cores
- * (operands rounded to bf16, fp32 accumulation and output; kernels/ops/ops_cuda.h), "fp16" on
- * fp16 tensor cores with dynamic loss scaling exactly as torch.cuda.amp.GradScaler
- * (server/train/loss_scale.h: scale 65536, halved and the step skipped on a non-finite
- * gradient, doubled after 2000 good steps). Neither saves activation memory. */
+ * What the precisions mean on CUDA: the master weights, the gradients and the optimizer
+ * states and math stay fp32; "bf16" runs the matmuls (linear layers, attention products) on
+ * bf16 tensor cores (operands rounded to bf16, fp32 accumulation and output;
+ * kernels/ops/ops_cuda.h) and stores the activations DistilBERT saves for its backward pass in
+ * bf16 (server/train/distilbert.c: fp32 arithmetic, about half the activation memory); "fp16"
+ * does the same with fp16 tensor cores and fp16 activation storage, plus dynamic loss scaling
+ * exactly as torch.cuda.amp.GradScaler (server/train/loss_scale.h: scale 65536, halved and the
+ * step skipped on a non-finite gradient, doubled after 2000 good steps). Not autocast: the
+ * other ops (LayerNorm, softmax, GELU) still compute in fp32. The MLP keeps fp32 activations. */
 int spec_check_device(const job_spec *s, int device_kind_is_cuda, octet_err *e);
 
 const char *spec_arch_name(spec_arch a);

@@ -126,13 +126,22 @@ static int make_batchers(trainer *t, octet_err *e)
     return rc;
 }
 
+/* The storage of DistilBERT's saved activations for training.precision: bf16 / fp16 storage
+ * with bf16 / fp16 matmuls (half the activation memory; the arithmetic stays fp32), fp32
+ * otherwise. The MLP always stores fp32 (mlp.c). */
+static model_act_dtype act_dtype_of(spec_precision p)
+{
+    return p == SPEC_PREC_BF16 ? MODEL_ACT_BF16 : p == SPEC_PREC_FP16 ? MODEL_ACT_FP16 : MODEL_ACT_FP32;
+}
+
 static int make_distilbert(trainer *t, distilbert_config *cfg, int max_batch, octet_err *e)
 {
     const spec_model *m = &t->spec.model;
     uint64_t seed = t->spec.training.seed;
+    model_act_dtype act = act_dtype_of(t->spec.training.precision);
     if (m->path[0]) {
         char dir[PATH_MAX];
-        hfdir_options o = {t->num_labels, (float)m->dropout, max_batch, t->max_len, seed};
+        hfdir_options o = {t->num_labels, (float)m->dropout, max_batch, t->max_len, seed, act};
         hfdir_report rep;
         memset(&rep, 0, sizeof rep);
         const char *path = resolve(t, m->path, dir, sizeof dir);
@@ -151,7 +160,7 @@ static int make_distilbert(trainer *t, distilbert_config *cfg, int max_batch, oc
     cfg->num_labels = t->num_labels;
     int rc = m->dropout >= 0 ? distilbert_config_set_dropout(cfg, (float)m->dropout, e) : OCTET_OK;
     if (rc == OCTET_OK)
-        rc = distilbert_create(t->dev, cfg, max_batch, t->max_len, seed, &t->m, e);
+        rc = distilbert_create_ex(t->dev, cfg, max_batch, t->max_len, seed, act, &t->m, e);
     return rc;
 }
 
@@ -235,8 +244,9 @@ static int plan_run(trainer *t, octet_err *e)
 }
 
 /* training.precision on the opened device: the matmul mode (bf16 / fp16 tensor cores) and the
- * fp16 loss scaler. spec_check_device has refused both on the CPU. Fails with OCTET_ERR_ARG
- * naming training.precision when the device will not take the mode. */
+ * fp16 loss scaler; the third part, DistilBERT's bf16 / fp16 activation storage, is chosen when
+ * the model is built (make_distilbert). spec_check_device has refused both on the CPU. Fails
+ * with OCTET_ERR_ARG naming training.precision when the device will not take the mode. */
 static int set_precision(trainer *t, octet_err *e)
 {
     spec_precision p = t->spec.training.precision;

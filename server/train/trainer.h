@@ -25,7 +25,8 @@
  * predictions read back (device_download), weights and optimizer state cross only for
  * checkpoints; trainer_train binds the calling thread to the device first (device_bind_thread),
  * so a worker thread may run it. training.precision "bf16" / "fp16" (CUDA only; spec.h) switch
- * the device's matmuls to bf16 / fp16 tensor cores with fp32 master weights, activations and
+ * the device's matmuls to bf16 / fp16 tensor cores and DistilBERT's saved activations to bf16 /
+ * fp16 storage (about half the activation memory), with fp32 master weights, arithmetic and
  * optimizer math; "fp16" adds GradScaler's dynamic loss scaling (loss_scale.h): the loss
  * gradient is multiplied by the scale, the gradients are unscaled before clipping, a non-finite
  * gradient skips the step and halves the scale. Such skips count toward the three-in-a-row stop

@@ -12,7 +12,8 @@
 # 4. Fine-tuning throughput of distilbert-base-cased (random weights, seq 128, batch 32, 50 steps
 #    after 5 warm-up steps) with adamw and adamw8bit in fp32 and bf16 (bench/train_bench --device
 #    cuda) beside PyTorch + Transformers with fused AdamW in the same shapes
-#    (bench/train_gpu_torch.py): samples/s, peak device memory, optimizer-state bytes, ratios and
+#    (bench/train_gpu_torch.py): samples/s, peak device memory, activation bytes (bf16 stores
+#    DistilBERT's saved activations in 16 bits), optimizer-state bytes, ratios and
 #    the targets (octet >= 1.0x PyTorch's samples/s in each precision; octet's 8-bit optimizer
 #    state <= 1/3.9 of AdamW's).
 # 5. Runs bench_optim on the GPU at 16M and 256M parameters beside PyTorch's fused AdamW and a
@@ -99,7 +100,8 @@ for t in tests/unit/run_cuda tests/unit/run_ops_cuda tests/unit/run_train_cuda; 
 done
 
 # Fine-tuning throughput: octet (4 runs) and PyTorch (fp32, bf16). Rows of train_gpu.txt are
-# train_bench's "model threads batch seq samples/s device precision optimizer peak_bytes state_bytes".
+# train_bench's "model threads batch seq samples/s device precision optimizer peak_bytes state_bytes
+# activation_bytes".
 : > "$out/train_gpu.txt"
 for prec in fp32 bf16; do
     for opt in adamw adamw8bit; do
@@ -135,24 +137,28 @@ fi
 # The fine-tuning table: one row per octet run (or "-" where it did not run), PyTorch beside it.
 echo
 echo "distilbert-base-cased fine-tuning, seq 128, batch 32, 50 steps after warm-up (targets: octet >= 1.0x PyTorch; 8-bit state <= 1/3.9 of AdamW's)"
-printf '%-6s %-10s %12s %12s %8s %12s %12s %14s %10s\n' prec optimizer octet-samp/s torch-samp/s ratio octet-peakMiB torch-peakMiB octet-stateMB target
+printf '%-6s %-10s %12s %12s %8s %12s %12s %12s %14s %10s\n' prec optimizer octet-samp/s torch-samp/s ratio octet-peakMiB torch-peakMiB octet-actMiB octet-stateMB target
 for prec in fp32 bf16; do
     for opt in adamw adamw8bit; do
         awk -v p="$prec" -v o="$opt" -v tf="$out/train_gpu_torch.tsv" '
             BEGIN { while ((getline l < tf) > 0) { split(l, f, "\t"); if (f[1] == "torch_train") { ts[f[2]] = f[3]; tm[f[2]] = f[4] } } }
-            $6 == "cuda" && $7 == p && $8 == o { s = $5; pk = $9; st = $10 }
+            $6 == "cuda" && $7 == p && $8 == o { s = $5; pk = $9; st = $10; ac = $11 }
             END {
                 t = (p in ts) ? ts[p] : ""
                 r = (s != "" && t > 0) ? sprintf("%.2fx", s / t) : "-"
                 v = (s != "" && t > 0) ? (s / t >= 1.0 ? "met" : "missed") : "-"
-                printf "%-6s %-10s %12s %12s %8s %12s %12s %14s %10s\n", p, o, (s != "" ? s : "-"), (t != "" ? t : "-"), r,
+                printf "%-6s %-10s %12s %12s %8s %12s %12s %12s %14s %10s\n", p, o, (s != "" ? s : "-"), (t != "" ? t : "-"), r,
                        (pk != "" ? sprintf("%.0f", pk / 1048576) : "-"), (p in tm ? tm[p] : "-"),
-                       (st != "" ? sprintf("%.1f", st / 1e6) : "-"), v
+                       (ac != "" ? sprintf("%.0f", ac / 1048576) : "-"), (st != "" ? sprintf("%.1f", st / 1e6) : "-"), v
             }' "$out/train_gpu.txt"
     done
 done
 awk '$6 == "cuda" && $8 == "adamw" { a[$7] = $10 } $6 == "cuda" && $8 == "adamw8bit" { b[$7] = $10 }
+    $6 == "cuda" && $8 == "adamw" { act[$7] = $11 }
     END { n = 0
+          if (("fp32" in act) && ("bf16" in act) && act["fp32"] > 0)
+              printf "activations (adamw runs): fp32 %.0f MiB, bf16 %.0f MiB (%.0f%%: bf16/fp16 activation storage)\n",
+                     act["fp32"] / 1048576, act["bf16"] / 1048576, 100 * act["bf16"] / act["fp32"]
           for (p in a) if (p in b && b[p] > 0) { n++
               printf "optimizer state %s: adamw %d B, adamw8bit %d B, ratio 1/%.2f (target <= 1/3.9): %s\n", p, a[p], b[p],
                      a[p] / b[p], (a[p] / b[p] >= 3.9 ? "met" : "missed") }

@@ -451,7 +451,7 @@ START_TEST(test_memory_once)
     ck_assert_uint_eq(after.current[MEM_PARAMS] - before.current[MEM_PARAMS], (size_t)m->n_parameters * 4);
     ck_assert_uint_eq(after.current[MEM_GRADS] - before.current[MEM_GRADS], (size_t)m->n_parameters * 4);
     ck_assert_uint_eq(after.current[MEM_ACTIVATIONS] - before.current[MEM_ACTIVATIONS],
-                      distilbert_activation_bytes(&c, 3, 6));
+                      distilbert_activation_bytes(&c, 3, 6, MODEL_ACT_FP32));
     small_batch sb;
     make_small_batch(&sb);
     model_output out = {0};

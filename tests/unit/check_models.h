@@ -12,6 +12,7 @@
 Suite *suite_models(void);        /* check_models.c: shapes, names, counts, configs, init, dropout, learning */
 Suite *suite_models_hfdir(void);  /* check_models_hfdir.c: model directories, save/load */
 Suite *suite_models_ref(void);    /* check_models_ref.c: against PyTorch */
+Suite *suite_models_half(void);   /* check_models_half.c: bf16 / fp16 activation storage */
 
 /* A CPU device (ck_assert on failure). */
 device *tm_device(void);

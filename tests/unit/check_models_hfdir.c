@@ -156,7 +156,7 @@ static void load_pytorch_dir(const char *sub, const char *const *unused, int n_u
     char dir[1200], path[1300];
     path_of(dir, sizeof dir, sub, NULL);
     device *d = tm_device();
-    hfdir_options o = {3, -1.0f, 2, 24, 5};
+    hfdir_options o = {3, -1.0f, 2, 24, 5, MODEL_ACT_FP32};
     model *m = NULL;
     octet_tokenizer *tok = NULL;
     hfdir_report rep;
