@@ -9,7 +9,8 @@
 # faster of memcpy and a b += a stream, see bench_optim.c),
 # PyTorch's best AdamW (for-loop or foreach) Mparam/s and our ratio to it, and the optimizer
 # state bytes (ours, from optim_state_bytes_total, beside AdamW's). Then one line per target
-# (adamw >= 5x torch and >= 60% of the ceiling; adam8bit >= 3x and >= 40%), met or missed.
+# (adamw >= 5x torch and >= 60% of the ceiling; adam8bit >= 3x and >= 40%), met or missed; a
+# missed row too big for any cache also says what bandwidth its ratio target would need.
 #
 # Usage: bench/optim.sh [BUILDDIR]        (BUILDDIR defaults to the current directory)
 # Environment: THREADS (thread counts to run, one table each; default $OMP_NUM_THREADS, else
@@ -69,8 +70,14 @@ END {
         if (r[13] != 1) bad_ledger = bad_ledger " " r[2] "/" r[4]
         want_x = r[2] == "adamw" ? 5 : (r[2] == "adam8bit" ? 3 : 0)
         want_p = r[2] == "adamw" ? 60 : (r[2] == "adam8bit" ? 40 : 0)
-        if (want_x > 0)
+        if (want_x > 0) {
             targets[++nt] = sprintf("target %-8s %-20s %5.2fx torch (want >= %dx) %s; %5.1f%% of ceiling (want >= %d%%) %s", r[2], r[4], ratio, want_x, ratio >= want_x ? "met" : "MISSED", r[10], want_p, r[10] >= want_p ? "met" : "MISSED")
+            # a step whose bytes cannot stay in any cache here (> 64 MB) streams from memory:
+            # say when the ratio target asks for more than the memory moves
+            need = want_x * b * r[8] / 1000
+            if (ratio < want_x && r[5] * r[8] > 64e6 && need > r[14])
+                targets[nt] = targets[nt] sprintf(" (%dx = %.0f GB/s at %.0f B/param, %.1fx the %.1f GB/s ceiling: beyond this machine'"'"'s memory)", want_x, need, r[8], need / r[14], r[14])
+        }
     }
     print ""
     for (i = 1; i <= nt; i++) print targets[i]
