@@ -1,5 +1,5 @@
-/* act_cpu.c: the CPU twin's elementwise ops — residual add, ReLU, exact GELU, in-place scale —
- * and the [CLS] token selection of the classification head.
+/* act_cpu.c: the CPU twin's elementwise ops — residual add, ReLU, exact GELU, the fused bias +
+ * GELU of the FFN, in-place scale — and the [CLS] token selection of the classification head.
  *
  * Each is one OpenMP loop over the elements calling the per-element math of ops_math.h, the
  * same functions the CUDA twin's kernels call. GELU's erf and exp are ops_math.h's own
@@ -86,6 +86,37 @@ int gelu_backward_cpu(device *d, float *dinp, const float *inp, const float *dou
     for (int64_t c = 0; c < chunks; c++) {
         int64_t i0 = c * GELU_CHUNK;
         gelu_backward_run(dinp + i0, inp + i0, dout + i0, N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK);
+    }
+    return OCTET_OK;
+}
+
+/* One row of bias_gelu_forward: pre[j] += bias[j], then out[j] = gelu(pre[j]). The addition is
+ * the one float addition of matmul_forward_cpu's bias loop, so pre and out get the bits of that
+ * loop followed by gelu_forward_run. out does not alias pre (ops.h). */
+OPS_CPU_CLONES static void bias_gelu_run(float *pre, float *out, const float *bias, int64_t n)
+{
+    OPS_SIMD
+    for (int64_t j = 0; j < n; j++) {
+        float v = pre[j] + bias[j];
+        pre[j] = v;
+        out[j] = gelu_one(v);
+    }
+}
+
+int bias_gelu_forward_cpu(device *d, float *pre, float *out, const float *bias, int M, int N)
+{
+    if (!ops_bias_gelu_ok(pre, out, M, N))
+        return OCTET_ERR_ARG;
+    if (!bias) /* nothing to add: the GELU alone, as gelu_forward */
+        return gelu_forward_cpu(d, out, pre, (int64_t)M * N);
+    /* rows in work items of about GELU_CHUNK elements (one row at least) */
+    int rows = N < GELU_CHUNK ? GELU_CHUNK / N : 1;
+    int items = (M + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int it = 0; it < items; it++) {
+        int m0 = it * rows, m1 = M - m0 < rows ? M : m0 + rows;
+        for (int m = m0; m < m1; m++)
+            bias_gelu_run(pre + (int64_t)m * N, out + (int64_t)m * N, bias, N);
     }
     return OCTET_OK;
 }

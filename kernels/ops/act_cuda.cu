@@ -1,5 +1,5 @@
-/* act_cuda.cu: the CUDA twin of act_cpu.c — residual add, ReLU, exact GELU, in-place scale —
- * and the [CLS] token selection of the classification head.
+/* act_cuda.cu: the CUDA twin of act_cpu.c — residual add, ReLU, exact GELU, the fused bias +
+ * GELU of the FFN, in-place scale — and the [CLS] token selection of the classification head.
  *
  * Each op is one grid-stride kernel, one element per thread per step (OPS_THREADS threads, at
  * most OPS_MAX_GRID blocks, 64-bit indices), calling the same ops_math.h functions as the CPU
@@ -41,6 +41,23 @@ static __global__ void gelu_forward_kernel(float *out, const float *inp, int64_t
 static __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, int64_t N)
 {
     GRID_STRIDE(i, N) dinp[i] = dout[i] * gelu_grad_one(inp[i]);
+}
+
+/* pre (M,N) += bias (N) on every row, out = gelu(pre); element i is column i % N. The column
+ * is computed once and then advanced with the grid stride, instead of a 64-bit division per
+ * element. The addition is bias_add_kernel's (matmul_cuda.cu), so the bits are its followed by
+ * gelu_forward_kernel's. */
+static __global__ void bias_gelu_kernel(float *pre, float *out, const float *bias, int64_t MN, int N)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t col = i % N, step = stride % N;
+    for (; i < MN; i += stride) {
+        float v = pre[i] + bias[col];
+        pre[i] = v;
+        out[i] = gelu_one(v);
+        col += step;
+        col = col >= N ? col - N : col;
+    }
 }
 
 static __global__ void scale_kernel(float *x, int64_t N, float s)
@@ -118,6 +135,16 @@ out:
     return rc;
 }
 
+static int bias_gelu_launch(float *pre, float *o, const float *bias, int M, int N, cudaStream_t st)
+{
+    int rc = OCTET_OK;
+    int64_t MN = (int64_t)M * N;
+    bias_gelu_kernel<<<ops_grid(MN, OPS_THREADS), OPS_THREADS, 0, st>>>(pre, o, bias, MN, N);
+    CUDA_TRY(cudaGetLastError());
+out:
+    return rc;
+}
+
 static int scale_launch(float *x, int64_t N, float s, cudaStream_t st)
 {
     int rc = OCTET_OK;
@@ -186,6 +213,16 @@ int gelu_backward_cuda(device *d, float *dinp, const float *inp, const float *do
     if (N <= 0 || !dinp || !inp || !dout || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     return gelu_backward_launch(dinp, inp, dout, N, st);
+}
+
+int bias_gelu_forward_cuda(device *d, float *pre, float *out, const float *bias, int M, int N)
+{
+    cudaStream_t st;
+    if (!ops_bias_gelu_ok(pre, out, M, N) || !ops_cuda_stream(d, &st))
+        return OCTET_ERR_ARG;
+    if (!bias) /* nothing to add: the GELU alone, as gelu_forward */
+        return gelu_forward_launch(out, pre, (int64_t)M * N, st);
+    return bias_gelu_launch(pre, out, bias, M, N, st);
 }
 
 int scale_cuda(device *d, float *x, int64_t N, float s)

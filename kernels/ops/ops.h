@@ -88,6 +88,17 @@ typedef struct ops_table {
     int (*gelu_forward)(device *d, float *out, const float *inp, int64_t N);               /* all (N) */
     /* dinp = dout * gelu'(inp); dinp may alias dout. */
     int (*gelu_backward)(device *d, float *dinp, const float *inp, const float *dout, int64_t N);
+    /* The fused bias + GELU of a linear layer's output (matmul_forward with a NULL bias, then
+     * this): pre (M,N) += bias (N) broadcast over rows, then out = gelu(pre) (exact erf GELU);
+     * pre keeps the biased pre-activation for gelu_backward. bias may be NULL (then only the
+     * GELU). The bits equal matmul_forward's bias add (the same one float addition) followed by
+     * gelu_forward, on either twin. out may NOT alias pre: overlapping ranges are refused
+     * (OCTET_ERR_ARG). */
+    int (*bias_gelu_forward)(device *d,
+                             float *pre,        /* (M,N) in: x . W^T; out: + bias */
+                             float *out,        /* (M,N) */
+                             const float *bias, /* (N) or NULL */
+                             int M, int N);
 
     /* ------------------------------------------------------------ normalization */
 

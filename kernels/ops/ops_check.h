@@ -13,6 +13,17 @@
 /* True when p is a valid drop probability (NaN fails). */
 static inline int ops_p_ok(float p) { return p >= 0.0f && p <= 1.0f; }
 
+/* True when bias_gelu_forward may run on (M,N) buffers pre and out: positive dimensions, both
+ * pointers set, and the two ranges of M*N floats disjoint (out may not alias pre, even in
+ * part; compared as addresses, which also holds for CUDA's unified address space). */
+static inline int ops_bias_gelu_ok(const float *pre, const float *out, int M, int N)
+{
+    if (!OPS_DIMS_OK2(M, N) || !pre || !out)
+        return 0;
+    uintptr_t p = (uintptr_t)pre, o = (uintptr_t)out, bytes = (uintptr_t)M * (uintptr_t)N * sizeof(float);
+    return o >= p + bytes || p >= o + bytes;
+}
+
 /* True when kind is a 16-bit format of to_half / from_half. */
 static inline int ops_half_kind_ok(int kind) { return kind == OPS_HALF_BF16 || kind == OPS_HALF_FP16; }
 

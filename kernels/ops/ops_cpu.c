@@ -14,6 +14,7 @@ static const ops_table cpu_table = {
     relu_backward_cpu,
     gelu_forward_cpu,
     gelu_backward_cpu,
+    bias_gelu_forward_cpu,
     layernorm_forward_cpu,
     layernorm_backward_cpu,
     embedding_forward_cpu,

@@ -23,6 +23,7 @@ static const ops_table cuda_table = {
     relu_backward_cuda,
     gelu_forward_cuda,
     gelu_backward_cuda,
+    bias_gelu_forward_cuda,
     layernorm_forward_cuda,
     layernorm_backward_cuda,
     embedding_forward_cuda,

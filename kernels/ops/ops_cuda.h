@@ -124,6 +124,7 @@ int relu_forward_cuda(device *d, float *out, const float *inp, int64_t N);
 int relu_backward_cuda(device *d, float *dinp, const float *inp, const float *dout, int64_t N);
 int gelu_forward_cuda(device *d, float *out, const float *inp, int64_t N);
 int gelu_backward_cuda(device *d, float *dinp, const float *inp, const float *dout, int64_t N);
+int bias_gelu_forward_cuda(device *d, float *pre, float *out, const float *bias, int M, int N);
 int scale_cuda(device *d, float *x, int64_t N, float s);
 int token_select_forward_cuda(device *d, float *out, const float *inp, int B, int T, int C, int t);
 int token_select_backward_cuda(device *d, float *dinp, const float *dout, int B, int T, int C, int t);

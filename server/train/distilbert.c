@@ -790,8 +790,9 @@ static int block_forward(model *m, db_impl *im, int l, const float *x, int B, in
     if (!rc) rc = ops->add_forward(d, y->res1, y->res1, x, BTC);
     if (!rc) rc = ops->layernorm_forward(d, y->ln1, y->ln1_mean, y->ln1_rstd, y->res1, LP(m, l, SA_W)->data,
                                          LP(m, l, SA_B)->data, BT, C, LN_EPS);
-    if (!rc) rc = ops->matmul_forward(d, y->fc1, y->ln1, LP(m, l, L1_W)->data, LP(m, l, L1_B)->data, BT, C, F);
-    if (!rc) rc = ops->gelu_forward(d, y->gelu, y->fc1, (int64_t)BT * F);
+    /* lin1 then GELU; the bias add is fused into the GELU pass (fc1 keeps the biased value) */
+    if (!rc) rc = ops->matmul_forward(d, y->fc1, y->ln1, LP(m, l, L1_W)->data, NULL, BT, C, F);
+    if (!rc) rc = ops->bias_gelu_forward(d, y->fc1, y->gelu, LP(m, l, L1_B)->data, BT, F);
     if (!rc) rc = ops->matmul_forward(d, y->res2, y->gelu, LP(m, l, L2_W)->data, LP(m, l, L2_B)->data, BT, F, C);
     if (!rc) rc = ops->dropout_forward(d, y->res2, y->res2, BTC, drop_at(m, im, 2 + 2 * l, c->dropout, train));
     if (!rc) rc = ops->add_forward(d, y->res2, y->res2, y->ln1, BTC);

@@ -1,7 +1,8 @@
 /* check_ops.c: the ops suites' shared harness (check_ops.h) and the dense suite: the gemm
  * wrapper against naive loops for every transpose, the linear layer, residual add, ReLU, GELU,
- * [CLS] selection, and the global-norm helpers, each forward against a double reference and
- * each backward against finite differences. Odd shapes throughout (M = 21, K = 9, N = 5). */
+ * the fused bias + GELU (bit for bit against the unfused pair), [CLS] selection, and the
+ * global-norm helpers, each forward against a double reference and each backward against
+ * finite differences. Odd shapes throughout (M = 21, K = 9, N = 5). */
 #include "check_ops.h"
 #include "ops_math.h"
 
@@ -331,6 +332,72 @@ START_TEST(test_gelu_known_values)
 }
 END_TEST
 
+/* The fused bias + GELU (DistilBERT's lin1 then GELU): shapes (M, N) with N below, at and above
+ * one OpenMP work item of act_cpu.c (4096 elements) and M > 1 row per item, all odd. */
+static const int bias_gelu_shapes[][2] = {{1, 1}, {21, 5}, {3, 4099}, {1001, 7}, {5, 8193}};
+
+/* _i = shape * 2 + with_bias. Against (a) the definition, element by element with ops_math.h's
+ * gelu_one and the one float addition of the bias, and (b) what it replaces: matmul_forward with
+ * the bias, then gelu_forward; both bit for bit (pre and out). NULL bias: pre is left alone. */
+START_TEST(test_bias_gelu_matches_unfused)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    int M = bias_gelu_shapes[_i / 2][0], N = bias_gelu_shapes[_i / 2][1], K = 9, with_bias = _i & 1;
+    int64_t MN = (int64_t)M * N;
+    test_rng r;
+    rng_seed(&r, 15 + (uint64_t)_i);
+    float *pre0 = frand(&r, MN, 2.0f), *bias = with_bias ? frand(&r, N, 1.0f) : NULL;
+    float *pre = fbuf(MN), *out = fbuf(MN), *want_pre = fbuf(MN), *want_out = fbuf(MN);
+    memcpy(pre, pre0, sizeof(float) * (size_t)MN);
+    for (int64_t i = 0; i < MN; i++) {
+        want_pre[i] = bias ? pre0[i] + bias[i % N] : pre0[i];
+        want_out[i] = gelu_one(want_pre[i]);
+    }
+    ck_assert_int_eq(ops->bias_gelu_forward(d, pre, out, bias, M, N), OCTET_OK);
+    ck_assert_int_eq(memcmp(pre, want_pre, sizeof(float) * (size_t)MN), 0);
+    ck_assert_int_eq(memcmp(out, want_out, sizeof(float) * (size_t)MN), 0);
+
+    /* the unfused pair on a linear layer's output */
+    float *inp = frand(&r, (int64_t)M * K, 1.0f), *w = frand(&r, (int64_t)N * K, 1.0f);
+    float *fc_a = fbuf(MN), *g_a = fbuf(MN), *fc_b = fbuf(MN), *g_b = fbuf(MN);
+    ck_assert_int_eq(ops->matmul_forward(d, fc_a, inp, w, bias, M, K, N), OCTET_OK);
+    ck_assert_int_eq(ops->gelu_forward(d, g_a, fc_a, MN), OCTET_OK);
+    ck_assert_int_eq(ops->matmul_forward(d, fc_b, inp, w, NULL, M, K, N), OCTET_OK);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, fc_b, g_b, bias, M, N), OCTET_OK);
+    ck_assert_int_eq(memcmp(fc_a, fc_b, sizeof(float) * (size_t)MN), 0);
+    ck_assert_int_eq(memcmp(g_a, g_b, sizeof(float) * (size_t)MN), 0);
+    free(pre0), free(bias), free(pre), free(out), free(want_pre), free(want_out);
+    free(inp), free(w), free(fc_a), free(g_a), free(fc_b), free(g_b);
+}
+END_TEST
+
+/* Refusals (ops_check.h's ops_bias_gelu_ok, shared with the CUDA twin): dimensions, NULL
+ * buffers, out overlapping pre in whole or in part; nothing is written. Adjacent ranges of one
+ * allocation are fine. */
+START_TEST(test_bias_gelu_rejects_bad_arguments)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    float buf[13], bias[3] = {1.0f, 2.0f, 3.0f}, before[13];
+    for (int i = 0; i < 13; i++)
+        buf[i] = (float)i - 6.0f;
+    memcpy(before, buf, sizeof buf);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf, buf + 6, bias, 0, 3), OCTET_ERR_ARG);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf, buf + 6, bias, 2, -3), OCTET_ERR_ARG);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, NULL, buf + 6, bias, 2, 3), OCTET_ERR_ARG);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf, NULL, bias, 2, 3), OCTET_ERR_ARG);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf, buf, bias, 2, 3), OCTET_ERR_ARG);     /* out == pre */
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf, buf + 5, bias, 2, 3), OCTET_ERR_ARG); /* last element */
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf + 1, buf, NULL, 2, 3), OCTET_ERR_ARG); /* out before pre */
+    ck_assert_int_eq(memcmp(buf, before, sizeof buf), 0);
+    ck_assert_int_eq(ops->bias_gelu_forward(d, buf, buf + 6, bias, 2, 3), OCTET_OK); /* adjacent */
+    ck_assert_float_eq(buf[0], -5.0f);
+    ck_assert_float_eq(buf[6], gelu_one(-5.0f));
+    ck_assert_float_eq(buf[12], 6.0f); /* past the output */
+}
+END_TEST
+
 /* ops_math.h's own erf and exp, which GELU runs on both twins instead of libm's: within 1.25 ulp
  * (erf) and 1 ulp (exp) of the double-precision functions over a dense sweep of the floats
  * (every 997th bit pattern up to 6 for erf, every 1999th up to 88 for exp, both signs), and at
@@ -519,6 +586,9 @@ Suite *suite_ops_dense(void)
     tc = tcase_create("elementwise");
     tcase_add_loop_test(tc, test_activation_forward_backward, 0, 2);
     tcase_add_test(tc, test_gelu_known_values);
+    tcase_add_loop_test(tc, test_bias_gelu_matches_unfused, 0,
+                        (int)(2 * sizeof bias_gelu_shapes / sizeof bias_gelu_shapes[0]));
+    tcase_add_test(tc, test_bias_gelu_rejects_bad_arguments);
     tcase_add_test(tc, test_erf_exp_accuracy);
     tcase_add_test(tc, test_add_and_scale);
     tcase_add_loop_test(tc, test_token_select, 0, 2);

@@ -8,8 +8,8 @@
  * |ref - gpu| <= atol + rtol |ref| (llm.c's validate_result), and the relative norm
  * ||ref - gpu|| / ||ref|| (ggml's NMSE, square-rooted) <= relnorm. Where the twins perform the
  * same float operations in the same order the bound is exact equality, bit for bit: ReLU, add,
- * scale, the token copies, the embedding forward and backward (the CUDA backward adds rows in
- * the CPU twin's order), the dropout masks and values, MSE's per-sample losses and gradient, and
+ * scale, the token copies, the fused bias + GELU, the embedding forward and backward (the CUDA
+ * backward adds rows in the CPU twin's order), the dropout masks and values, MSE's per-sample losses and gradient, and
  * cross-entropy's predictions (NaN logits included), and the bf16 / fp16 casts both ways. Sums whose order differs (matmuls, row sums
  * in LayerNorm and softmax, the loss means) get fp32-rounding tolerances: about 1e-6 relative is
  * what they show; a wrong index, a missing term or a wrong mask is off by 1e-1 or more. sumsq
@@ -334,6 +334,48 @@ START_TEST(test_elementwise)
     expect("scale", hdy, gdy, N, T_MATH); /* exact on the scaling; inherits gelu's few ulp */
     free(a), free(b), free(dy), free(h), free(ha), free(hdy);
     gfree(ga), gfree(gb), gfree(gdy), gfree(g);
+}
+END_TEST
+
+/* The fused bias + GELU: both twins add the bias with one float addition and call gelu_one, so
+ * from the same pre the bits are identical, pre and out; and on the CUDA device it equals the
+ * unfused pair it replaces in DistilBERT (matmul_forward with the bias, then gelu_forward) bit
+ * for bit. Shapes (M, N): 1 element, N below and above a block, N = 1, N over the grid stride's
+ * period, M*N over one full grid (65536 x 256), so the kernel's column walk wraps. */
+static const int bias_gelu_shapes[][2] = {{1, 1}, {37, 771}, {1001, 7}, {3, 70001}, {4099, 5003}};
+
+START_TEST(test_bias_gelu)
+{
+    int M = bias_gelu_shapes[_i][0], N = bias_gelu_shapes[_i][1], K = 29;
+    int64_t MN = (int64_t)M * N;
+    test_rng r;
+    rng_seed(&r, 450 + (uint64_t)_i);
+    float *pre0 = hrand(&r, MN, 2.0f), *bias = hrand(&r, N, 1.0f), *x = hrand(&r, (int64_t)M * K, 1.0f);
+    float *w = hrand(&r, (int64_t)N * K, 0.5f);
+    float *gbias = gupf(bias, N), *gx = gupf(x, (int64_t)M * K), *gw = gupf(w, (int64_t)N * K), *gout = gzero(MN);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        float *pre = hcopy(pre0, MN), *out = hzero(MN), *gpre = gupf(pre0, MN);
+        BOTH_OK(CPU->bias_gelu_forward(cpu_dev, pre, out, with_bias ? bias : NULL, M, N),
+                GPU->bias_gelu_forward(gpu_dev, gpre, gout, with_bias ? gbias : NULL, M, N));
+        expect(with_bias ? "bias_gelu pre +bias" : "bias_gelu pre", pre, gpre, MN, EXACT);
+        expect(with_bias ? "bias_gelu out +bias" : "bias_gelu out", out, gout, MN, T_MATH); /* as gelu forward */
+        free(pre), free(out);
+        gfree(gpre);
+    }
+    { /* on the CUDA device, against the unfused pair */
+        float *gfc = gzero(MN), *gg = gzero(MN);
+        ck_assert_int_eq(GPU->matmul_forward(gpu_dev, gfc, gx, gw, gbias, M, K, N), OCTET_OK);
+        ck_assert_int_eq(GPU->gelu_forward(gpu_dev, gg, gfc, MN), OCTET_OK);
+        float *fc = gdown(gfc, MN), *g = gdown(gg, MN);
+        ck_assert_int_eq(GPU->matmul_forward(gpu_dev, gfc, gx, gw, NULL, M, K, N), OCTET_OK);
+        ck_assert_int_eq(GPU->bias_gelu_forward(gpu_dev, gfc, gout, gbias, M, N), OCTET_OK);
+        expect("bias_gelu pre vs matmul +bias", fc, gfc, MN, EXACT);
+        expect("bias_gelu out vs gelu_forward", g, gout, MN, EXACT);
+        free(fc), free(g);
+        gfree(gfc), gfree(gg);
+    }
+    free(pre0), free(bias), free(x), free(w);
+    gfree(gbias), gfree(gx), gfree(gw), gfree(gout);
 }
 END_TEST
 
@@ -780,6 +822,11 @@ START_TEST(test_rejects_bad_arguments)
     ck_assert_int_eq(GPU->crossentropy_backward(gpu_dev, g, g, NULL, 2, 2, 1.0f), OCTET_ERR_ARG);
     ck_assert_int_eq(GPU->mse_forward(gpu_dev, NULL, NULL, g, g, 0), OCTET_ERR_ARG);
     ck_assert_int_eq(GPU->scale(gpu_dev, NULL, 4, 2.0f), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->bias_gelu_forward(cpu_dev, g, g + 8, NULL, 2, 4), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->bias_gelu_forward(gpu_dev, g, g + 8, NULL, 0, 4), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->bias_gelu_forward(gpu_dev, NULL, g + 8, g, 2, 4), OCTET_ERR_ARG);
+    ck_assert_int_eq(GPU->bias_gelu_forward(gpu_dev, g, g, g + 16, 2, 4), OCTET_ERR_ARG);     /* out == pre */
+    ck_assert_int_eq(GPU->bias_gelu_forward(gpu_dev, g + 4, g, g + 16, 2, 4), OCTET_ERR_ARG); /* overlap */
     ck_assert_int_eq(GPU->sumsq(gpu_dev, NULL, bufs, n1, 1), OCTET_ERR_ARG);
     ck_assert_int_eq(GPU->sumsq(gpu_dev, &s, NULL, n1, 1), OCTET_ERR_ARG);
     ck_assert_int_eq(GPU->to_half(gpu_dev, (uint16_t *)g, g, 4, 2), OCTET_ERR_ARG);
@@ -806,6 +853,7 @@ Suite *suite_ops_parity(void)
     tcase_add_loop_test(tc, test_linear, 0, NELEMS(linear_shapes));
     tcase_add_test(tc, test_matmul_bf16_switch);
     tcase_add_loop_test(tc, test_elementwise, 0, NELEMS(ew_sizes));
+    tcase_add_loop_test(tc, test_bias_gelu, 0, NELEMS(bias_gelu_shapes));
     tcase_add_loop_test(tc, test_half_casts, 0, NELEMS(ew_sizes));
     tcase_add_loop_test(tc, test_token_select, 0, 2);
     suite_add_tcase(s, tc);
