@@ -7,7 +7,9 @@
  * kernel chose when --port 0), which scripts and the API tests read. Signals are blocked in
  * every thread and taken synchronously with sigwait() here, so shutdown runs in plain code:
  * stop the server (finishing the request in flight), close the store, exit 0. Exit status 1
- * means start-up failed (the reason is logged), 2 a usage error. */
+ * means start-up failed (the reason is logged), 2 a usage error. The web page and the schema
+ * migrations come from the source tree for an uninstalled build and from $(pkgdatadir) for the
+ * installed binary (default_data_root), unless --web-dir / --schema-dir say otherwise. */
 #define LOG_PREFIX "octetd"
 #include "config.h"
 #include "api/api.h"
@@ -23,10 +25,34 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef OCTET_SRCDIR
 #define OCTET_SRCDIR "."
 #endif
+#ifndef OCTET_BINDIR
+#define OCTET_BINDIR "/usr/local/bin"
+#endif
+#ifndef OCTET_PKGDATADIR
+#define OCTET_PKGDATADIR "/usr/local/share/octet"
+#endif
+
+/* Where the web page and the schema migrations are by default: the installed copies under
+ * $(pkgdatadir) when this process is the installed $(bindir)/octetd, else the source tree the
+ * binary was built from (an uninstalled build, e.g. ./setup.sh serve). Decided by comparing
+ * /proc/self/exe with the real path of $(bindir)/octetd; anything that cannot be resolved
+ * means "uninstalled". */
+static const char *default_data_root(void)
+{
+    char self[PATH_MAX], installed[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return OCTET_SRCDIR;
+    self[n] = '\0';
+    if (!realpath(OCTET_BINDIR "/octetd", installed))
+        return OCTET_SRCDIR;
+    return strcmp(self, installed) == 0 ? OCTET_PKGDATADIR : OCTET_SRCDIR;
+}
 
 typedef struct options {
     const char *listen;
@@ -52,7 +78,7 @@ static void usage(FILE *f)
             "  --token TOKEN      bearer token required for writes (default $OCTET_TOKEN; none if unset)\n"
             "  --max-body BYTES   largest request body accepted (default %u)\n"
             "  --help, --version\n",
-            OCTET_SRCDIR, OCTET_SRCDIR, HTTP_DEFAULT_MAX_BODY);
+            default_data_root(), default_data_root(), HTTP_DEFAULT_MAX_BODY);
 }
 
 /* Parses an unsigned decimal number into *out; 0 on junk or overflow past max. */
@@ -79,8 +105,11 @@ static int parse_options(int argc, char **argv, options *o, int *done)
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = OCTET_SRCDIR "/web",
-                   .schema_dir = OCTET_SRCDIR "/schema", .token = getenv("OCTET_TOKEN")};
+    static char web[PATH_MAX], schema[PATH_MAX];
+    snprintf(web, sizeof web, "%s/web", default_data_root());
+    snprintf(schema, sizeof schema, "%s/schema", default_data_root());
+    *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
+                   .schema_dir = schema, .token = getenv("OCTET_TOKEN")};
     *done = 0;
     unsigned long long v;
     int c;
