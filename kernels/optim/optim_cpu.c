@@ -66,9 +66,13 @@ typedef struct quant_lut {
     /* The VBMI path. */
     uint8_t planes[4][QMAP_SIZE] __attribute__((aligned(64)));    /* byte k of every map entry */
     int perm_ok;                                                  /* the permute search applies */
-    uint32_t perm_rows[32] __attribute__((aligned(64)));          /* [exponent & 31] */
     uint32_t perm_neg;                                            /* first bucket of x < 0 */
-    uint8_t perm_planes[4][PERM_N2] __attribute__((aligned(64))); /* byte k of every bucket */
+    uint16_t perm_k16[32] __attribute__((aligned(64)));           /* [exponent & 31]: k */
+    uint16_t perm_base16[32] __attribute__((aligned(64)));        /* [exponent & 31]: base */
+    uint8_t perm_w16[3][PERM_N2] __attribute__((aligned(64)));    /* every bucket: below (maybe
+                                                                   * adjusted), thr16 low, high byte */
+    uint8_t perm_t7[PERM_N2];                                     /* thr & 0x7f, for ties (0x80:
+                                                                   * no increment) */
 } quant_lut;
 
 static uint32_t monotone_key(float x)
@@ -94,13 +98,13 @@ static float bits_float(uint32_t u)
 
 /* The permute search: the code of x = m * (1 / absmax) (|x| <= 1, not NaN) in two register lookups.
  *
- * Level 1: the biased exponent e of |x|, raised to PERM_E0, picks a row (e & 31; vpermt2d over
- * 32 dwords) holding (base << 16) | k. Level 2: the bucket is base + ((m16 * k) >> 16), m16 the
+ * Level 1: the biased exponent e of |x|, raised to PERM_E0, picks a row (e & 31; vpermw over
+ * 32 words) holding base and k. Level 2: the bucket is base + ((m16 * k) >> 16), m16 the
  * top 16 mantissa bits (vpmulhuw), plus perm_neg for negative x (the buckets of negative x
  * repeat those of positive x, after them); k = 0 makes the row one bucket, as for the clamped
  * rows e <= PERM_E0 and e == PERM_E1; otherwise k is the smallest that leaves no two midpoints
- * of the row, of either sign, in one bucket. A bucket holds (below << 24) | thr, as
- * four byte planes that vpermi2b reads for 64 lanes at once: below counts the midpoints under
+ * of the row, of either sign, in one bucket. A bucket holds below and thr (as byte planes
+ * that vpermi2b reads for 64 lanes at once; see perm_codes64w() for the form): below counts the midpoints under
  * every float of the bucket, and thr places x against the one midpoint the bucket may hold by
  * the 23 mantissa bits (same sign and exponent within a row; inverted for negative x, so larger
  * is larger x): count = below + (mant'(x) >= thr) with thr = mant'(mid) + 1 when below (the
@@ -122,7 +126,8 @@ static float bits_float(uint32_t u)
 static void perm_build(quant_lut *t, int state1)
 {
     static uint16_t lo16[65536], hi16[65536]; /* per bucket of a row: its first and last m16 */
-    uint32_t entry[PERM_N2];
+    uint32_t entry16[PERM_N2];
+    uint8_t t7[PERM_N2];
     uint32_t kk[32] = {0}, base[32] = {0};
     int np = 0, split = 0;
     t->perm_ok = 0;
@@ -217,15 +222,40 @@ static void perm_build(quant_lut *t, int state1)
                     below--;
                 else if (state1 && side == 1 && below == split - 1)
                     thr = 1u << 23;
-                entry[side * np + (int)base[e & 31] + bk] = ((uint32_t)below << 24) | thr;
+                /* the word search's entry: thr16 = thr >> 7 against mant'16 in [lo_p, hi_p] (the
+                 * bucket's range; x = +-1 only in the row of 1.0). A bucket without a midpoint
+                 * (thr16 = 0x10000) gets a thr16 that no lane ties: above hi_p, or, when hi_p is
+                 * 0xffff, below lo_p with below - 1 (every lane counts one; the byte arithmetic
+                 * wraps, so below 0 works too); else x = -1, the absmax of every block of
+                 * negative sign, would tie. t7: the low 7 bits for the ties (0x80: never) */
+                uint32_t lo_m = e == PERM_E1 ? 0 : lo16[bk], hi_m = e == PERM_E1 ? 0 : hi16[bk];
+                uint32_t lo_p = side ? 0xffffu - hi_m : lo_m, hi_p = side ? 0xffffu - lo_m : hi_m;
+                uint32_t t16 = thr >> 7, b16 = (uint32_t)below;
+                if (t16 > 0xffffu) {
+                    if (hi_p < 0xffffu)
+                        t16 = 0xffffu;
+                    else if (lo_p >= 1) { /* below 0 becomes 255, and 255 + 1 wraps to 0 */
+                        b16 = (b16 - 1) & 0xffu;
+                        t16 = lo_p - 1;
+                    } else
+                        t16 = 0xffffu; /* ties at 0xffff: perm_fix_ties() */
+                }
+                entry16[side * np + (int)base[e & 31] + bk] = (b16 << 16) | t16;
+                t7[side * np + (int)base[e & 31] + bk] = (uint8_t)(thr < (1u << 23) ? thr & 0x7fu : 0x80u);
             }
         }
-    for (int r = 0; r < 32; r++)
-        t->perm_rows[r] = (base[r] << 16) | kk[r];
+    for (int r = 0; r < 32; r++) {
+        t->perm_k16[r] = (uint16_t)kk[r];
+        t->perm_base16[r] = (uint16_t)base[r];
+    }
     t->perm_neg = (uint32_t)np;
-    for (int bk = 0; bk < PERM_N2; bk++)
-        for (int k = 0; k < 4; k++)
-            t->perm_planes[k][bk] = bk < np * (state1 + 1) ? (uint8_t)(entry[bk] >> (8 * k)) : 0;
+    for (int bk = 0; bk < PERM_N2; bk++) {
+        uint32_t w = bk < np * (state1 + 1) ? entry16[bk] : 0;
+        t->perm_w16[0][bk] = (uint8_t)(w >> 16);
+        t->perm_w16[1][bk] = (uint8_t)w;
+        t->perm_w16[2][bk] = (uint8_t)(w >> 8);
+        t->perm_t7[bk] = bk < np * (state1 + 1) ? t7[bk] : 0x80;
+    }
     t->perm_ok = 1;
 }
 
@@ -485,14 +515,16 @@ static void adam8_block_codes_avx512(int valid, const float *restrict m, const f
  *  - dequantization: the 256 map entries as 4 byte planes; vpermi2b looks up 64 codes in 128
  *    entries, a blend on bit 7 picks the half, and an unpack tree reassembles the floats (the
  *    codes are first reordered with vpermb so that the tree's output comes out in order);
- *  - the code search and the sign fix: the permute search of perm_build(), when the maps
- *    allow it (else the gathers of adam8_block_codes_avx512()); lanes outside its domain
- *    (|x| > 1, NaN, negative x in state 2; none comes from a block of finite moments) take the
- *    gathers of codes16_gather() for their 64 lanes.
+ *  - the code search and the sign fix: the permute search of perm_build(), on 16-bit words
+ *    with the float's bit fields cut out by vpmultishiftqb (perm_codes64w()), when the maps
+ *    allow it (else the gathers of adam8_block_codes_avx512()); its rare 16-bit threshold
+ *    ties are settled afterwards, lane by lane (perm_fix_first(), perm_fix_ties()); lanes
+ *    outside its domain (|x| > 1, NaN, negative x in state 2; none comes from a block of finite
+ *    moments) take the gathers of codes16_gather() for their 64 lanes.
  * One pass computes the fresh moments, the new absmax and the parameter update (which reads
  * only the fresh moments, not the new absmax), a second the codes from the moments times the
  * reciprocal of the new absmax (quant_math.h's rule; adam8_cpu() runs it after the next
- * block's first pass). check_optim.c compares all
+ * block's first pass, and the tie corrections after the next block's second). check_optim.c compares all
  * three paths (portable, AVX-512, VBMI) bit for bit. */
 #define VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi")))
 #define VBMI_INLINE VBMI_TARGET __attribute__((always_inline)) static inline
@@ -528,56 +560,159 @@ VBMI_INLINE void dequant64(const uint8_t (*planes)[QMAP_SIZE], __m512i idx, __m5
 }
 
 /* The codes of 64 lanes by the permute search of perm_build() (u[q]: bits of x for elements
- * 16q..16q+15, every one in the table's domain), stored to out under `live`. State 1 gets the
- * sign fix from the table. */
-VBMI_INLINE void perm_codes64(const quant_lut *t, int state1, const __m512i u[4], __mmask64 live, uint8_t *out)
+ * 16q..16q+15, every one in the table's domain), stored to out under `live`; state 1 gets the
+ * sign fix from the table. Works on 16-bit words, 32 lanes per instruction (the previous form
+ * worked on dwords and put the 24-bit thresholds back together from three byte planes): the
+ * threshold test compares only the top 16 bits of the 23-bit mantissa, mant'(x) >> 7 (mant'
+ * inverted for x < 0, see perm_build()), with thr16 = thr >> 7: where the two differ, mant' >=
+ * thr is mant'16 > thr16; where they are equal (a tie of the top 16 bits: about one lane in
+ * 65536 on random data, but with bench_optim's constant gradients the moments settle within
+ * a few ulps of midpoints and about one block in ten has one; every midpoint probe of the
+ * tests) the low 7 bits decide, which perm_fix_ties() / perm_fix_first() do afterwards. A
+ * bucket without a midpoint (thr = 1 << 23, no thr16) gets a thr16 that no lane of it ties
+ * where possible (perm_build()). The fields
+ * come straight from the float bits with vpmultishiftqb (qword i of the word vector for u[0],
+ * u[1]: m16 of u[0]'s dwords 2i, 2i+1, then of u[1]'s; likewise u[2], u[3]), the row lookups are
+ * vpermw, and the buckets become bytes with one vpermt2b; codes go back to element order with
+ * one vpermb. Stores the codes under `live` and returns the lanes that tied, in word order
+ * (word w: element 32 (w >> 5) + 16 ((w >> 1) & 1) + 2 ((w >> 2) & 7) + (w & 1)); their code was
+ * stored as below + 1 and is one too high when mant' & 0x7f < thr & 0x7f (perm_fix_ties()). */
+/* The tied lanes of perm_codes64w() (groups: bit j / 64 of `groups`, lanes: tm[j / 64] in
+ * word order) one by one: the word search stored below + 1 for them; the code is below + 1
+ * when the low 7 bits of mant'(x) reach those of thr (t->perm_t7 of the lane's bucket), else
+ * below. x = src * r as in the search (the same multiply), the bucket as there. */
+VBMI_TARGET __attribute__((noinline)) static void perm_fix_ties(const quant_lut *t, int state1, int valid, const float *src,
+                                                    float r, uint64_t groups, const uint64_t *tm, uint8_t *out)
 {
-    const __m512i rp0 = _mm512_load_si512(t->perm_rows), rp1 = _mm512_load_si512(t->perm_rows + 16);
-    const __m512i e0 = _mm512_set1_epi32(PERM_E0), ffff = _mm512_set1_epi32(0xffff);
-    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), mant_mask = _mm512_set1_epi32(0x7fffff);
-    __m512i idx[4];
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-        __m512i e = _mm512_max_epu32(_mm512_srli_epi32(state1 ? _mm512_and_si512(u[q], absmask) : u[q], 23), e0);
-        __m512i r = _mm512_permutex2var_epi32(rp0, e, rp1);
-        __m512i m16 = _mm512_and_si512(_mm512_srli_epi32(u[q], 7), ffff);
-        idx[q] = _mm512_add_epi32(_mm512_mulhi_epu16(m16, r), _mm512_srli_epi32(r, 16));
-        if (state1)
-            idx[q] = _mm512_mask_add_epi32(idx[q], _mm512_movepi32_mask(u[q]), idx[q],
-                                           _mm512_set1_epi32((int)t->perm_neg));
+    for (; groups; groups &= groups - 1) {
+        int j = 64 * __builtin_ctzll(groups);
+        for (uint64_t lanes = tm[j / 64]; lanes; lanes &= lanes - 1) {
+            int w = __builtin_ctzll(lanes);
+            int el = j + 32 * (w >> 5) + 16 * ((w >> 1) & 1) + 2 * ((w >> 2) & 7) + (w & 1);
+            if (el >= valid)
+                continue;
+            uint32_t u = float_bits(src[el] * r), e = (u >> 23) & 0xffu;
+            e = e < PERM_E0 ? PERM_E0 : e;
+            uint32_t m16 = (u >> 7) & 0xffffu, neg = state1 && (u >> 31);
+            uint32_t bk = t->perm_base16[e & 31] + ((m16 * t->perm_k16[e & 31]) >> 16) + (neg ? t->perm_neg : 0);
+            uint32_t m7 = (neg ? ~u : u) & 0x7fu;
+            if (m7 < t->perm_t7[bk])
+                out[el]--;
+        }
     }
-    /* the bucket numbers (< 384) as bytes in lane_order: bits 0-7, and bit 8 as a mask */
-    __m512i w01 = _mm512_packus_epi32(idx[0], idx[1]), w23 = _mm512_packus_epi32(idx[2], idx[3]);
-    const __m512i low8 = _mm512_set1_epi16(0xff);
-    __m512i lo = _mm512_packus_epi16(_mm512_and_si512(w01, low8), _mm512_and_si512(w23, low8));
-    __m512i hi = _mm512_packus_epi16(_mm512_srli_epi16(w01, 1), _mm512_srli_epi16(w23, 1));
-    __mmask64 b7 = _mm512_movepi8_mask(lo), b8 = _mm512_movepi8_mask(hi);
-    __m512i b[4];
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const __m512i *P = (const __m512i *)t->perm_planes[k];
+}
+
+/* perm_fix_ties() for the first tied lane only (of the first group of `groups` with ties, or
+ * none), without branches: at 1M params about one block in ten has a tie with bench_optim's
+ * constant gradients, almost always one lane, and every mispredicted branch costs dearly in
+ * this loop (measured: about 200 cycles, the next block's work under way thrown away). Takes
+ * the lane out of tm and returns the groups left with ties (almost always none). */
+VBMI_INLINE uint64_t perm_fix_first(const quant_lut *t, int state1, int valid, const float *src, float r,
+                                    uint64_t groups, uint64_t *tm, uint8_t *out)
+{
+    int g = __builtin_ctzll(groups | (groups ? 0 : 1));
+    uint64_t lanes = groups ? tm[g] : 0; /* tm of groups without ties may be stale */
+    int w = __builtin_ctzll(lanes | (1ull << 63));
+    int el = 64 * g + 32 * (w >> 5) + 16 * ((w >> 1) & 1) + 2 * ((w >> 2) & 7) + (w & 1);
+    int ok = lanes != 0 && el < valid;
+    el = ok ? el : 0;
+    uint32_t u = float_bits(src[el] * r), e = (u >> 23) & 0xffu;
+    e = e < PERM_E0 ? PERM_E0 : e;
+    uint32_t m16 = (u >> 7) & 0xffffu, neg = state1 && (u >> 31);
+    uint32_t bk = t->perm_base16[e & 31] + ((m16 * t->perm_k16[e & 31]) >> 16) + (neg ? t->perm_neg : 0);
+    bk %= PERM_N2;
+    uint32_t mp = neg ? ~u : u, m7 = mp & 0x7fu, mp16 = (mp >> 7) & 0xffffu;
+    uint32_t t16 = t->perm_w16[1][bk] | ((uint32_t)t->perm_w16[2][bk] << 8);
+    uint32_t inc = (mp16 > t16) | ((mp16 == t16) & (m7 >= t->perm_t7[bk]));
+    /* the lane's whole code, stored without reading the codes back (their masked vector store
+     * may still be on its way, and a load behind it would wait) */
+    uint8_t dummy, *dst = ok ? out + el : &dummy;
+    *dst = (uint8_t)(t->perm_w16[0][bk] + inc);
+    uint64_t rest = lanes & (lanes - 1);
+    tm[g] = rest;
+    return (groups & (groups - 1)) | (rest ? (1ull << g) : 0);
+}
+
+/* vpmultishiftqb: bits 7-22 of both dwords of a qword (m16) into its words 0-1 (and 2-3) */
+static const uint8_t ms_m16[64] __attribute__((aligned(64))) = {
+    7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15,
+    39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47,
+    7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47, 7, 15, 39, 47};
+/* vpmultishiftqb: bits 23-30 (the biased exponent) and 24-31 of both dwords: the exponent in
+ * the word's low byte, the sign in its bit 15 */
+static const uint8_t ms_exp[64] __attribute__((aligned(64))) = {
+    23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24,
+    55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56,
+    23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56, 23, 24, 55, 56};
+/* vpermt2b: thr16 words 0-31 (a) and 32-63 (b) from the low and high byte planes */
+static const uint8_t thr_words_a[64] __attribute__((aligned(64))) = {
+    0,  64, 1,  65, 2,  66, 3,  67, 4,  68, 5,  69, 6,  70, 7,  71, 8,  72, 9,  73, 10, 74,
+    11, 75, 12, 76, 13, 77, 14, 78, 15, 79, 16, 80, 17, 81, 18, 82, 19, 83, 20, 84, 21, 85,
+    22, 86, 23, 87, 24, 88, 25, 89, 26, 90, 27, 91, 28, 92, 29, 93, 30, 94, 31, 95};
+static const uint8_t thr_words_b[64] __attribute__((aligned(64))) = {
+    32, 96,  33, 97,  34, 98,  35, 99,  36, 100, 37, 101, 38, 102, 39, 103, 40, 104, 41, 105, 42, 106,
+    43, 107, 44, 108, 45, 109, 46, 110, 47, 111, 48, 112, 49, 113, 50, 114, 51, 115, 52, 116, 53, 117,
+    54, 118, 55, 119, 56, 120, 57, 121, 58, 122, 59, 123, 60, 124, 61, 125, 62, 126, 63, 127};
+/* vpermb: element 16t + 2i + h (+ 32 for u[2], u[3]) from word 4i + 2t + h (+ 32) */
+static const uint8_t word_to_elem[64] __attribute__((aligned(64))) = {
+    0,  1,  4,  5,  8,  9,  12, 13, 16, 17, 20, 21, 24, 25, 28, 29, 2,  3,  6,  7,  10, 11,
+    14, 15, 18, 19, 22, 23, 26, 27, 30, 31, 32, 33, 36, 37, 40, 41, 44, 45, 48, 49, 52, 53,
+    56, 57, 60, 61, 34, 35, 38, 39, 42, 43, 46, 47, 50, 51, 54, 55, 58, 59, 62, 63};
+
+VBMI_INLINE __mmask64 perm_codes64w(const quant_lut *t, int state1, const __m512i u[4], __mmask64 live,
+                                    uint8_t *out)
+{
+    const __m512i cm = _mm512_load_si512(ms_m16), ce = _mm512_load_si512(ms_exp);
+    const __mmask64 upper = 0xf0f0f0f0f0f0f0f0ull; /* bytes 4-7 of every qword */
+    const __m512i kt = _mm512_load_si512(t->perm_k16), bt = _mm512_load_si512(t->perm_base16);
+    const __m512i e0 = _mm512_set1_epi16(PERM_E0); /* the low byte only: vpmaxub */
+    __m512i m[2], bkt[2];
+    __mmask32 sg[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i mm = _mm512_multishift_epi64_epi8(cm, u[2 * h]);
+        mm = _mm512_mask_multishift_epi64_epi8(mm, upper, cm, u[2 * h + 1]);
+        __m512i ee = _mm512_multishift_epi64_epi8(ce, u[2 * h]);
+        ee = _mm512_mask_multishift_epi64_epi8(ee, upper, ce, u[2 * h + 1]);
+        ee = _mm512_max_epu8(ee, e0);
+        __m512i b = _mm512_add_epi16(_mm512_mulhi_epu16(mm, _mm512_permutexvar_epi16(ee, kt)),
+                                     _mm512_permutexvar_epi16(ee, bt));
+        if (state1) {
+            sg[h] = _mm512_movepi16_mask(ee);
+            b = _mm512_mask_add_epi16(b, sg[h], b, _mm512_set1_epi16((short)t->perm_neg));
+            /* buckets from m16, the test on mant'16: ~m16 for x < 0 (no masked word xor) */
+            m[h] = _mm512_mask_sub_epi16(mm, sg[h], _mm512_set1_epi16(-1), mm);
+        } else {
+            m[h] = mm;
+        }
+        bkt[h] = b;
+    }
+    /* bucket numbers (< 384) as bytes in word order: bits 0-7, bit 7 and bit 8 as masks */
+    __m512i ix = _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94,
+                                 92, 90, 88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54, 52,
+                                 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10,
+                                 8, 6, 4, 2, 0);
+    __m512i lo = _mm512_permutex2var_epi8(bkt[0], ix, bkt[1]);
+    __m512i hi = _mm512_permutex2var_epi8(bkt[0], _mm512_add_epi8(ix, _mm512_set1_epi8(1)), bkt[1]);
+    __mmask64 b7 = _mm512_movepi8_mask(lo), b8 = _mm512_test_epi8_mask(hi, hi);
+    __m512i b[3];
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; k++) {
+        const __m512i *P = (const __m512i *)t->perm_w16[k];
         __m512i t0 = _mm512_permutex2var_epi8(_mm512_load_si512(P), lo, _mm512_load_si512(P + 1));
         __m512i t1 = _mm512_permutex2var_epi8(_mm512_load_si512(P + 2), lo, _mm512_load_si512(P + 3));
         __m512i t2 = _mm512_permutex2var_epi8(_mm512_load_si512(P + 4), lo, _mm512_load_si512(P + 5));
         b[k] = _mm512_mask_blend_epi8(b8, _mm512_mask_blend_epi8(b7, t0, t1), t2);
     }
-    /* thr (planes 0-2) back to dwords in element order; `below` (plane 3) stays in bytes, put
-     * back in element order, and gets the increments as one 64-bit mask in element order */
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i w01l = _mm512_unpacklo_epi8(b[0], b[1]), w01h = _mm512_unpackhi_epi8(b[0], b[1]);
-    __m512i w2l = _mm512_unpacklo_epi8(b[2], zero), w2h = _mm512_unpackhi_epi8(b[2], zero);
-    __m512i thr[4] = {_mm512_unpacklo_epi16(w01l, w2l), _mm512_unpackhi_epi16(w01l, w2l),
-                      _mm512_unpacklo_epi16(w01h, w2h), _mm512_unpackhi_epi16(w01h, w2h)};
-    __mmask16 up[4];
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-        __m512i mant = state1 ? _mm512_xor_si512(u[q], _mm512_srai_epi32(u[q], 31)) : u[q];
-        up[q] = _mm512_cmpge_epu32_mask(_mm512_and_si512(mant, mant_mask), thr[q]);
-    }
-    __mmask64 inc = _mm512_kunpackd((__mmask64)_mm512_kunpackw(up[3], up[2]), (__mmask64)_mm512_kunpackw(up[1], up[0]));
-    __m512i codes = _mm512_permutexvar_epi8(_mm512_load_si512(lane_order), b[3]);
-    codes = _mm512_mask_sub_epi8(codes, inc, codes, _mm512_set1_epi8(-1));
-    _mm512_mask_storeu_epi8(out, live, codes);
+    __m512i thr_a = _mm512_permutex2var_epi8(b[1], _mm512_load_si512(thr_words_a), b[2]);
+    __m512i thr_b = _mm512_permutex2var_epi8(b[1], _mm512_load_si512(thr_words_b), b[2]);
+    __mmask64 tie = _mm512_kunpackd((__mmask64)_mm512_cmpeq_epi16_mask(m[1], thr_b),
+                                    (__mmask64)_mm512_cmpeq_epi16_mask(m[0], thr_a));
+    __mmask64 inc = _mm512_kunpackd((__mmask64)_mm512_cmpge_epu16_mask(m[1], thr_b),
+                                    (__mmask64)_mm512_cmpge_epu16_mask(m[0], thr_a));
+    __m512i codes = _mm512_mask_sub_epi8(b[0], inc, b[0], _mm512_set1_epi8(-1));
+    _mm512_mask_storeu_epi8(out, live, _mm512_permutexvar_epi8(_mm512_load_si512(word_to_elem), codes));
+    return tie;
 }
 
 /* adam8_block_math_avx512() with permute dequantization and the parameter update fused in;
@@ -676,10 +811,14 @@ static void adam8_codes64_gather(const float *m, const float *v, float r1, float
  * adam8_codes()). */
 VBMI_INLINE void adam8_codes_vbmi_body(int valid, const float *restrict m, const float *restrict v, float r1,
                                        float r2, const quant_lut *l1, const quant_lut *l2, const float *restrict q1,
-                                       uint8_t *restrict o1, uint8_t *restrict o2, const int checked)
+                                       uint8_t *restrict o1, uint8_t *restrict o2, const int checked,
+                                       uint64_t *restrict tm1, uint64_t *restrict tm2, uint64_t *restrict ties)
 {
     const __m512 vr1 = _mm512_set1_ps(r1), vr2 = _mm512_set1_ps(r2);
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), one_bits = _mm512_set1_epi32(0x3f800000);
+    /* the lanes of each group whose word search tied (tm1, tm2: at fixed places, not as a list,
+     * whose store addresses would wait on the search), and which groups have some */
+    uint64_t tie1 = 0, tie2 = 0;
     for (int j = 0; j < valid; j += 64) {
         __mmask64 live = valid - j >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (valid - j)) - 1);
         __m512i u1[4], u2[4];
@@ -707,20 +846,25 @@ VBMI_INLINE void adam8_codes_vbmi_body(int valid, const float *restrict m, const
                 }
             }
         }
-        perm_codes64(l1, 1, u1, live, o1 + j);
-        perm_codes64(l2, 0, u2, live, o2 + j);
+        tm1[j / 64] = perm_codes64w(l1, 1, u1, live, o1 + j);
+        tm2[j / 64] = perm_codes64w(l2, 0, u2, live, o2 + j);
+        tie1 |= (uint64_t)(tm1[j / 64] != 0) << (j / 64);
+        tie2 |= (uint64_t)(tm2[j / 64] != 0) << (j / 64);
     }
+    ties[0] = tie1;
+    ties[1] = tie2;
 }
 
 VBMI_TARGET
 static void adam8_block_codes_vbmi(int valid, const float *restrict m, const float *restrict v, float r1, float r2,
                                    const quant_lut *l1, const quant_lut *l2, const float *restrict q1,
-                                   uint8_t *restrict o1, uint8_t *restrict o2, int checked)
+                                   uint8_t *restrict o1, uint8_t *restrict o2, int checked, uint64_t *tm1,
+                                   uint64_t *tm2, uint64_t *ties)
 {
     if (checked)
-        adam8_codes_vbmi_body(valid, m, v, r1, r2, l1, l2, q1, o1, o2, 1);
+        adam8_codes_vbmi_body(valid, m, v, r1, r2, l1, l2, q1, o1, o2, 1, tm1, tm2, ties);
     else
-        adam8_codes_vbmi_body(valid, m, v, r1, r2, l1, l2, q1, o1, o2, 0);
+        adam8_codes_vbmi_body(valid, m, v, r1, r2, l1, l2, q1, o1, o2, 0, tm1, tm2, ties);
 }
 
 static int force_path = OPTIM_CPU_PATH_BEST;
@@ -750,17 +894,62 @@ void optim_cpu_force_portable(int on) { (void)on; }
 static int cpu_path(void) { return OPTIM_CPU_PATH_PORTABLE; }
 #endif
 
+/* The tied lanes of a block's word search (VBMI path), left for adam8_ties_fix(). */
+typedef struct adam8_ties {
+    uint64_t tm1[MAX_BLOCK / 64], tm2[MAX_BLOCK / 64]; /* per group of 64: the lanes */
+    uint64_t groups[2];                                /* state 1, 2: the groups with some */
+    float r1, r2;                                      /* the reciprocals the search used */
+} adam8_ties;
+
+#ifdef OPTIM_HAVE_AVX512_PATH
+/* adam8_ties_fix() once there are ties (only the VBMI path leaves any). */
+VBMI_TARGET __attribute__((noinline)) static void adam8_ties_fix_vbmi(adam8_ties *ts, int valid, const float *m,
+                                                                     const float *v, const quant_lut *l1,
+                                                                     const quant_lut *l2, uint8_t *o1, uint8_t *o2)
+{
+    /* no branch on the search's results for the usual single tied lane */
+    uint64_t g1 = perm_fix_first(l1, 1, valid, m, ts->r1, ts->groups[0], ts->tm1, o1);
+    uint64_t g2 = perm_fix_first(l2, 0, valid, v, ts->r2, ts->groups[1], ts->tm2, o2);
+    if (__builtin_expect((g1 | g2) != 0, 0)) {
+        perm_fix_ties(l1, 1, valid, m, ts->r1, g1, ts->tm1, o1);
+        perm_fix_ties(l2, 0, valid, v, ts->r2, g2, ts->tm2, o2);
+    }
+}
+#endif
+
+/* Corrects the tied lanes of a block's codes (see perm_codes64w()); m, v as given to
+ * adam8_codes(), which left ts. One branch, on data long ready when adam8_cpu() calls this (a
+ * block after the codes). Plain code: it runs on every path (the VBMI helper only when there
+ * are ties, which only the VBMI path leaves). */
+static void adam8_ties_fix(adam8_ties *ts, int valid, const float *m, const float *v, const quant_lut *l1,
+                           const quant_lut *l2, uint8_t *o1, uint8_t *o2)
+{
+#ifdef OPTIM_HAVE_AVX512_PATH
+    if (__builtin_expect((ts->groups[0] | ts->groups[1]) != 0, 0))
+        adam8_ties_fix_vbmi(ts, valid, m, v, l1, l2, o1, o2);
+#else
+    (void)ts, (void)valid, (void)m, (void)v, (void)l1, (void)l2, (void)o1, (void)o2;
+#endif
+}
+
 /* The codes of a block's fresh moments m, v (valid values; m and v hold B, a multiple of 64 on
- * the VBMI path) given its new absmax n1, n2, on `path`. `clean`: m and v are B values whose
+ * the VBMI path) given its new absmax n1, n2, on `path`. `ties`: NULL, or where the VBMI path
+ * leaves the lanes of its word search that tied, which the caller must then correct with
+ * adam8_ties_fix() (adam8_cpu() does so a block later, see there); with NULL they are corrected
+ * here. `clean`: m and v are B values whose
  * absmax n1, n2 are (max |m|, max |v| over all B), none is NaN and every v has its sign bit
  * clear (adam8_block() knows when; see there); with normal reciprocals, |m * r1| <= 1 and
  * +0 <= v * r2 <= 1 follow (a * (1 / a) <= 1 for normal a and 1 / a, checked over every float),
  * which is the permute search's domain, so the VBMI path skips its per-lane domain test. */
 static void adam8_codes(int path, int B, int valid, const float *m, const float *v, float n1, float n2,
                         const quant_lut *l1, const quant_lut *l2, const float *q1, const float *q2, uint8_t *o1,
-                        uint8_t *o2, int clean)
+                        uint8_t *o2, int clean, adam8_ties *ties)
 {
     (void)B;
+    if (ties) {
+        ties->groups[0] = ties->groups[1] = 0;
+        ties->r1 = ties->r2 = 0.0f;
+    }
     const float r1 = quant_inv_absmax(n1), r2 = quant_inv_absmax(n2);
     if (isinf(r1) || isinf(r2)) { /* an all-zero or subnormal absmax: the guarded scalar rule */
         for (int j = 0; j < valid; j++) {
@@ -772,7 +961,12 @@ static void adam8_codes(int path, int B, int valid, const float *m, const float 
 #ifdef OPTIM_HAVE_AVX512_PATH
     if (path == OPTIM_CPU_PATH_VBMI && B % 64 == 0 && l1->perm_ok && l2->perm_ok) {
         int checked = !(clean && isnormal(r1) && isnormal(r2));
-        adam8_block_codes_vbmi(valid, m, v, r1, r2, l1, l2, q1, o1, o2, checked);
+        adam8_ties here, *ts = ties ? ties : &here;
+        adam8_block_codes_vbmi(valid, m, v, r1, r2, l1, l2, q1, o1, o2, checked, ts->tm1, ts->tm2, ts->groups);
+        ts->r1 = r1;
+        ts->r2 = r2;
+        if (!ties)
+            adam8_ties_fix(ts, valid, m, v, l1, l2, o1, o2);
         return;
     }
     if (path >= OPTIM_CPU_PATH_AVX512) {
@@ -791,6 +985,7 @@ typedef struct adam8_pending {
     uint8_t *o1, *o2;
     float n1, n2;
     int B, valid, path, clean;
+    adam8_ties ties;
 } adam8_pending;
 
 /* The first half of quantization block b of tensor d (see the file comment for the tail
@@ -850,11 +1045,18 @@ static void adam8_block_first(const optim_tensor_desc *d, int64_t b, int B, cons
 }
 
 /* The second half: the block's codes. */
-static void adam8_block_second(const adam8_pending *pb, const float *q1, const float *q2, const quant_lut *l1,
+static void adam8_block_second(adam8_pending *pb, const float *q1, const float *q2, const quant_lut *l1,
                                const quant_lut *l2)
 {
     adam8_codes(pb->path, pb->B, pb->valid, pb->m, pb->v, pb->n1, pb->n2, l1, l2, q1, q2, pb->o1, pb->o2,
-                pb->clean);
+                pb->clean, &pb->ties);
+}
+
+/* The third: the corrections of its codes' ties (adam8_ties_fix(); nothing to do off the VBMI
+ * path, whose ties say none). */
+static void adam8_block_third(adam8_pending *pb, const quant_lut *l1, const quant_lut *l2)
+{
+    adam8_ties_fix(&pb->ties, pb->valid, pb->m, pb->v, l1, l2, pb->o1, pb->o2);
 }
 
 void optim_cpu_block_codes(const float *q1, const float *q2, const float *m, const float *v, int n, float n1,
@@ -868,7 +1070,7 @@ void optim_cpu_block_codes(const float *q1, const float *q2, const float *m, con
         memcpy(vb, v + at, (size_t)valid * sizeof(float));
         for (int j = valid; j < B; j++)
             mb[j] = vb[j] = 0.0f;
-        adam8_codes(cpu_path(), B, valid, mb, vb, n1, n2, l1, l2, q1, q2, c1 + at, c2 + at, 0);
+        adam8_codes(cpu_path(), B, valid, mb, vb, n1, n2, l1, l2, q1, q2, c1 + at, c2 + at, 0, NULL);
     }
 }
 
@@ -912,7 +1114,10 @@ static void for_each_unit(const optim_launch *L, int64_t serial_below,
 }
 
 /* The blocks of the launch list, split over the threads as for_each_unit() does, each block's
- * second half (its codes) run after the next block's first half: the codes wait on the block's
+ * second half (its codes) run after the next block's first half, and its third (the rare
+ * corrections of the word search's ties) after the next block's second, so that the branch on
+ * the ties does not wait on the search (~2 cycles per 16 elements at 1M params, where about one
+ * block in ten has a tie with bench_optim's constant gradients): the codes wait on the block's
  * absmax reduction and its reciprocal, a chain of some 40 cycles, which the next block's
  * independent work now hides (about 3 cycles per 16 elements at 1M params on Zen 5). Blocks
  * are independent (each reads and writes only its own elements and absmax), so the order of
@@ -927,21 +1132,30 @@ static int adam8_cpu(const optim_launch *L)
         nt = omp_get_num_threads();
         id = omp_get_thread_num();
 #endif
-        adam8_pending pend[2]; /* 2 x 32 KiB of stack (the old single-block code used 56) */
+        /* 3 x 33 KiB of stack (the old single-block code used 56): block i's first half, block
+         * i - 1's second, block i - 2's third */
+        adam8_pending pend[3];
         int64_t lo = L->n_units * id / nt, hi = L->n_units * (id + 1) / nt;
-        int t = lo < hi ? tensor_of_unit(L, lo) : 0, cur = 0;
+        int t = lo < hi ? tensor_of_unit(L, lo) : 0;
         for (int64_t u = lo; u < hi; u++) {
             while (u >= L->tensors[t].first_unit + L->tensors[t].n_units)
                 t++;
             const optim_tensor_desc *d = &L->tensors[t];
+            int64_t i = u - lo;
             adam8_block_first(d, u - d->first_unit, L->block_size, &L->groups[d->group], L->qmap1, L->qmap2, l1, l2,
-                              &pend[cur]);
-            if (u > lo)
-                adam8_block_second(&pend[cur ^ 1], L->qmap1, L->qmap2, l1, l2);
-            cur ^= 1;
+                              &pend[i % 3]);
+            if (i >= 1)
+                adam8_block_second(&pend[(i - 1) % 3], L->qmap1, L->qmap2, l1, l2);
+            if (i >= 2)
+                adam8_block_third(&pend[(i - 2) % 3], l1, l2);
         }
-        if (hi > lo)
-            adam8_block_second(&pend[cur ^ 1], L->qmap1, L->qmap2, l1, l2);
+        int64_t cnt = hi - lo;
+        if (cnt >= 1)
+            adam8_block_second(&pend[(cnt - 1) % 3], L->qmap1, L->qmap2, l1, l2);
+        if (cnt >= 2)
+            adam8_block_third(&pend[(cnt - 2) % 3], l1, l2);
+        if (cnt >= 1)
+            adam8_block_third(&pend[(cnt - 1) % 3], l1, l2);
     }
     return OCTET_OK;
 }

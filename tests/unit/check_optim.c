@@ -1033,6 +1033,52 @@ static void paths_agree(int block, int odd_map, uint64_t seed)
     }
 }
 
+/* The same gradients step after step (as bench_optim does): the moments settle where their
+ * normalised values sit within a few ulps of map midpoints, so the VBMI path's word search ties
+ * in many blocks (about one in ten in bench_optim) and adam8_cpu() corrects them a block later
+ * (adam8_block_third()); every path must still agree bit for bit (the portable one is the
+ * scalar rule). Without the corrections this test fails. */
+START_TEST(test_8bit_paths_agree_constant_grads)
+{
+    int64_t sizes[2] = {64 * 1024 + 77, 3 * 4096};
+    fixture f[3];
+    optim *o[3];
+    optim_config cfg;
+    optim_config_defaults(OPTIM_ADAMW8BIT, &cfg);
+    test_rng r;
+    rng_seed(&r, 515);
+    for (int k = 0; k < 3; k++) {
+        fixture_init(&f[k], 2, sizes, 514);
+        ck_assert_int_eq(optim_create(f[k].dev, &cfg, f[k].t, 2, &o[k], NULL), OCTET_OK);
+    }
+    fresh_grads(&f[0], &r);
+    for (int k = 1; k < 3; k++)
+        for (int i = 0; i < 2; i++)
+            memcpy(f[k].g[i], f[0].g[i], (size_t)sizes[i] * sizeof(float));
+    for (int t = 0; t < 25; t++)
+        for (int k = 0; k < 3; k++) {
+            optim_cpu_force_path(cpu_paths[k]);
+            ck_assert_int_eq(optim_step(o[k], 1.0), OCTET_OK);
+        }
+    optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+    for (int k = 1; k < 3; k++)
+        for (int i = 0; i < 2; i++) {
+            optim_tensor_state sa, sb;
+            optim_tensor_state_get(o[0], i, &sa);
+            optim_tensor_state_get(o[k], i, &sb);
+            ck_assert_msg(!memcmp(f[0].p[i], f[k].p[i], (size_t)sizes[i] * sizeof(float)), "path %d p[%d]", k, i);
+            ck_assert_msg(!memcmp(sa.code1, sb.code1, (size_t)sizes[i]), "path %d code1[%d]", k, i);
+            ck_assert_msg(!memcmp(sa.code2, sb.code2, (size_t)sizes[i]), "path %d code2[%d]", k, i);
+            ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
+            ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
+        }
+    for (int k = 0; k < 3; k++) {
+        optim_destroy(o[k]);
+        fixture_free(&f[k]);
+    }
+}
+END_TEST
+
 START_TEST(test_8bit_paths_agree)
 {
     paths_agree(256, 0, 101);
@@ -1079,6 +1125,43 @@ START_TEST(test_block_codes_equal_scalar_rule)
         x[n++] = p2;
         x[n++] = nextafterf(p2, 0.0f);
         x[n++] = nextafterf(p2, 2.0f);
+    }
+    /* the VBMI path's word search compares the top 16 of the 23 mantissa bits (bits 7-22) and
+     * corrects 16-bit ties afterwards from the low 7 bits: probes 127-129 and 255-257 ulps from every midpoint
+     * and map entry (the top 16 bits one apart, or equal with the low 7 bits at their ends),
+     * and 126-130 ulps above and below powers of two (top 16 bits 0 and 0xffff, the ends of the
+     * "no midpoint" buckets; with the sign loop below, also x = -1 and its neighbours) */
+    static const int far_ulps[] = {127, 128, 129, 255, 256, 257};
+    for (int k = 0; k < 255; k++)
+        for (int map = 0; map < 2; map++) {
+            const float *q = map ? q2 : q1;
+            float base[2] = {(q[k + 1] + q[k]) * 0.5f, q[k]};
+            for (int b = 0; b < 2; b++) {
+                uint32_t bits;
+                memcpy(&bits, &base[b], sizeof bits);
+                for (size_t u = 0; u < sizeof far_ulps / sizeof far_ulps[0]; u++)
+                    for (int dir = -1; dir <= 1; dir += 2) {
+                        uint32_t nb = bits + (uint32_t)(dir * far_ulps[u]);
+                        float y;
+                        memcpy(&y, &nb, sizeof y);
+                        if (isfinite(y) && fabsf(y) <= 1.0f && signbit(y) == signbit(base[b]))
+                            x[n++] = y;
+                    }
+            }
+        }
+    for (int e = 0; e <= 40; e++) {
+        float p2 = ldexpf(1.0f, -e);
+        uint32_t bits;
+        memcpy(&bits, &p2, sizeof bits);
+        for (int d = 126; d <= 130; d++) {
+            uint32_t lo = bits - (uint32_t)d, hi = bits + (uint32_t)d;
+            float y;
+            memcpy(&y, &lo, sizeof y);
+            x[n++] = y;
+            memcpy(&y, &hi, sizeof y);
+            if (y <= 1.0f)
+                x[n++] = y;
+        }
     }
     float special[] = {0.0f, 1.0f, 1e-30f, 1e-40f, 1.4e-45f, FLT_MIN, 5.0e-8f, 6.0e-8f, 1.1e-7f, 1.3e-7f};
     for (size_t j = 0; j < sizeof special / sizeof special[0]; j++)
@@ -1362,6 +1445,7 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_table_search_equals_binary_search);
     tcase_add_test(tc, test_vector_path_equals_portable_path);
     tcase_add_test(tc, test_8bit_paths_agree);
+    tcase_add_test(tc, test_8bit_paths_agree_constant_grads);
     tcase_add_test(tc, test_block_codes_equal_scalar_rule);
     suite_add_tcase(s, tc);
     tc = tcase_create("adafactor");
