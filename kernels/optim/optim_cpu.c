@@ -332,12 +332,13 @@ static void adam8_block_math(int B, int valid, const float *restrict g, const ui
                              const float *restrict q1, const float *restrict q2, float a1, float a2,
                              const optim_group_scalars *s, float *new1, float *new2)
 {
-    const float b1 = s->beta1, b2 = s->beta2, ob1 = 1.0f - s->beta1, ob2 = 1.0f - s->beta2;
+    const float ab1 = adam8_block_beta(a1, s->beta1), ab2 = adam8_block_beta(a2, s->beta2);
+    const float ob1 = 1.0f - s->beta1, ob2 = 1.0f - s->beta2;
     for (int j = 0; j < B; j++) {
         float gj = g[j];
         int finite = fabsf(gj) <= FLT_MAX; /* not NaN, not Inf */
-        float mj = (q1[c1[j]] * a1) * b1 + ob1 * gj;
-        float vj = (q2[c2[j]] * a2) * b2 + (ob2 * gj) * gj;
+        float mj = q1[c1[j]] * ab1 + ob1 * gj; /* adam8_m_one, adam8_v_one */
+        float vj = q2[c2[j]] * ab2 + (ob2 * gj) * gj;
         m[j] = finite ? mj : 0.0f;
         v[j] = finite ? vj : 0.0f;
     }
@@ -414,17 +415,18 @@ static void adam8_block_math_avx512(int B, int valid, const float *restrict g, c
                                     float *restrict v, const float *restrict q1, const float *restrict q2, float a1,
                                     float a2, const optim_group_scalars *s, float *new1, float *new2)
 {
-    const __m512 b1 = _mm512_set1_ps(s->beta1), b2 = _mm512_set1_ps(s->beta2);
+    const __m512 ab1 = _mm512_set1_ps(adam8_block_beta(a1, s->beta1));
+    const __m512 ab2 = _mm512_set1_ps(adam8_block_beta(a2, s->beta2));
     const __m512 ob1 = _mm512_set1_ps(1.0f - s->beta1), ob2 = _mm512_set1_ps(1.0f - s->beta2);
-    const __m512 va1 = _mm512_set1_ps(a1), va2 = _mm512_set1_ps(a2), big = _mm512_set1_ps(FLT_MAX);
+    const __m512 big = _mm512_set1_ps(FLT_MAX);
     __m512 acc1 = _mm512_set1_ps(-FLT_MAX), acc2 = acc1;
     for (int j = 0; j < B; j += 16) {
         __m512 gj = _mm512_loadu_ps(g + j);
         __m512i i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c1 + j)));
         __m512i i2 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c2 + j)));
         __m512 d1 = _mm512_i32gather_ps(i1, q1, 4), d2 = _mm512_i32gather_ps(i2, q2, 4);
-        __m512 mj = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(d1, va1), b1), _mm512_mul_ps(ob1, gj));
-        __m512 vj = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(d2, va2), b2), _mm512_mul_ps(_mm512_mul_ps(ob2, gj), gj));
+        __m512 mj = _mm512_add_ps(_mm512_mul_ps(d1, ab1), _mm512_mul_ps(ob1, gj));
+        __m512 vj = _mm512_add_ps(_mm512_mul_ps(d2, ab2), _mm512_mul_ps(_mm512_mul_ps(ob2, gj), gj));
         __mmask16 fin = _mm512_cmp_ps_mask(_mm512_abs_ps(gj), big, _CMP_LE_OQ);
         mj = _mm512_maskz_mov_ps(fin, mj);
         vj = _mm512_maskz_mov_ps(fin, vj);
@@ -726,9 +728,9 @@ VBMI_INLINE void adam8_math_vbmi_body(int B, int valid, const float *restrict g,
                                       float a2, const optim_group_scalars *s, float *new1, float *new2,
                                       const int full, const int has_decay, const int clean)
 {
-    const __m512 b1 = _mm512_set1_ps(s->beta1), b2 = _mm512_set1_ps(s->beta2);
+    const __m512 ab1 = _mm512_set1_ps(adam8_block_beta(a1, s->beta1));
+    const __m512 ab2 = _mm512_set1_ps(adam8_block_beta(a2, s->beta2));
     const __m512 ob1 = _mm512_set1_ps(1.0f - s->beta1), ob2 = _mm512_set1_ps(1.0f - s->beta2);
-    const __m512 va1 = _mm512_set1_ps(a1), va2 = _mm512_set1_ps(a2);
     const __m512 step = _mm512_set1_ps(s->step_size), c2eps = _mm512_set1_ps(s->c2eps);
     const __m512 decay = _mm512_set1_ps(s->decay);
     const __m512i order = _mm512_load_si512(lane_order);
@@ -751,9 +753,8 @@ VBMI_INLINE void adam8_math_vbmi_body(int B, int valid, const float *restrict g,
             /* not NaN, not +-Inf (fpclass: QNaN 0x01, +Inf 0x08, -Inf 0x10, SNaN 0x80); the
              * reset of m and v for the others rides on their last add (zero-masked) */
             __mmask16 fin = _knot_mask16(_mm512_fpclass_ps_mask(gj, 0x99));
-            __m512 mj = _mm512_maskz_add_ps(fin, _mm512_mul_ps(_mm512_mul_ps(d1[q], va1), b1), _mm512_mul_ps(ob1, gj));
-            __m512 vj = _mm512_maskz_add_ps(fin, _mm512_mul_ps(_mm512_mul_ps(d2[q], va2), b2),
-                                            _mm512_mul_ps(_mm512_mul_ps(ob2, gj), gj));
+            __m512 mj = _mm512_maskz_add_ps(fin, _mm512_mul_ps(d1[q], ab1), _mm512_mul_ps(ob1, gj));
+            __m512 vj = _mm512_maskz_add_ps(fin, _mm512_mul_ps(d2[q], ab2), _mm512_mul_ps(_mm512_mul_ps(ob2, gj), gj));
             _mm512_storeu_ps(m + o, mj);
             _mm512_storeu_ps(v + o, vj);
             acc1 = _mm512_max_ps(acc1, _mm512_abs_ps(mj));
@@ -771,8 +772,19 @@ VBMI_INLINE void adam8_math_vbmi_body(int B, int valid, const float *restrict g,
             }
         }
     }
-    *new1 = _mm512_reduce_max_ps(acc1);
-    *new2 = _mm512_reduce_max_ps(acc2);
+    if (clean) {
+        /* both maxima in one tree (10 instructions for the two, not 16): in a clean block
+         * every lane is >= +0 and none is NaN, so the order of the maxima changes no bit */
+        __m512 t = _mm512_max_ps(_mm512_shuffle_f32x4(acc1, acc2, 0x44), _mm512_shuffle_f32x4(acc1, acc2, 0xee));
+        t = _mm512_max_ps(t, _mm512_shuffle_f32x4(t, t, 0xb1));
+        t = _mm512_max_ps(t, _mm512_permute_ps(t, 0x4e));
+        t = _mm512_max_ps(t, _mm512_permute_ps(t, 0xb1));
+        *new1 = _mm512_cvtss_f32(t);
+        *new2 = _mm_cvtss_f32(_mm512_extractf32x4_ps(t, 2));
+    } else {
+        *new1 = _mm512_reduce_max_ps(acc1);
+        *new2 = _mm512_reduce_max_ps(acc2);
+    }
 }
 
 VBMI_TARGET
@@ -1059,6 +1071,85 @@ static void adam8_block_third(adam8_pending *pb, const quant_lut *l1, const quan
     adam8_ties_fix(&pb->ties, pb->valid, pb->m, pb->v, l1, l2, pb->o1, pb->o2);
 }
 
+#ifdef OPTIM_HAVE_AVX512_PATH
+/* adam8_block_second() of a block whose first half ran on the VBMI path, with the codes body
+ * inlined for the usual case (clean, normal reciprocals: adam8_codes()'s unchecked permute
+ * search, the same operations); anything else goes through adam8_codes(). */
+VBMI_INLINE void adam8_second_vbmi(adam8_pending *pb, const float *q1, const float *q2, const quant_lut *l1,
+                                   const quant_lut *l2)
+{
+    const float r1 = quant_inv_absmax(pb->n1), r2 = quant_inv_absmax(pb->n2);
+    if (__builtin_expect(pb->clean && isnormal(r1) && isnormal(r2), 1)) {
+        adam8_codes_vbmi_body(pb->valid, pb->m, pb->v, r1, r2, l1, l2, q1, pb->o1, pb->o2, 0, pb->ties.tm1,
+                              pb->ties.tm2, pb->ties.groups);
+        pb->ties.r1 = r1;
+        pb->ties.r2 = r2;
+    } else {
+        adam8_block_second(pb, q1, q2, l1, l2);
+    }
+}
+
+/* adam8_cpu()'s loop over blocks b..bend - 1 of tensor d (i: the pipeline index of block b,
+ * pend: its ring) on the VBMI path (B % 64 == 0, permute tables on both maps): the same three
+ * halves per block, in the same order, with full clean blocks' first half (the usual case)
+ * inlined: the group's scalars, the constant vectors and the pipeline's bookkeeping are set up
+ * once per run instead of once per block (~80 cycles of per-block overhead, about 5 per 16
+ * elements at block 256, before). Other blocks take adam8_block_first(). */
+VBMI_INLINE void adam8_run_vbmi_body(const optim_tensor_desc *d, int64_t b, int64_t bend, int B,
+                                     const optim_group_scalars *sp, const float *q1, const float *q2,
+                                     const quant_lut *l1, const quant_lut *l2, adam8_pending *pend, int64_t i,
+                                     const int has_decay)
+{
+    const optim_group_scalars s = *sp; /* a local copy: no store of the loop can alias it */
+    const int nonneg = l2->nonneg && !signbit(s.beta2);
+    const int64_t n = d->n;
+    float *const p = d->p, *const absmax1 = d->absmax1, *const absmax2 = d->absmax2;
+    const float *const g = d->g;
+    uint8_t *const code1 = d->code1, *const code2 = d->code2;
+    int k0 = (int)(i % 3); /* the ring slots of blocks i, i - 1, i - 2 */
+    for (; b < bend; b++, i++) {
+        adam8_pending *pb = &pend[k0];
+        const int64_t start = b * B;
+        const float a1 = absmax1[b], a2 = absmax2[b];
+        if (__builtin_expect(n - start >= B && nonneg && isfinite(a1) && isfinite(a2) && !signbit(a2), 1)) {
+            float n1, n2;
+            adam8_math_vbmi_body(B, B, g + start, code1 + start, code2 + start, p + start, pb->m, pb->v, l1, l2, a1,
+                                 a2, &s, &n1, &n2, 1, has_decay, 1);
+            absmax1[b] = n1;
+            absmax2[b] = n2;
+            pb->o1 = code1 + start;
+            pb->o2 = code2 + start;
+            pb->n1 = n1;
+            pb->n2 = n2;
+            pb->B = B;
+            pb->valid = B;
+            pb->path = OPTIM_CPU_PATH_VBMI;
+            pb->clean = 1;
+        } else {
+            adam8_block_first(d, b, B, sp, q1, q2, l1, l2, pb);
+        }
+        const int k1 = k0 == 0 ? 2 : k0 - 1, k2 = k1 == 0 ? 2 : k1 - 1;
+        if (i >= 1)
+            adam8_second_vbmi(&pend[k1], q1, q2, l1, l2);
+        if (i >= 2)
+            adam8_block_third(&pend[k2], l1, l2);
+        k0 = k0 == 2 ? 0 : k0 + 1;
+    }
+}
+
+VBMI_TARGET __attribute__((noinline)) static void adam8_run_vbmi(const optim_tensor_desc *d, int64_t b, int64_t bend,
+                                                                int B, const optim_group_scalars *s,
+                                                                const float *q1, const float *q2,
+                                                                const quant_lut *l1, const quant_lut *l2,
+                                                                adam8_pending *pend, int64_t i)
+{
+    if (s->has_decay)
+        adam8_run_vbmi_body(d, b, bend, B, s, q1, q2, l1, l2, pend, i, 1);
+    else
+        adam8_run_vbmi_body(d, b, bend, B, s, q1, q2, l1, l2, pend, i, 0);
+}
+#endif
+
 void optim_cpu_block_codes(const float *q1, const float *q2, const float *m, const float *v, int n, float n1,
                            float n2, uint8_t *c1, uint8_t *c2)
 {
@@ -1121,7 +1212,9 @@ static void for_each_unit(const optim_launch *L, int64_t serial_below,
  * absmax reduction and its reciprocal, a chain of some 40 cycles, which the next block's
  * independent work now hides (about 3 cycles per 16 elements at 1M params on Zen 5). Blocks
  * are independent (each reads and writes only its own elements and absmax), so the order of
- * the halves does not change a bit. */
+ * the halves does not change a bit. On the VBMI path each tensor's share of blocks runs in
+ * adam8_run_vbmi() (the same halves in the same order, the usual block's first and second half
+ * inlined, its set-up once per run). */
 static int adam8_cpu(const optim_launch *L)
 {
     const quant_lut *l1 = lut_for(&lut_signed, L->qmap1), *l2 = lut_for(&lut_unsigned, L->qmap2);
@@ -1137,17 +1230,33 @@ static int adam8_cpu(const optim_launch *L)
         adam8_pending pend[3];
         int64_t lo = L->n_units * id / nt, hi = L->n_units * (id + 1) / nt;
         int t = lo < hi ? tensor_of_unit(L, lo) : 0;
-        for (int64_t u = lo; u < hi; u++) {
+#ifdef OPTIM_HAVE_AVX512_PATH
+        const int vbmi_run = cpu_path() == OPTIM_CPU_PATH_VBMI && L->block_size % 64 == 0 && l1->perm_ok &&
+                             l2->perm_ok;
+#endif
+        for (int64_t u = lo; u < hi;) {
             while (u >= L->tensors[t].first_unit + L->tensors[t].n_units)
                 t++;
             const optim_tensor_desc *d = &L->tensors[t];
-            int64_t i = u - lo;
-            adam8_block_first(d, u - d->first_unit, L->block_size, &L->groups[d->group], L->qmap1, L->qmap2, l1, l2,
-                              &pend[i % 3]);
-            if (i >= 1)
-                adam8_block_second(&pend[(i - 1) % 3], L->qmap1, L->qmap2, l1, l2);
-            if (i >= 2)
-                adam8_block_third(&pend[(i - 2) % 3], l1, l2);
+            /* this tensor's blocks of the share */
+            int64_t end = d->first_unit + d->n_units < hi ? d->first_unit + d->n_units : hi;
+#ifdef OPTIM_HAVE_AVX512_PATH
+            if (vbmi_run) {
+                adam8_run_vbmi(d, u - d->first_unit, end - d->first_unit, L->block_size, &L->groups[d->group],
+                               L->qmap1, L->qmap2, l1, l2, pend, u - lo);
+                u = end;
+                continue;
+            }
+#endif
+            for (; u < end; u++) {
+                int64_t i = u - lo;
+                adam8_block_first(d, u - d->first_unit, L->block_size, &L->groups[d->group], L->qmap1, L->qmap2, l1,
+                                  l2, &pend[i % 3]);
+                if (i >= 1)
+                    adam8_block_second(&pend[(i - 1) % 3], L->qmap1, L->qmap2, l1, l2);
+                if (i >= 2)
+                    adam8_block_third(&pend[(i - 2) % 3], l1, l2);
+            }
         }
         int64_t cnt = hi - lo;
         if (cnt >= 1)

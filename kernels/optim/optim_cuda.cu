@@ -162,6 +162,8 @@ static __global__ void __launch_bounds__(MAX_THREADS)
     int64_t b = c.local, start = b * B;
     int valid = d->n - start < B ? (int)(d->n - start) : B;
     float a1 = d->absmax1[b], a2 = d->absmax2[b];
+    /* per block, as the CPU twin (optim_math.h's adam8_m_one / adam8_v_one) */
+    const float ab1 = adam8_block_beta(a1, s->beta1), ab2 = adam8_block_beta(a2, s->beta2);
     float g[E], m[E], v[E]; /* (E) this thread's gradients and fresh fp32 moments */
     float max1 = -FLT_MAX, max2 = -FLT_MAX;
 #pragma unroll
@@ -172,8 +174,8 @@ static __global__ void __launch_bounds__(MAX_THREADS)
         uint8_t c1 = j < valid ? d->code1[i] : (uint8_t)QMAP_SIGNED_PAD;
         uint8_t c2 = j < valid ? d->code2[i] : (uint8_t)0;
         if (optim_is_finite(g[k])) {
-            v[k] = adam_v_one(quant_dequant_one(q2, c2, a2), g[k], s->beta2);
-            m[k] = adam_m_one(quant_dequant_one(q1, c1, a1), g[k], s->beta1);
+            v[k] = adam8_v_one(q2[c2], ab2, g[k], s->beta2);
+            m[k] = adam8_m_one(q1[c1], ab1, g[k], s->beta1);
         } else {
             m[k] = 0.0f;
             v[k] = 0.0f;

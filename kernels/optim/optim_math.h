@@ -62,6 +62,30 @@ OCTET_HD float adam_v_one(float v, float g, float beta2)
     return (v * beta2) + (((1.0f - beta2) * g) * g);
 }
 
+/* The fresh moments of 8-bit Adam from the old code's map entry q (state 1: signed map, state 2:
+ * unsigned) and its block's old absmax a: the block's scale and beta are multiplied once per
+ * block, ab = adam8_block_beta(a, beta) = a * beta, and each element is
+ *     m = (q1 * ab1) + ((1 - beta1) * g),    v = (q2 * ab2) + (((1 - beta2) * g) * g),
+ * one multiply per element fewer than dequantizing first ((q * a) * beta). Every CPU path and
+ * the CUDA twin evaluate exactly these expressions, so codes and absmax agree bit for bit.
+ * bitsandbytes' own kernel dequantizes and lets nvcc contract into FMAs, so neither form is its
+ * exact bits; the two differ by rounding only (checked against the fp32 oracle at bnb's
+ * tolerances). The fp32 states (adam_bnb32_one) keep adam_m_one / adam_v_one. */
+OCTET_HD float adam8_block_beta(float a, float beta)
+{
+    return a * beta;
+}
+
+OCTET_HD float adam8_m_one(float q, float ab1, float g, float beta1)
+{
+    return (q * ab1) + ((1.0f - beta1) * g);
+}
+
+OCTET_HD float adam8_v_one(float q, float ab2, float g, float beta2)
+{
+    return (q * ab2) + (((1.0f - beta2) * g) * g);
+}
+
 /* bitsandbytes order: Adam step from the fresh fp32 moments, then decoupled decay. */
 OCTET_HD float adam_bnb_param_one(float p, float m, float v, const optim_group_scalars *s)
 {

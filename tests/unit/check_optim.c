@@ -1088,6 +1088,77 @@ START_TEST(test_8bit_paths_agree)
 }
 END_TEST
 
+/* The moment rule of optim_math.h, on every CPU path: a block's old absmax and beta are
+ * multiplied once, m = q1 * (a1 * beta1) + (1 - beta1) * g and v = q2 * (a2 * beta2) +
+ * ((1 - beta2) * g) * g, not (q * a) * beta; the new absmax is exactly the largest |m|, |v| of the
+ * block and the codes follow from them. Some blocks' absmax must differ under the old order,
+ * or the test could not tell the rules apart. */
+START_TEST(test_adam8_moment_rule)
+{
+    int64_t n = 64 * 256 + 77; /* a partial last block too */
+    int differ = 0;
+    for (int k = 0; k < 3; k++) {
+        fixture f;
+        fixture_init(&f, 1, &n, 91);
+        optim *opt = make_opt(&f, OPTIM_ADAMW8BIT, 1e-2, NULL, 0);
+        test_rng r;
+        rng_seed(&r, 92);
+        optim_cpu_force_path(cpu_paths[k]);
+        for (int t = 0; t < 3; t++) { /* states with varied codes and absmax */
+            fresh_grads(&f, &r);
+            ck_assert_int_eq(optim_step(opt, 1.0), OCTET_OK);
+        }
+        optim_tensor_state s;
+        optim_tensor_state_get(opt, 0, &s);
+        const float *q1 = optim_qmap(opt, 1), *q2 = optim_qmap(opt, 0);
+        uint8_t *oc1 = malloc((size_t)n), *oc2 = malloc((size_t)n);
+        float *oa1 = malloc((size_t)s.nblocks * sizeof(float)), *oa2 = malloc((size_t)s.nblocks * sizeof(float));
+        float *m = malloc((size_t)n * sizeof(float)), *v = malloc((size_t)n * sizeof(float));
+        memcpy(oc1, s.code1, (size_t)n);
+        memcpy(oc2, s.code2, (size_t)n);
+        memcpy(oa1, s.absmax1, (size_t)s.nblocks * sizeof(float));
+        memcpy(oa2, s.absmax2, (size_t)s.nblocks * sizeof(float));
+        fresh_grads(&f, &r);
+        ck_assert_int_eq(optim_step(opt, 1.0), OCTET_OK);
+        optim_tensor_state_get(opt, 0, &s);
+        const float b1 = 0.9f, b2 = 0.999f;
+        for (int64_t b = 0; b < s.nblocks; b++) {
+            float ab1 = adam8_block_beta(oa1[b], b1), ab2 = adam8_block_beta(oa2[b], b2);
+            ck_assert(ab1 == oa1[b] * b1 && ab2 == oa2[b] * b2);
+            float w1 = 0.0f, w2 = 0.0f, old1 = 0.0f, old2 = 0.0f;
+            for (int64_t j = b * 256; j < n && j < (b + 1) * 256; j++) {
+                float g = f.g[0][j];
+                m[j] = adam8_m_one(q1[oc1[j]], ab1, g, b1);
+                v[j] = adam8_v_one(q2[oc2[j]], ab2, g, b2);
+                ck_assert(m[j] == (q1[oc1[j]] * ab1) + ((1.0f - b1) * g));
+                ck_assert(v[j] == (q2[oc2[j]] * ab2) + (((1.0f - b2) * g) * g));
+                w1 = fmaxf(w1, fabsf(m[j]));
+                w2 = fmaxf(w2, v[j]);
+                old1 = fmaxf(old1, fabsf(((q1[oc1[j]] * oa1[b]) * b1) + ((1.0f - b1) * g)));
+                old2 = fmaxf(old2, ((q2[oc2[j]] * oa2[b]) * b2) + (((1.0f - b2) * g) * g));
+            }
+            ck_assert_msg(s.absmax1[b] == w1 && s.absmax2[b] == w2, "path %d block %lld: absmax %a %a, want %a %a",
+                          cpu_paths[k], (long long)b, s.absmax1[b], s.absmax2[b], w1, w2);
+            differ += old1 != w1 || old2 != w2;
+            for (int64_t j = b * 256; j < n && j < (b + 1) * 256; j++) {
+                ck_assert_int_eq(s.code1[j], quant_signed_state_one(q1, m[j], w1, quant_inv_absmax(w1)));
+                ck_assert_int_eq(s.code2[j], quant_unsigned_state_one(q2, v[j], w2, quant_inv_absmax(w2)));
+            }
+        }
+        optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+        free(oc1);
+        free(oc2);
+        free(oa1);
+        free(oa2);
+        free(m);
+        free(v);
+        optim_destroy(opt);
+        fixture_free(&f);
+    }
+    ck_assert_msg(differ > 0, "no block's absmax depends on the order: the test cannot see the rule");
+}
+END_TEST
+
 /* The codes of the VBMI path's permute search (and of the other paths) equal the scalar rule
  * of quant_math.h (the binary search with bnb's sign fix) for moments inside the block's
  * absmax: every midpoint and map entry and their float neighbours, both signs, +-0, powers of
@@ -1446,6 +1517,7 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_vector_path_equals_portable_path);
     tcase_add_test(tc, test_8bit_paths_agree);
     tcase_add_test(tc, test_8bit_paths_agree_constant_grads);
+    tcase_add_test(tc, test_adam8_moment_rule);
     tcase_add_test(tc, test_block_codes_equal_scalar_rule);
     suite_add_tcase(s, tc);
     tc = tcase_create("adafactor");
