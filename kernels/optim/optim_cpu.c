@@ -53,7 +53,8 @@
  * there. Its tables live here too, with the map's byte planes for permute dequantization. */
 #define PERM_E0 103 /* biased exponents <= this: one clamped row per sign (|x| < 2^-23, zeros) */
 #define PERM_E1 127 /* biased exponent of 1.0: one clamped row per sign (|x| >= 1) */
-#define PERM_N2 384 /* buckets of the permute search: three 128-entry vpermi2b tables */
+#define PERM_N2 320 /* buckets of the permute search: two 128-entry vpermi2b tables and one
+                    * 64-entry vpermb table */
 
 typedef struct quant_lut {
     float map[QMAP_SIZE];      /* the map this table was built from */
@@ -383,8 +384,12 @@ static void adam8_block_codes(int valid, const float *restrict m, const float *r
     for (int j = 0; j < valid; j++) {
         float x1 = m[j] * r1, x2 = v[j] * r2;
         int32_t c1 = below1[monotone_key(x1) >> 16];
-        float md1 = mid1[c1];
-        c1 += (md1 < x1) | ((md1 == x1) & (c1 & 1));
+        /* refine steps, as quant_lut_nearest(): maps with two midpoints in one top-16-bit
+         * bucket of `below` need two (the maps qmap_build() makes need one) */
+        for (int r = 0; r < l1->refine; r++) {
+            float md1 = mid1[c1];
+            c1 += (md1 < x1) | ((md1 == x1) & (c1 & 1));
+        }
         uint32_t sm, sq;
         float qv = q1[c1];
         memcpy(&sm, &m[j], sizeof sm);
@@ -392,8 +397,10 @@ static void adam8_block_codes(int valid, const float *restrict m, const float *r
         int32_t fix = ((sm ^ sq) >> 31) ? (m[j] > 0.0f ? 1 : -1) : 0;
         o1[j] = (uint8_t)(c1 + fix);
         int32_t c2 = below2[monotone_key(x2) >> 16];
-        float md2 = mid2[c2];
-        c2 += (md2 < x2) | ((md2 == x2) & (c2 & 1));
+        for (int r = 0; r < l2->refine; r++) {
+            float md2 = mid2[c2];
+            c2 += (md2 < x2) | ((md2 == x2) & (c2 & 1));
+        }
         o2[j] = (uint8_t)(x2 == x2 ? c2 : 0); /* NaN (inf/inf) -> 0, as the search */
     }
 }
@@ -689,22 +696,26 @@ VBMI_INLINE __mmask64 perm_codes64w(const quant_lut *t, int state1, const __m512
         }
         bkt[h] = b;
     }
-    /* bucket numbers (< 384) as bytes in word order: bits 0-7, bit 7 and bit 8 as masks */
+    /* bucket numbers (< 320) as bytes in word order: bits 0-7, bit 7 and bit 8 as masks */
     __m512i ix = _mm512_set_epi8(126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94,
                                  92, 90, 88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54, 52,
                                  50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10,
                                  8, 6, 4, 2, 0);
     __m512i lo = _mm512_permutex2var_epi8(bkt[0], ix, bkt[1]);
     __m512i hi = _mm512_permutex2var_epi8(bkt[0], _mm512_add_epi8(ix, _mm512_set1_epi8(1)), bkt[1]);
-    __mmask64 b7 = _mm512_movepi8_mask(lo), b8 = _mm512_test_epi8_mask(hi, hi);
+    __mmask64 b7 = _mm512_movepi8_mask(lo), b8 = _mm512_test_epi8_mask(hi, hi), b78 = b7 | b8;
     __m512i b[3];
 #pragma GCC unroll 3
     for (int k = 0; k < 3; k++) {
         const __m512i *P = (const __m512i *)t->perm_w16[k];
         __m512i t0 = _mm512_permutex2var_epi8(_mm512_load_si512(P), lo, _mm512_load_si512(P + 1));
         __m512i t1 = _mm512_permutex2var_epi8(_mm512_load_si512(P + 2), lo, _mm512_load_si512(P + 3));
-        __m512i t2 = _mm512_permutex2var_epi8(_mm512_load_si512(P + 4), lo, _mm512_load_si512(P + 5));
-        b[k] = _mm512_mask_blend_epi8(b8, _mm512_mask_blend_epi8(b7, t0, t1), t2);
+        /* buckets 256-319 (b8; their low byte is 0-63, bit 7 clear): one 64-entry vpermb,
+         * merged into the second table's result, so one blend on b7 | b8 picks for all
+         * (about 0.7-1 cycle per 16 elements less than a third vpermi2b and a second blend;
+         * perm_build() refuses maps needing more than PERM_N2 = 320 buckets: the gathers) */
+        t1 = _mm512_mask_permutexvar_epi8(t1, b8, lo, _mm512_load_si512(P + 4));
+        b[k] = _mm512_mask_blend_epi8(b78, t0, t1);
     }
     __m512i thr_a = _mm512_permutex2var_epi8(b[1], _mm512_load_si512(thr_words_a), b[2]);
     __m512i thr_b = _mm512_permutex2var_epi8(b[1], _mm512_load_si512(thr_words_b), b[2]);

@@ -1165,6 +1165,79 @@ END_TEST
  * two (the search's row edges) and their neighbours, subnormals, +-absmax, and random values of
  * every magnitude, with absmax 1 (x = m) and 0.37; and the three paths agree on moments outside
  * it (above absmax, NaN, +-Inf, negative v), which take the gathers. */
+/* Maps of other shapes (a loaded state may bring its own) against the scalar rule, on every CPU
+ * path: the VBMI path's permute search holds at most 320 buckets (two 128-entry vpermi2b tables
+ * and one 64-entry vpermb table, for buckets 256-319); t^1.5 and t^2 on [0, 1] need 282 and
+ * 296 (the vpermb table in use), sqrt(t) 342 (too many: the gathers). Probes: every midpoint
+ * and map entry and their neighbours up to 3 ulps, 127-129 ulps (the word search's ties),
+ * and random values of every magnitude; absmax 1 and 0.37. */
+START_TEST(test_block_codes_other_maps)
+{
+    enum { N = 1 << 16 };
+    float q1[256], q2[256];
+    qmap_build(q1, 1);
+    float *m = malloc(N * sizeof(float)), *v = malloc(N * sizeof(float));
+    uint8_t *c1 = malloc(N), *c2 = malloc(N);
+    for (int shape = 0; shape < 3; shape++) {
+        for (int k = 0; k < 256; k++) {
+            float t = (float)k / 255.0f;
+            q2[k] = shape == 0 ? t * sqrtf(t) : shape == 1 ? t * t : sqrtf(t);
+        }
+        int n = 0;
+        for (int k = 0; k < 255; k++) {
+            float base[2] = {(q2[k + 1] + q2[k]) * 0.5f, q2[k]};
+            for (int b = 0; b < 2; b++) {
+                uint32_t bits;
+                memcpy(&bits, &base[b], sizeof bits);
+                static const int ulps[] = {0, 1, 2, 3, 127, 128, 129};
+                for (size_t u = 0; u < sizeof ulps / sizeof ulps[0]; u++)
+                    for (int dir = -1; dir <= 1; dir += 2) {
+                        uint32_t nb = bits + (uint32_t)(dir * ulps[u]);
+                        float y;
+                        memcpy(&y, &nb, sizeof y);
+                        if (isfinite(y) && y >= 0.0f && y <= 1.0f && !signbit(y))
+                            v[n++] = y;
+                    }
+            }
+        }
+        test_rng r;
+        rng_seed(&r, 91 + shape);
+        while (n < N)
+            v[n++] = (float)rng_uniform(&r) * (float)pow(10.0, -8.0 * rng_uniform(&r));
+        v[0] = 1.0f;
+        for (int j = 0; j < N; j++) /* the signed state on the usual map, same magnitudes */
+            m[j] = (j & 1) ? -v[(j * 7919) % N] : v[(j * 7919) % N];
+        const float absmax[2] = {1.0f, 0.37f};
+        for (int a = 0; a < 2; a++) {
+            float *mm = malloc(N * sizeof(float)), *vv = malloc(N * sizeof(float)); /* |m|, v <= absmax */
+            for (int j = 0; j < N; j++) {
+                mm[j] = fminf(fmaxf(m[j] * absmax[a], -absmax[a]), absmax[a]);
+                vv[j] = fminf(v[j] * absmax[a], absmax[a]);
+            }
+            float ra = quant_inv_absmax(absmax[a]);
+            for (int pth = 0; pth < 3; pth++) {
+                optim_cpu_force_path(cpu_paths[pth]);
+                optim_cpu_block_codes(q1, q2, mm, vv, N, absmax[a], absmax[a], c1, c2);
+                for (int j = 0; j < N; j++) {
+                    uint8_t e1 = quant_signed_state_one(q1, mm[j], absmax[a], ra);
+                    uint8_t e2 = quant_unsigned_state_one(q2, vv[j], absmax[a], ra);
+                    ck_assert_msg(c1[j] == e1 && c2[j] == e2,
+                                  "map %d path %d absmax %g: m %.9g -> %d (want %d), v %.9g -> %d (want %d)", shape,
+                                  cpu_paths[pth], absmax[a], mm[j], c1[j], e1, vv[j], c2[j], e2);
+                }
+            }
+            free(mm);
+            free(vv);
+        }
+    }
+    optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+    free(m);
+    free(v);
+    free(c1);
+    free(c2);
+}
+END_TEST
+
 START_TEST(test_block_codes_equal_scalar_rule)
 {
     float q1[256], q2[256];
@@ -1519,6 +1592,7 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_8bit_paths_agree_constant_grads);
     tcase_add_test(tc, test_adam8_moment_rule);
     tcase_add_test(tc, test_block_codes_equal_scalar_rule);
+    tcase_add_test(tc, test_block_codes_other_maps);
     suite_add_tcase(s, tc);
     tc = tcase_create("adafactor");
     tcase_set_timeout(tc, 120);
