@@ -10,7 +10,8 @@
 # PyTorch's best AdamW (for-loop or foreach) Mparam/s and our ratio to it, and the optimizer
 # state bytes (ours, from optim_state_bytes_total, beside AdamW's). Then one line per target
 # (adamw >= 5x torch and >= 60% of the ceiling; adam8bit >= 3x and >= 40%), met or missed; a
-# missed row too big for any cache also says what bandwidth its ratio target would need.
+# missed row too big for any cache also says what bandwidth its ratio target would need, against
+# the ceiling measured with the same thread count.
 #
 # Usage: bench/optim.sh [BUILDDIR]        (BUILDDIR defaults to the current directory)
 # Environment: THREADS (thread counts to run, one table each; default $OMP_NUM_THREADS, else
@@ -76,7 +77,7 @@ END {
             # say when the ratio target asks for more than the memory moves
             need = want_x * b * r[8] / 1000
             if (ratio < want_x && r[5] * r[8] > 64e6 && need > r[14])
-                targets[nt] = targets[nt] sprintf(" (%dx = %.0f GB/s at %.0f B/param, %.1fx the %.1f GB/s ceiling: beyond this machine'"'"'s memory)", want_x, need, r[8], need / r[14], r[14])
+                targets[nt] = targets[nt] sprintf(" (%dx = %.0f GB/s at %.0f B/param, %.1fx the %.1f GB/s ceiling that %d thread(s) reach here)", want_x, need, r[8], need / r[14], r[14], threads)
         }
     }
     print ""
