@@ -82,40 +82,18 @@ int softmax_backward_cpu(device *d, float *dinp, const float *dout, const float 
 
 /* ------------------------------------------------------------------ attention */
 
-/* Dims and dropout of one call. Head h of batch b is the (T, hs) block of a (B,T,C) tensor at
- * offset b*T*C + h*hs with row stride C; its scores are the (T,T) block bh = b*H + h. */
-typedef struct att_dims {
-    int B, T, C, H, hs; /* hs = C / H */
-    float scale;        /* 1 / sqrt(hs) */
-    ops_dropout drop;
-    float drop_scale;   /* 1 / (1 - p) */
-} att_dims;
-
-static int att_check(int B, int T, int C, int H, ops_dropout drop, att_dims *a)
-{
-    if (!OPS_DIMS_OK4(B, T, C, H) || C % H != 0 || !ops_p_ok(drop.p))
-        return OCTET_ERR_ARG;
-    a->B = B;
-    a->T = T;
-    a->C = C;
-    a->H = H;
-    a->hs = C / H;
-    a->scale = (float)(1.0 / sqrt((double)a->hs));
-    a->drop = drop;
-    a->drop_scale = dropout_scale(drop.p);
-    return OCTET_OK;
-}
-
-static int64_t head_offset(const att_dims *a, int64_t bh)
+/* Where head block bh starts in a (B,T,C) tensor (ops_att_dims). */
+static int64_t head_offset(const ops_att_dims *a, int64_t bh)
 {
     return (bh / a->H) * a->T * a->C + (bh % a->H) * a->hs;
 }
 
 /* pd (T) = p * the dropout factors of row i of block bh; compiled once per ISA (OPS_CPU_CLONES). */
-OPS_CPU_CLONES static void drop_row(const att_dims *a, float *pd, const float *p, int64_t bh, int i)
+OPS_CPU_CLONES static void drop_row(const ops_att_dims *a, ops_dropout drop, float *pd, const float *p, int64_t bh,
+                                    int i)
 {
     uint64_t base = (uint64_t)((bh * a->T + i) * a->T);
-    dropout_run(pd, p, a->T, a->drop.p, a->drop_scale, a->drop.seed, a->drop.offset, base);
+    dropout_run(pd, p, a->T, drop.p, dropout_scale(drop.p), drop.seed, drop.offset, base);
 }
 
 /* One product per head through CBLAS: c (M,N; ldc) = alpha op(a) op(b) + beta c. */
@@ -130,8 +108,8 @@ int attention_forward_cpu(device *d, float *out, float *att, float *work, const 
                           const float *v, const int *mask, int B, int T, int C, int H, ops_dropout drop)
 {
     (void)d;
-    att_dims a;
-    if (att_check(B, T, C, H, drop, &a) != OCTET_OK || !out || !att || !q || !k || !v ||
+    ops_att_dims a;
+    if (!ops_att_dims_ok(B, T, C, H, drop, &a) || !out || !att || !q || !k || !v ||
         (drop.p > 0.0f && !work))
         return OCTET_ERR_ARG;
     int64_t BH = (int64_t)B * H, TT = (int64_t)T * T;
@@ -146,7 +124,7 @@ int attention_forward_cpu(device *d, float *out, float *att, float *work, const 
         float *p = att + row * T;
         softmax_row(p, p, mask ? mask + (bh / H) * T : NULL, T, a.scale);
         if (drop.p > 0.0f)
-            drop_row(&a, work + row * T, p, bh, (int)(row % T));
+            drop_row(&a, drop, work + row * T, p, bh, (int)(row % T));
     }
     const float *probs = drop.p > 0.0f ? work : att;
     /* out_h (T,hs) = probs (T,T) . v_h */
@@ -161,8 +139,8 @@ int attention_backward_cpu(device *d, float *dq, float *dk, float *dv, float *wo
                            const int *mask, int B, int T, int C, int H, ops_dropout drop)
 {
     (void)d;
-    att_dims a;
-    if (att_check(B, T, C, H, drop, &a) != OCTET_OK || !dq || !dk || !dv || !work || !dout || !q || !k ||
+    ops_att_dims a;
+    if (!ops_att_dims_ok(B, T, C, H, drop, &a) || !dq || !dk || !dv || !work || !dout || !q || !k ||
         !v || !att)
         return OCTET_ERR_ARG;
     int64_t BH = (int64_t)B * H, TT = (int64_t)T * T;
@@ -171,7 +149,7 @@ int attention_backward_cpu(device *d, float *dq, float *dk, float *dv, float *wo
     if (drop.p > 0.0f) {
 #pragma omp parallel for schedule(static)
         for (int64_t row = 0; row < BH * T; row++)
-            drop_row(&a, work + row * T, att + row * T, row / T, (int)(row % T));
+            drop_row(&a, drop, work + row * T, att + row * T, row / T, (int)(row % T));
         probs = work;
     }
     for (int64_t bh = 0; bh < BH; bh++)
@@ -187,7 +165,7 @@ int attention_backward_cpu(device *d, float *dq, float *dk, float *dv, float *wo
         int64_t bh = row / T;
         float *ds = work + row * T;
         if (drop.p > 0.0f)
-            drop_row(&a, ds, ds, bh, (int)(row % T));
+            drop_row(&a, drop, ds, ds, bh, (int)(row % T));
         softmax_row_backward(ds, ds, att + row * T, mask ? mask + (bh / H) * T : NULL, T, a.scale);
     }
     /* dq_h = ds . k_h; dk_h = ds^T . q_h */

@@ -152,25 +152,6 @@ int softmax_backward_cuda(device *d, float *dinp, const float *dout, const float
 
 /* ------------------------------------------------------------------ attention */
 
-/* Dims of one call (the CPU twin's att_dims). */
-typedef struct att_dims {
-    int B, T, C, H, hs; /* hs = C / H */
-    float scale;        /* 1 / sqrt(hs) */
-} att_dims;
-
-static int att_check(int B, int T, int C, int H, ops_dropout drop, att_dims *a)
-{
-    if (!OPS_DIMS_OK4(B, T, C, H) || C % H != 0 || !ops_p_ok(drop.p))
-        return OCTET_ERR_ARG;
-    a->B = B;
-    a->T = T;
-    a->C = C;
-    a->H = H;
-    a->hs = C / H;
-    a->scale = (float)(1.0 / sqrt((double)a->hs));
-    return OCTET_OK;
-}
-
 /* Where the per-head blocks of one operand live: block (b, h) starts at p + b*sb + h*sh, rows
  * ld apart. A (B,T,C) tensor: ld C, sb T*C, sh C/H. A (B,H,T,T) tensor: ld T, sb H*T*T, sh T*T. */
 typedef struct head_operand {
@@ -179,7 +160,7 @@ typedef struct head_operand {
     long long sb, sh;
 } head_operand;
 
-static head_operand btc_operand(const att_dims *a, const float *p)
+static head_operand btc_operand(const ops_att_dims *a, const float *p)
 {
     head_operand o;
     o.p = p;
@@ -189,7 +170,7 @@ static head_operand btc_operand(const att_dims *a, const float *p)
     return o;
 }
 
-static head_operand bhtt_operand(const att_dims *a, const float *p)
+static head_operand bhtt_operand(const ops_att_dims *a, const float *p)
 {
     head_operand o;
     o.p = p;
@@ -202,7 +183,7 @@ static head_operand bhtt_operand(const att_dims *a, const float *p)
 /* For every head block (b, h): c = op(x) op(y) (beta 0), (M,N) with inner dimension K.
  * Batches over the larger of B and H, loops over the smaller. Returns OCTET_OK or
  * OCTET_ERR_CUDA. */
-static int head_gemm(device *d, const att_dims *a, int tx, int ty, int M, int N, int K, head_operand x,
+static int head_gemm(device *d, const ops_att_dims *a, int tx, int ty, int M, int N, int K, head_operand x,
                      head_operand y, head_operand c)
 {
     int rc = OCTET_OK;
@@ -220,8 +201,8 @@ int attention_forward_cuda(device *d, float *out, float *att, float *work, const
                            const float *v, const int *mask, int B, int T, int C, int H, ops_dropout drop)
 {
     cudaStream_t st;
-    att_dims a;
-    if (att_check(B, T, C, H, drop, &a) != OCTET_OK || !out || !att || !q || !k || !v ||
+    ops_att_dims a;
+    if (!ops_att_dims_ok(B, T, C, H, drop, &a) || !out || !att || !q || !k || !v ||
         (drop.p > 0.0f && !work) || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     int64_t rows = (int64_t)B * H * T;
@@ -242,8 +223,8 @@ int attention_backward_cuda(device *d, float *dq, float *dk, float *dv, float *w
                             const int *mask, int B, int T, int C, int H, ops_dropout drop)
 {
     cudaStream_t st;
-    att_dims a;
-    if (att_check(B, T, C, H, drop, &a) != OCTET_OK || !dq || !dk || !dv || !work || !dout || !q || !k || !v ||
+    ops_att_dims a;
+    if (!ops_att_dims_ok(B, T, C, H, drop, &a) || !dq || !dk || !dv || !work || !dout || !q || !k || !v ||
         !att || !ops_cuda_stream(d, &st))
         return OCTET_ERR_ARG;
     int64_t rows = (int64_t)B * H * T;
