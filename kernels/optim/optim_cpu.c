@@ -568,24 +568,6 @@ VBMI_INLINE void dequant64(const uint8_t (*planes)[QMAP_SIZE], __m512i idx, __m5
     out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(w01h, w23h));
 }
 
-/* The codes of 64 lanes by the permute search of perm_build() (u[q]: bits of x for elements
- * 16q..16q+15, every one in the table's domain), stored to out under `live`; state 1 gets the
- * sign fix from the table. Works on 16-bit words, 32 lanes per instruction (the previous form
- * worked on dwords and put the 24-bit thresholds back together from three byte planes): the
- * threshold test compares only the top 16 bits of the 23-bit mantissa, mant'(x) >> 7 (mant'
- * inverted for x < 0, see perm_build()), with thr16 = thr >> 7: where the two differ, mant' >=
- * thr is mant'16 > thr16; where they are equal (a tie of the top 16 bits: about one lane in
- * 65536 on random data, but with bench_optim's constant gradients the moments settle within
- * a few ulps of midpoints and about one block in ten has one; every midpoint probe of the
- * tests) the low 7 bits decide, which perm_fix_ties() / perm_fix_first() do afterwards. A
- * bucket without a midpoint (thr = 1 << 23, no thr16) gets a thr16 that no lane of it ties
- * where possible (perm_build()). The fields
- * come straight from the float bits with vpmultishiftqb (qword i of the word vector for u[0],
- * u[1]: m16 of u[0]'s dwords 2i, 2i+1, then of u[1]'s; likewise u[2], u[3]), the row lookups are
- * vpermw, and the buckets become bytes with one vpermt2b; codes go back to element order with
- * one vpermb. Stores the codes under `live` and returns the lanes that tied, in word order
- * (word w: element 32 (w >> 5) + 16 ((w >> 1) & 1) + 2 ((w >> 2) & 7) + (w & 1)); their code was
- * stored as below + 1 and is one too high when mant' & 0x7f < thr & 0x7f (perm_fix_ties()). */
 /* The tied lanes of perm_codes64w() (groups: bit j / 64 of `groups`, lanes: tm[j / 64] in
  * word order) one by one: the word search stored below + 1 for them; the code is below + 1
  * when the low 7 bits of mant'(x) reach those of thr (t->perm_t7 of the lane's bucket), else
@@ -668,6 +650,24 @@ static const uint8_t word_to_elem[64] __attribute__((aligned(64))) = {
     14, 15, 18, 19, 22, 23, 26, 27, 30, 31, 32, 33, 36, 37, 40, 41, 44, 45, 48, 49, 52, 53,
     56, 57, 60, 61, 34, 35, 38, 39, 42, 43, 46, 47, 50, 51, 54, 55, 58, 59, 62, 63};
 
+/* The codes of 64 lanes by the permute search of perm_build() (u[q]: bits of x for elements
+ * 16q..16q+15, every one in the table's domain), stored to out under `live`; state 1 gets the
+ * sign fix from the table. Works on 16-bit words, 32 lanes per instruction (the previous form
+ * worked on dwords and put the 24-bit thresholds back together from three byte planes): the
+ * threshold test compares only the top 16 bits of the 23-bit mantissa, mant'(x) >> 7 (mant'
+ * inverted for x < 0, see perm_build()), with thr16 = thr >> 7: where the two differ, mant' >=
+ * thr is mant'16 > thr16; where they are equal (a tie of the top 16 bits: about one lane in
+ * 65536 on random data, but with bench_optim's constant gradients the moments settle within
+ * a few ulps of midpoints and about one block in ten has one; every midpoint probe of the
+ * tests) the low 7 bits decide, which perm_fix_ties() / perm_fix_first() do afterwards. A
+ * bucket without a midpoint (thr = 1 << 23, no thr16) gets a thr16 that no lane of it ties
+ * where possible (perm_build()). The fields
+ * come straight from the float bits with vpmultishiftqb (qword i of the word vector for u[0],
+ * u[1]: m16 of u[0]'s dwords 2i, 2i+1, then of u[1]'s; likewise u[2], u[3]), the row lookups are
+ * vpermw, and the buckets become bytes with one vpermt2b; codes go back to element order with
+ * one vpermb. Stores the codes under `live` and returns the lanes that tied, in word order
+ * (word w: element 32 (w >> 5) + 16 ((w >> 1) & 1) + 2 ((w >> 2) & 7) + (w & 1)); their code was
+ * stored as below + 1 and is one too high when mant' & 0x7f < thr & 0x7f (perm_fix_ties()). */
 VBMI_INLINE __mmask64 perm_codes64w(const quant_lut *t, int state1, const __m512i u[4], __mmask64 live,
                                     uint8_t *out)
 {
@@ -893,7 +893,6 @@ static void adam8_block_codes_vbmi(int valid, const float *restrict m, const flo
 static int force_path = OPTIM_CPU_PATH_BEST;
 
 void optim_cpu_force_path(int path) { force_path = path; }
-void optim_cpu_force_portable(int on) { force_path = on ? OPTIM_CPU_PATH_PORTABLE : OPTIM_CPU_PATH_BEST; }
 
 /* OPTIM_CPU_PATH_PORTABLE, _AVX512 or _VBMI: the best the CPU has, capped by force_path and by
  * OCTET_NO_AVX512 / OCTET_NO_VBMI in the environment. */
@@ -913,7 +912,6 @@ static int cpu_path(void)
 }
 #else
 void optim_cpu_force_path(int path) { (void)path; }
-void optim_cpu_force_portable(int on) { (void)on; }
 static int cpu_path(void) { return OPTIM_CPU_PATH_PORTABLE; }
 #endif
 

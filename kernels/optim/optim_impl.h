@@ -64,10 +64,8 @@ typedef struct optim_kernels {
 const optim_kernels *optim_kernels_cpu(void);
 /* The CPU twin's table-driven nearest-code search; equal to quant_nearest_one() (tested). */
 uint8_t optim_cpu_nearest_code(const float *map, float x, int is_signed);
-/* Tests: 1 makes the CPU twin use its portable loops instead of the AVX-512 path. */
-void optim_cpu_force_portable(int on);
 /* Tests: caps the CPU twin's vector paths (the 8-bit step, Adafactor's sums) at one of these
- * (BEST: whatever the CPU has; force_portable(1) is PORTABLE, (0) BEST). */
+ * (BEST: whatever the CPU has; PORTABLE: the plain loops). */
 enum { OPTIM_CPU_PATH_PORTABLE = 0, OPTIM_CPU_PATH_AVX512 = 1, OPTIM_CPU_PATH_VBMI = 2, OPTIM_CPU_PATH_BEST = 99 };
 void optim_cpu_force_path(int path);
 /* Tests: the codes the CPU twin's 8-bit step stores for the fresh moments m, v (n values) of a

@@ -64,6 +64,30 @@ static void fresh_grads(fixture *f, test_rng *r)
         rng_fill_normal(r, f->g[i], (size_t)f->n[i], 0.01f);
 }
 
+/* dst's gradients = src's (the same tensor sizes) */
+static void copy_grads(fixture *dst, const fixture *src)
+{
+    for (int i = 0; i < src->n_tensors; i++)
+        memcpy(dst->g[i], src->g[i], (size_t)src->n[i] * sizeof(float));
+}
+
+/* Parameters, codes and absmax of every tensor of a and b (8-bit states over fixtures fa, fb of
+ * the same sizes) are identical bit for bit; `path` labels a failure. */
+static void assert_same_8bit_states(const optim *a, const optim *b, const fixture *fa, const fixture *fb, int path)
+{
+    for (int i = 0; i < fa->n_tensors; i++) {
+        optim_tensor_state sa, sb;
+        size_t n = (size_t)fa->n[i];
+        optim_tensor_state_get(a, i, &sa);
+        optim_tensor_state_get(b, i, &sb);
+        ck_assert_msg(!memcmp(fa->p[i], fb->p[i], n * sizeof(float)), "path %d p[%d]", path, i);
+        ck_assert_msg(!memcmp(sa.code1, sb.code1, n), "path %d code1[%d]", path, i);
+        ck_assert_msg(!memcmp(sa.code2, sb.code2, n), "path %d code2[%d]", path, i);
+        ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
+        ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
+    }
+}
+
 /* ------------------------------------------------------------------ the oracle */
 
 typedef struct oracle {
@@ -941,24 +965,14 @@ START_TEST(test_vector_path_equals_portable_path)
         a.g[0][t * 1000] = NAN;
         a.g[1][t * 7] = INFINITY;
         memset(a.g[2], 0, 256 * sizeof(float));
-        for (int i = 0; i < 3; i++)
-            memcpy(b.g[i], a.g[i], (size_t)sizes[i] * sizeof(float));
-        optim_cpu_force_portable(0);
+        copy_grads(&b, &a);
+        optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
         optim_step(oa, 1.0);
-        optim_cpu_force_portable(1);
+        optim_cpu_force_path(OPTIM_CPU_PATH_PORTABLE);
         optim_step(ob, 1.0);
-        optim_cpu_force_portable(0);
+        optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
     }
-    for (int i = 0; i < 3; i++) {
-        optim_tensor_state sa, sb;
-        optim_tensor_state_get(oa, i, &sa);
-        optim_tensor_state_get(ob, i, &sb);
-        ck_assert(!memcmp(a.p[i], b.p[i], (size_t)sizes[i] * sizeof(float)));
-        ck_assert(!memcmp(sa.code1, sb.code1, (size_t)sizes[i]));
-        ck_assert(!memcmp(sa.code2, sb.code2, (size_t)sizes[i]));
-        ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
-        ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
-    }
+    assert_same_8bit_states(oa, ob, &a, &b, OPTIM_CPU_PATH_PORTABLE);
     optim_destroy(oa);
     optim_destroy(ob);
     fixture_free(&a);
@@ -969,6 +983,16 @@ END_TEST
 /* ------------------------------------------------------------------ the CPU twin's fast paths */
 
 static const int cpu_paths[3] = {OPTIM_CPU_PATH_BEST, OPTIM_CPU_PATH_AVX512, OPTIM_CPU_PATH_PORTABLE};
+
+/* One step of o[k] on cpu_paths[k], k = 0..2 */
+static void step_on_paths(optim *o[3])
+{
+    for (int k = 0; k < 3; k++) {
+        optim_cpu_force_path(cpu_paths[k]);
+        ck_assert_int_eq(optim_step(o[k], 1.0), OCTET_OK);
+    }
+    optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+}
 
 /* Steps one adamw8bit optimizer per CPU path (VBMI where the CPU has it, AVX-512 with gathers,
  * portable loops) over the same gradients, with what drives the vector paths off their fast
@@ -1008,25 +1032,11 @@ static void paths_agree(int block, int odd_map, uint64_t seed)
         for (int64_t j = 300 + block; j < 300 + 2 * block; j++) /* subnormal absmax1: 1 / a = inf */
             f[0].g[1][j] *= 1e-37f;
         for (int k = 1; k < 3; k++)
-            for (int i = 0; i < 3; i++)
-                memcpy(f[k].g[i], f[0].g[i], (size_t)sizes[i] * sizeof(float));
-        for (int k = 0; k < 3; k++) {
-            optim_cpu_force_path(cpu_paths[k]);
-            ck_assert_int_eq(optim_step(o[k], 1.0), OCTET_OK);
-        }
-        optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+            copy_grads(&f[k], &f[0]);
+        step_on_paths(o);
     }
     for (int k = 1; k < 3; k++)
-        for (int i = 0; i < 3; i++) {
-            optim_tensor_state sa, sb;
-            optim_tensor_state_get(o[0], i, &sa);
-            optim_tensor_state_get(o[k], i, &sb);
-            ck_assert_msg(!memcmp(f[0].p[i], f[k].p[i], (size_t)sizes[i] * sizeof(float)), "path %d p[%d]", k, i);
-            ck_assert_msg(!memcmp(sa.code1, sb.code1, (size_t)sizes[i]), "path %d code1[%d]", k, i);
-            ck_assert_msg(!memcmp(sa.code2, sb.code2, (size_t)sizes[i]), "path %d code2[%d]", k, i);
-            ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
-            ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
-        }
+        assert_same_8bit_states(o[0], o[k], &f[0], &f[k], cpu_paths[k]);
     for (int k = 0; k < 3; k++) {
         optim_destroy(o[k]);
         fixture_free(&f[k]);
@@ -1053,25 +1063,11 @@ START_TEST(test_8bit_paths_agree_constant_grads)
     }
     fresh_grads(&f[0], &r);
     for (int k = 1; k < 3; k++)
-        for (int i = 0; i < 2; i++)
-            memcpy(f[k].g[i], f[0].g[i], (size_t)sizes[i] * sizeof(float));
+        copy_grads(&f[k], &f[0]);
     for (int t = 0; t < 25; t++)
-        for (int k = 0; k < 3; k++) {
-            optim_cpu_force_path(cpu_paths[k]);
-            ck_assert_int_eq(optim_step(o[k], 1.0), OCTET_OK);
-        }
-    optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+        step_on_paths(o);
     for (int k = 1; k < 3; k++)
-        for (int i = 0; i < 2; i++) {
-            optim_tensor_state sa, sb;
-            optim_tensor_state_get(o[0], i, &sa);
-            optim_tensor_state_get(o[k], i, &sb);
-            ck_assert_msg(!memcmp(f[0].p[i], f[k].p[i], (size_t)sizes[i] * sizeof(float)), "path %d p[%d]", k, i);
-            ck_assert_msg(!memcmp(sa.code1, sb.code1, (size_t)sizes[i]), "path %d code1[%d]", k, i);
-            ck_assert_msg(!memcmp(sa.code2, sb.code2, (size_t)sizes[i]), "path %d code2[%d]", k, i);
-            ck_assert(!memcmp(sa.absmax1, sb.absmax1, (size_t)sa.nblocks * sizeof(float)));
-            ck_assert(!memcmp(sa.absmax2, sb.absmax2, (size_t)sa.nblocks * sizeof(float)));
-        }
+        assert_same_8bit_states(o[0], o[k], &f[0], &f[k], cpu_paths[k]);
     for (int k = 0; k < 3; k++) {
         optim_destroy(o[k]);
         fixture_free(&f[k]);
@@ -1159,12 +1155,26 @@ START_TEST(test_adam8_moment_rule)
 }
 END_TEST
 
-/* The codes of the VBMI path's permute search (and of the other paths) equal the scalar rule
- * of quant_math.h (the binary search with bnb's sign fix) for moments inside the block's
- * absmax: every midpoint and map entry and their float neighbours, both signs, +-0, powers of
- * two (the search's row edges) and their neighbours, subnormals, +-absmax, and random values of
- * every magnitude, with absmax 1 (x = m) and 0.37; and the three paths agree on moments outside
- * it (above absmax, NaN, +-Inf, negative v), which take the gathers. */
+/* On every CPU path, optim_cpu_block_codes() of m, v (n values; both absmax a) equals the scalar
+ * rule of quant_math.h; c1, c2: n bytes of scratch; `map` labels a failure. */
+static void assert_block_codes_scalar_rule(const float *q1, const float *q2, const float *m, const float *v, int n,
+                                           float a, int map, uint8_t *c1, uint8_t *c2)
+{
+    float ra = quant_inv_absmax(a);
+    for (int pth = 0; pth < 3; pth++) {
+        optim_cpu_force_path(cpu_paths[pth]);
+        optim_cpu_block_codes(q1, q2, m, v, n, a, a, c1, c2);
+        for (int j = 0; j < n; j++) {
+            uint8_t e1 = quant_signed_state_one(q1, m[j], a, ra);
+            uint8_t e2 = quant_unsigned_state_one(q2, v[j], a, ra);
+            ck_assert_msg(c1[j] == e1 && c2[j] == e2,
+                          "map %d path %d absmax %g: m %.9g -> %d (want %d), v %.9g -> %d (want %d)", map,
+                          cpu_paths[pth], a, m[j], c1[j], e1, v[j], c2[j], e2);
+        }
+    }
+    optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
+}
+
 /* Maps of other shapes (a loaded state may bring its own) against the scalar rule, on every CPU
  * path: the VBMI path's permute search holds at most 320 buckets (two 128-entry vpermi2b tables
  * and one 64-entry vpermb table, for buckets 256-319); t^1.5 and t^2 on [0, 1] need 282 and
@@ -1214,18 +1224,7 @@ START_TEST(test_block_codes_other_maps)
                 mm[j] = fminf(fmaxf(m[j] * absmax[a], -absmax[a]), absmax[a]);
                 vv[j] = fminf(v[j] * absmax[a], absmax[a]);
             }
-            float ra = quant_inv_absmax(absmax[a]);
-            for (int pth = 0; pth < 3; pth++) {
-                optim_cpu_force_path(cpu_paths[pth]);
-                optim_cpu_block_codes(q1, q2, mm, vv, N, absmax[a], absmax[a], c1, c2);
-                for (int j = 0; j < N; j++) {
-                    uint8_t e1 = quant_signed_state_one(q1, mm[j], absmax[a], ra);
-                    uint8_t e2 = quant_unsigned_state_one(q2, vv[j], absmax[a], ra);
-                    ck_assert_msg(c1[j] == e1 && c2[j] == e2,
-                                  "map %d path %d absmax %g: m %.9g -> %d (want %d), v %.9g -> %d (want %d)", shape,
-                                  cpu_paths[pth], absmax[a], mm[j], c1[j], e1, vv[j], c2[j], e2);
-                }
-            }
+            assert_block_codes_scalar_rule(q1, q2, mm, vv, N, absmax[a], shape, c1, c2);
             free(mm);
             free(vv);
         }
@@ -1238,6 +1237,12 @@ START_TEST(test_block_codes_other_maps)
 }
 END_TEST
 
+/* The codes of the VBMI path's permute search (and of the other paths) equal the scalar rule
+ * of quant_math.h (the binary search with bnb's sign fix) for moments inside the block's
+ * absmax: every midpoint and map entry and their float neighbours, both signs, +-0, powers of
+ * two (the search's row edges) and their neighbours, subnormals, +-absmax, and random values of
+ * every magnitude, with absmax 1 (x = m) and 0.37; and the three paths agree on moments outside
+ * it (above absmax, NaN, +-Inf, negative v), which take the gathers. */
 START_TEST(test_block_codes_equal_scalar_rule)
 {
     float q1[256], q2[256];
@@ -1330,17 +1335,7 @@ START_TEST(test_block_codes_equal_scalar_rule)
         }
         for (int j = 0; j < N; j++)
             v[j] = fabsf(m[((int64_t)j * 7919) % N]);
-        for (int pth = 0; pth < 3; pth++) {
-            optim_cpu_force_path(cpu_paths[pth]);
-            optim_cpu_block_codes(q1, q2, m, v, N, absmax[a], absmax[a], c1, c2);
-            for (int j = 0; j < N; j++) {
-                float ra = quant_inv_absmax(absmax[a]);
-                uint8_t e1 = quant_signed_state_one(q1, m[j], absmax[a], ra);
-                uint8_t e2 = quant_unsigned_state_one(q2, v[j], absmax[a], ra);
-                ck_assert_msg(c1[j] == e1 && c2[j] == e2, "path %d absmax %g: m %.9g -> %d (want %d), v %.9g -> %d (want %d)",
-                              cpu_paths[pth], absmax[a], m[j], c1[j], e1, v[j], c2[j], e2);
-            }
-        }
+        assert_block_codes_scalar_rule(q1, q2, m, v, N, absmax[a], -1, c1, c2);
     }
     /* outside the tables' domain: the paths agree with one another; wild values now and then
      * in m only, in v only, and in both, so that they take the gathers on their own */
