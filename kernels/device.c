@@ -236,20 +236,26 @@ static ledger_slot *ledger_find(device *d, const void *p)
     return NULL;
 }
 
+/* True when `bytes` more would pass device_set_limit's cap. Call with d->lock held. */
+static int over_limit(const device *d, size_t bytes)
+{
+    return d->limit && (bytes > d->limit || d->stats.current_total > d->limit - bytes);
+}
+
 void *device_alloc(device *d, size_t bytes, mem_category cat)
 {
     if (!bytes || cat < 0 || cat >= MEM_NCATEGORIES)
         return NULL;
     void *p = NULL;
     pthread_mutex_lock(&d->lock);
-    int over = d->limit && (bytes > d->limit || d->stats.current_total > d->limit - bytes);
+    int over = over_limit(d, bytes);
     pthread_mutex_unlock(&d->lock);
     if (over) /* what a full device does; the cap is checked again below against racing allocations */
         return NULL;
     if (d->be->alloc(d->ctx, &p, bytes) != OCTET_OK)
         return NULL;
     pthread_mutex_lock(&d->lock);
-    if ((d->limit && (bytes > d->limit || d->stats.current_total > d->limit - bytes)) || !ledger_reserve(d)) {
+    if (over_limit(d, bytes) || !ledger_reserve(d)) {
         pthread_mutex_unlock(&d->lock);
         d->be->free(d->ctx, p);
         return NULL;

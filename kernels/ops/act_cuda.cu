@@ -15,32 +15,29 @@
 
 /* ------------------------------------------------------------------ CUDA kernels */
 
-#define GRID_STRIDE(i, n) \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
-
 static __global__ void add_kernel(float *out, const float *a, const float *b, int64_t N)
 {
-    GRID_STRIDE(i, N) out[i] = a[i] + b[i];
+    OPS_GRID_STRIDE(i, N) out[i] = a[i] + b[i];
 }
 
 static __global__ void relu_forward_kernel(float *out, const float *inp, int64_t N)
 {
-    GRID_STRIDE(i, N) out[i] = relu_one(inp[i]);
+    OPS_GRID_STRIDE(i, N) out[i] = relu_one(inp[i]);
 }
 
 static __global__ void relu_backward_kernel(float *dinp, const float *inp, const float *dout, int64_t N)
 {
-    GRID_STRIDE(i, N) dinp[i] = dout[i] * relu_grad_one(inp[i]);
+    OPS_GRID_STRIDE(i, N) dinp[i] = dout[i] * relu_grad_one(inp[i]);
 }
 
 static __global__ void gelu_forward_kernel(float *out, const float *inp, int64_t N)
 {
-    GRID_STRIDE(i, N) out[i] = gelu_one(inp[i]);
+    OPS_GRID_STRIDE(i, N) out[i] = gelu_one(inp[i]);
 }
 
 static __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, int64_t N)
 {
-    GRID_STRIDE(i, N) dinp[i] = dout[i] * gelu_grad_one(inp[i]);
+    OPS_GRID_STRIDE(i, N) dinp[i] = dout[i] * gelu_grad_one(inp[i]);
 }
 
 /* pre (M,N) += bias (N) on every row, out = gelu(pre); element i is column i % N. The column
@@ -62,13 +59,13 @@ static __global__ void bias_gelu_kernel(float *pre, float *out, const float *bia
 
 static __global__ void scale_kernel(float *x, int64_t N, float s)
 {
-    GRID_STRIDE(i, N) x[i] *= s;
+    OPS_GRID_STRIDE(i, N) x[i] *= s;
 }
 
 /* out (B,C) = inp (B,T,C) at token t; element i = b*C + c. */
 static __global__ void token_select_forward_kernel(float *out, const float *inp, int B, int T, int C, int t)
 {
-    GRID_STRIDE(i, (int64_t)B * C)
+    OPS_GRID_STRIDE(i, (int64_t)B * C)
     {
         int64_t b = i / C, c = i % C;
         out[i] = inp[(b * T + t) * C + c];
@@ -78,7 +75,7 @@ static __global__ void token_select_forward_kernel(float *out, const float *inp,
 /* dinp (B,T,C): dout (B,C) at token t, 0 elsewhere; element i = (b*T + u)*C + c. */
 static __global__ void token_select_backward_kernel(float *dinp, const float *dout, int B, int T, int C, int t)
 {
-    GRID_STRIDE(i, (int64_t)B * T * C)
+    OPS_GRID_STRIDE(i, (int64_t)B * T * C)
     {
         int64_t bu = i / C, c = i % C;
         int64_t b = bu / T, u = bu % T;

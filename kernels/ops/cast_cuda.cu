@@ -14,19 +14,16 @@
 
 /* ------------------------------------------------------------------ CUDA kernels */
 
-#define GRID_STRIDE(i, n) \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
-
 /* out (N) 16-bit = inp (N) fp32; fp16 selects the format. */
 static __global__ void to_half_kernel(uint16_t *out, const float *inp, int64_t N, int fp16)
 {
-    GRID_STRIDE(i, N) out[i] = half_from_float_one(inp[i], fp16);
+    OPS_GRID_STRIDE(i, N) out[i] = half_from_float_one(inp[i], fp16);
 }
 
 /* out (N) fp32 = inp (N) 16-bit. */
 static __global__ void from_half_kernel(float *out, const uint16_t *inp, int64_t N, int fp16)
 {
-    GRID_STRIDE(i, N) out[i] = half_to_float_one(inp[i], fp16);
+    OPS_GRID_STRIDE(i, N) out[i] = half_to_float_one(inp[i], fp16);
 }
 
 /* ------------------------------------------------------------------ kernel launchers */

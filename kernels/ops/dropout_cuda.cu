@@ -17,7 +17,7 @@
 /* y[i] = x[i] * dropout_factor_one(p, scale, seed, offset, i); y may alias x. */
 static __global__ void dropout_kernel(float *y, const float *x, int64_t N, ops_dropout drop, float scale)
 {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < N; i += (int64_t)gridDim.x * blockDim.x)
+    OPS_GRID_STRIDE(i, N)
         y[i] = x[i] * dropout_factor_one(drop.p, scale, drop.seed, drop.offset, (uint64_t)i);
 }
 

@@ -24,7 +24,7 @@
 static __global__ void embedding_forward_kernel(float *out, const int *ids, const float *wte, const float *wpe,
                                                 int T, int C, int V, int64_t BTC)
 {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < BTC; i += (int64_t)gridDim.x * blockDim.x) {
+    OPS_GRID_STRIDE(i, BTC) {
         int64_t bt = i / C, c = i % C;
         int id = ids[bt];
         float w = (id >= 0 && id < V) ? wte[(int64_t)id * C + c] : 0.0f;
@@ -70,7 +70,7 @@ static __global__ void embedding_word_grad_kernel(float *dwte, const float *dout
 static __global__ void embedding_position_grad_kernel(float *dwpe, const float *dout, int B, int T, int C)
 {
     int64_t TC = (int64_t)T * C;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < TC; i += (int64_t)gridDim.x * blockDim.x) {
+    OPS_GRID_STRIDE(i, TC) {
         float g = dwpe[i];
         for (int b = 0; b < B; b++)
             g += dout[b * TC + i];

@@ -108,7 +108,7 @@ out:
 /* out (M,N) += bias (N) on every row; one element per thread, grid-stride. */
 static __global__ void bias_add_kernel(float *out, const float *bias, int64_t MN, int N)
 {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < MN; i += (int64_t)gridDim.x * blockDim.x)
+    OPS_GRID_STRIDE(i, MN)
         out[i] += bias[i % N];
 }
 

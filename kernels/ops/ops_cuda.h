@@ -17,7 +17,7 @@
  * fp16 (server/train/distilbert.c), halving them; the other ops still compute in fp32, so this
  * is not autocast.
  *
- * Include config.h first: in a build without CUDA (no HAVE_CUDA) the switch is an inline stub
+ * Include config.h first: in a build without CUDA (no HAVE_CUDA) the switch is an inline fallback
  * that refuses bf16, so callers compile and link without #ifdef HAVE_CUDA. */
 #ifndef OCTET_OPS_CUDA_H
 #define OCTET_OPS_CUDA_H
@@ -78,6 +78,10 @@ static inline int ops_cuda_stream(const device *d, cudaStream_t *s)
     *s = (cudaStream_t)device_stream(d);
     return 1;
 }
+
+/* The grid-stride loop of the 1-D kernels: for each index i (int64_t) of [0, n) this thread owns. */
+#define OPS_GRID_STRIDE(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 /* Blocks for n items, per_block items per block, capped at OPS_MAX_GRID (kernels grid-stride). */
 static inline unsigned ops_grid(int64_t n, int64_t per_block)

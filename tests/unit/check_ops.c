@@ -408,20 +408,13 @@ static double ulp_of(double v)
     return (double)nextafterf(f, INFINITY) - (double)f;
 }
 
-static float float_of_bits(uint32_t b)
-{
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-
 START_TEST(test_erf_exp_accuracy)
 {
     double worst = 0.0;
     float at = 0.0f;
-    for (uint32_t b = 1; float_of_bits(b) <= 6.0f; b += 997)
+    for (uint32_t b = 1; ops_bits_float((int32_t)b) <= 6.0f; b += 997)
         for (int sign = -1; sign <= 1; sign += 2) {
-            float x = (float)sign * float_of_bits(b);
+            float x = (float)sign * ops_bits_float((int32_t)b);
             double want = erf((double)x), e = fabs((double)ops_erff(x) - want) / ulp_of(want);
             if (e > worst)
                 worst = e, at = x;
@@ -429,9 +422,9 @@ START_TEST(test_erf_exp_accuracy)
     ck_assert_msg(worst <= 1.25, "ops_erff: %.3f ulp at %.9g", worst, (double)at);
     ck_assert(ops_erff(0.0f) == 0.0f && ops_erff(10.0f) == 1.0f && ops_erff(-INFINITY) == -1.0f);
     worst = 0.0;
-    for (uint32_t b = 0; float_of_bits(b) <= 87.0f; b += 1999)
+    for (uint32_t b = 0; ops_bits_float((int32_t)b) <= 87.0f; b += 1999)
         for (int sign = -1; sign <= 1; sign += 2) {
-            float x = (float)sign * float_of_bits(b);
+            float x = (float)sign * ops_bits_float((int32_t)b);
             double want = exp((double)x), e = fabs((double)ops_expf(x) - want) / ulp_of(want);
             if (e > worst)
                 worst = e, at = x;

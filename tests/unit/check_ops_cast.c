@@ -30,20 +30,6 @@
 #define HAVE_F16C_TEST 1
 #endif
 
-static float f_of(uint32_t b)
-{
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-
-static uint32_t bits_of(float f)
-{
-    uint32_t b;
-    memcpy(&b, &f, sizeof b);
-    return b;
-}
-
 static uint16_t *hbuf(int64_t n)
 {
     uint16_t *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
@@ -129,7 +115,7 @@ START_TEST(test_half_known_values)
     float *x = fbuf(n);
     uint16_t *hb = hbuf(n), *hh = hbuf(n);
     for (int i = 0; i < n; i++)
-        x[i] = f_of(knowns[i].x);
+        x[i] = ops_bits_float((int32_t)knowns[i].x);
     to_half(hb, x, n, OPS_HALF_BF16);
     to_half(hh, x, n, OPS_HALF_FP16);
     int bad = 0;
@@ -157,8 +143,8 @@ START_TEST(test_half_known_values)
     for (int i = 0; i < nb; i++) {
         float f;
         from_half(&f, &back[i].h, 1, back[i].kind);
-        ck_assert_msg(bits_of(f) == back[i].want, "%s 0x%04x -> 0x%08x, want 0x%08x",
-                      back[i].kind ? "fp16" : "bf16", back[i].h, bits_of(f), back[i].want);
+        ck_assert_msg(ops_float_bits(f) == back[i].want, "%s 0x%04x -> 0x%08x, want 0x%08x",
+                      back[i].kind ? "fp16" : "bf16", back[i].h, ops_float_bits(f), back[i].want);
     }
     free(x), free(hb), free(hh);
 }
@@ -259,9 +245,9 @@ START_TEST(test_fp16_matches_f16c)
     from_half(f, pat, 65536, OPS_HALF_FP16);
     int bad = 0;
     for (int i = 0; i < 65536; i++) {
-        uint32_t want = bits_of(f16c_from(pat[i]));
-        if (bits_of(f[i]) != want && bad++ < 5)
-            fprintf(stderr, "fp16 0x%04x: ours 0x%08x, F16C 0x%08x\n", pat[i], bits_of(f[i]), want);
+        uint32_t want = ops_float_bits(f16c_from(pat[i]));
+        if (ops_float_bits(f[i]) != want && bad++ < 5)
+            fprintf(stderr, "fp16 0x%04x: ours 0x%08x, F16C 0x%08x\n", pat[i], ops_float_bits(f[i]), want);
     }
     ck_assert_int_eq(bad, 0);
     /* a million floats: random bits (every exponent, NaNs) and values dense around fp16's
@@ -274,9 +260,9 @@ START_TEST(test_fp16_matches_f16c)
     for (int64_t i = 0; i < N; i++) {
         uint64_t u = rng_u64(&r);
         switch (i % 4) {
-        case 0: x[i] = f_of((uint32_t)u); break;
+        case 0: x[i] = ops_bits_float((int32_t)(uint32_t)u); break;
         case 1: x[i] = ldexpf((float)(u >> 40) / 16777216.0f, -26 + (int)(u % 14)); break; /* [2^-26, 2^-12) */
-        case 2: x[i] = f_of(0x38000000u + (uint32_t)(u % 0x0F800000u)); break;            /* 2^-15 .. 2^16 */
+        case 2: x[i] = ops_bits_float((int32_t)(0x38000000u + (uint32_t)(u % 0x0F800000u))); break; /* 2^-15 .. 2^16 */
         default: x[i] = 65504.0f + (float)((int)(u % 64) - 16) + (float)(u >> 40) / 16777216.0f; break;
         }
         if (u & (1ull << 63))
@@ -287,7 +273,7 @@ START_TEST(test_fp16_matches_f16c)
     for (int64_t i = 0; i < N; i++) {
         uint16_t want = f16c_to(x[i]);
         if (h[i] != want && bad++ < 5)
-            fprintf(stderr, "fp16 of 0x%08x (%.9g): ours 0x%04x, F16C 0x%04x\n", bits_of(x[i]), x[i], h[i], want);
+            fprintf(stderr, "fp16 of 0x%08x (%.9g): ours 0x%04x, F16C 0x%04x\n", ops_float_bits(x[i]), x[i], h[i], want);
     }
     ck_assert_int_eq(bad, 0);
     printf("fp16 vs F16C: %d patterns back, %lld floats to fp16: bit-identical\n", 65536, (long long)N);
@@ -372,10 +358,10 @@ START_TEST(test_half_matches_torch)
         from_half(f, pat, 65536, kind);
         for (int i = 0; i < 65536; i++) {
             uint32_t want = back[kind * 65536 + i];
-            int ok = isnan(f[i]) ? isnan(f_of(want)) : bits_of(f[i]) == want;
+            int ok = isnan(f[i]) ? isnan(ops_bits_float((int32_t)want)) : ops_float_bits(f[i]) == want;
             if (!ok && bad++ < 5)
                 fprintf(stderr, "%s 0x%04x to float: ours 0x%08x torch 0x%08x\n", kind ? "fp16" : "bf16", i,
-                        bits_of(f[i]), want);
+                        ops_float_bits(f[i]), want);
         }
     }
     ck_assert_msg(bad == 0, "%d conversions back differ from torch's", bad);
