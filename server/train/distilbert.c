@@ -381,6 +381,28 @@ int64_t distilbert_count_params(const distilbert_config *c)
 /* n 16-bit values from the arena (which counts floats): (n+1)/2 floats, 64-byte aligned. */
 static uint16_t *take_half(model_arena *ar, int64_t n) { return (uint16_t *)model_arena_take(ar, (n + 1) / 2); }
 
+/* Carves one block's fp32 tensors from ar, in db_layer_acts' order; the LayerNorm statistics
+ * only with stats (else NULL). */
+static void db_layout_block(db_layer_acts *y, model_arena *ar, int64_t BT, int64_t C, int64_t F, int64_t BHTT,
+                            int stats)
+{
+    y->q = model_arena_take(ar, BT * C);
+    y->k = model_arena_take(ar, BT * C);
+    y->v = model_arena_take(ar, BT * C);
+    y->att = model_arena_take(ar, BHTT);
+    y->ctx = model_arena_take(ar, BT * C);
+    y->res1 = model_arena_take(ar, BT * C);
+    y->ln1 = model_arena_take(ar, BT * C);
+    y->ln1_mean = stats ? model_arena_take(ar, BT) : NULL;
+    y->ln1_rstd = stats ? model_arena_take(ar, BT) : NULL;
+    y->fc1 = model_arena_take(ar, BT * F);
+    y->gelu = model_arena_take(ar, BT * F);
+    y->res2 = model_arena_take(ar, BT * C);
+    y->ln2 = model_arena_take(ar, BT * C);
+    y->ln2_mean = stats ? model_arena_take(ar, BT) : NULL;
+    y->ln2_rstd = stats ? model_arena_take(ar, BT) : NULL;
+}
+
 /* Points the activations into ar (base NULL: counts floats) for (Bm, Tm), with fp32 storage
  * (half 0: every layer's tensors fp32, the layout before half storage existed) or half storage
  * (half 1: per layer the fp32 statistics and a->half[l], then one fp32 working layer). */
@@ -411,39 +433,10 @@ static void db_layout(db_acts *a, model_arena *ar, const distilbert_config *c, i
         h->res2 = take_half(ar, BT * C);
         h->ln2 = take_half(ar, BT * C);
     }
-    if (half) { /* the working layer: every tensor of a block in fp32, no statistics */
-        db_layer_acts *w = &a->wk;
-        w->q = model_arena_take(ar, BT * C);
-        w->k = model_arena_take(ar, BT * C);
-        w->v = model_arena_take(ar, BT * C);
-        w->att = model_arena_take(ar, BHTT);
-        w->ctx = model_arena_take(ar, BT * C);
-        w->res1 = model_arena_take(ar, BT * C);
-        w->ln1 = model_arena_take(ar, BT * C);
-        w->fc1 = model_arena_take(ar, BT * F);
-        w->gelu = model_arena_take(ar, BT * F);
-        w->res2 = model_arena_take(ar, BT * C);
-        w->ln2 = model_arena_take(ar, BT * C);
-        w->ln1_mean = w->ln1_rstd = w->ln2_mean = w->ln2_rstd = NULL;
-    }
-    for (int l = 0; l < c->n_layers && !half; l++) {
-        db_layer_acts *y = a->layer ? &a->layer[l] : &(db_layer_acts){0};
-        y->q = model_arena_take(ar, BT * C);
-        y->k = model_arena_take(ar, BT * C);
-        y->v = model_arena_take(ar, BT * C);
-        y->att = model_arena_take(ar, BHTT);
-        y->ctx = model_arena_take(ar, BT * C);
-        y->res1 = model_arena_take(ar, BT * C);
-        y->ln1 = model_arena_take(ar, BT * C);
-        y->ln1_mean = model_arena_take(ar, BT);
-        y->ln1_rstd = model_arena_take(ar, BT);
-        y->fc1 = model_arena_take(ar, BT * F);
-        y->gelu = model_arena_take(ar, BT * F);
-        y->res2 = model_arena_take(ar, BT * C);
-        y->ln2 = model_arena_take(ar, BT * C);
-        y->ln2_mean = model_arena_take(ar, BT);
-        y->ln2_rstd = model_arena_take(ar, BT);
-    }
+    if (half) /* the working layer: every tensor of a block in fp32, no statistics */
+        db_layout_block(&a->wk, ar, BT, C, F, BHTT, 0);
+    for (int l = 0; l < c->n_layers && !half; l++)
+        db_layout_block(a->layer ? &a->layer[l] : &(db_layer_acts){0}, ar, BT, C, F, BHTT, 1);
     a->pooled = model_arena_take(ar, Bm * C);
     a->pre = model_arena_take(ar, Bm * C);
     a->pre_act = model_arena_take(ar, Bm * C);

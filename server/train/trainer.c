@@ -455,7 +455,7 @@ static int apply_step(trainer *t, double *norm, int *applied, octet_err *e)
 {
     int rc = unscale_grads(t);
     if (rc == OCTET_OK)
-        rc = trainer_clip_grads(t->m, t->spec.training.max_grad_norm, norm);
+        rc = ops_clip_grad_norm(t->dev, t->grads, t->grad_n, t->m->n_params, t->spec.training.max_grad_norm, norm);
     if (rc)
         return octet_fail(e, rc, "", "gradient clipping failed at step %lld", (long long)t->global_step + 1);
     *applied = isfinite(*norm);

@@ -18,20 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A small DistilBERT: dim 16, 2 layers, 4 heads, hidden 24, vocab 30, 10 positions. */
-static void small_config(distilbert_config *c, int num_labels, float dropout)
-{
-    distilbert_config_default(c);
-    c->dim = 16;
-    c->n_layers = 2;
-    c->n_heads = 4;
-    c->hidden_dim = 24;
-    c->vocab_size = 30;
-    c->max_position_embeddings = 10;
-    c->num_labels = num_labels;
-    ck_assert_int_eq(distilbert_config_set_dropout(c, dropout, NULL), OCTET_OK);
-}
-
 static model *make_distilbert(device *d, const distilbert_config *c, int B, int T, uint64_t seed)
 {
     model *m = NULL;
@@ -48,7 +34,7 @@ START_TEST(test_distilbert_names)
 {
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 3, 0.1f);
+    tm_small_config(&c, 3, 0.1f);
     model *m = make_distilbert(d, &c, 2, 8, 1);
     static const char *const layer[] = {
         "attention.q_lin.weight", "attention.q_lin.bias", "attention.k_lin.weight", "attention.k_lin.bias",
@@ -275,7 +261,7 @@ START_TEST(test_create_errors)
 {
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 2, 0.1f);
+    tm_small_config(&c, 2, 0.1f);
     model *m = (model *)1;
     octet_err e;
     ck_assert_int_eq(distilbert_create(d, &c, 2, 11, 1, &m, &e), OCTET_ERR_ARG);
@@ -294,7 +280,7 @@ START_TEST(test_create_errors)
     ck_assert_int_eq(mlp_create(d, 4, hidden, MLP_MAX_HIDDEN + 1, 2, 4, 1, &m, &e), OCTET_ERR_ARG);
     ck_assert_str_eq(e.field, "model.hidden");
     /* batches that do not fit, ids outside the vocabulary, backward without forward */
-    small_config(&c, 2, 0.1f);
+    tm_small_config(&c, 2, 0.1f);
     m = make_distilbert(d, &c, 2, 4, 1);
     int32_t ids[12] = {2, 5, 6, 0, 2, 7, 30, 0, 2, 1, 1, 1}, mask[12] = {1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1};
     int32_t labels[3] = {0, 1, 1};
@@ -419,31 +405,13 @@ END_TEST
 /* ------------------------------------------------------------------ memory, dropout, gradients */
 
 /* A batch of the small config: 3 rows of 6 tokens with padding. */
-typedef struct small_batch {
-    int32_t ids[18], mask[18], labels[3];
-    model_batch b;
-} small_batch;
-
-static void make_small_batch(small_batch *s)
-{
-    static const int lengths[3] = {6, 4, 2};
-    for (int i = 0; i < 3; i++)
-        for (int t = 0; t < 6; t++) {
-            s->ids[i * 6 + t] = t < lengths[i] ? (t == 0 ? 2 : 4 + (i * 5 + t * 3) % 25) : 0;
-            s->mask[i * 6 + t] = t < lengths[i];
-        }
-    s->labels[0] = 0;
-    s->labels[1] = 1;
-    s->labels[2] = 1;
-    model_batch b = {3, 6, s->ids, s->mask, NULL, s->labels, NULL};
-    s->b = b;
-}
+static void make_small_batch(tm_small_batch *s) { tm_make_small_batch(s, 5, 3, (const int32_t[3]){0, 1, 1}); }
 
 START_TEST(test_memory_once)
 {
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 2, 0.1f);
+    tm_small_config(&c, 2, 0.1f);
     device_mem_stats before, after;
     device_mem_stats_get(d, &before);
     model *m = make_distilbert(d, &c, 3, 6, 1);
@@ -452,7 +420,7 @@ START_TEST(test_memory_once)
     ck_assert_uint_eq(after.current[MEM_GRADS] - before.current[MEM_GRADS], (size_t)m->n_parameters * 4);
     ck_assert_uint_eq(after.current[MEM_ACTIVATIONS] - before.current[MEM_ACTIVATIONS],
                       distilbert_activation_bytes(&c, 3, 6, MODEL_ACT_FP32));
-    small_batch sb;
+    tm_small_batch sb;
     make_small_batch(&sb);
     model_output out = {0};
     octet_err e;
@@ -486,13 +454,13 @@ START_TEST(test_dropout_modes)
 {
     device *d = tm_device();
     distilbert_config c, off;
-    small_config(&c, 2, 0.1f);
+    tm_small_config(&c, 2, 0.1f);
     off = c;
     distilbert_config_set_dropout(&off, 0.0f, NULL);
     model *m = make_distilbert(d, &c, 3, 6, 5), *m0 = make_distilbert(d, &off, 3, 6, 5);
     tm_fill_params(m, 11);
     tm_fill_params(m0, 11);
-    small_batch sb;
+    tm_small_batch sb;
     make_small_batch(&sb);
     float la[6], lb[6];
     m->step = 4;
@@ -550,10 +518,10 @@ START_TEST(test_finite_differences)
 {
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 3, 0.2f); /* every dropout on: backward must use the forward's masks */
+    tm_small_config(&c, 3, 0.2f); /* every dropout on: backward must use the forward's masks */
     model *m = make_distilbert(d, &c, 3, 6, 9);
     tm_fill_params(m, 21);
-    small_batch sb;
+    tm_small_batch sb;
     make_small_batch(&sb);
     sb.labels[1] = 2;
     m->step = 17;
@@ -582,9 +550,9 @@ START_TEST(test_accumulation)
 {
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 2, 0.1f);
+    tm_small_config(&c, 2, 0.1f);
     model *m = make_distilbert(d, &c, 3, 6, 9);
-    small_batch sb;
+    tm_small_batch sb;
     make_small_batch(&sb);
     octet_err e;
     float **one = calloc((size_t)m->n_params, sizeof *one);
@@ -618,26 +586,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ learning */
 
-static optim *adamw_over(model *m, double lr)
-{
-    optim_tensor *t = calloc((size_t)m->n_params, sizeof *t);
-    for (int i = 0; i < m->n_params; i++) {
-        t[i].name = m->params[i].name;
-        t[i].ndim = m->params[i].ndim;
-        memcpy(t[i].shape, m->params[i].shape, sizeof t[i].shape);
-        t[i].param = m->params[i].data;
-        t[i].grad = m->params[i].grad;
-    }
-    optim_config cfg;
-    optim_config_defaults(OPTIM_ADAMW, &cfg);
-    cfg.base.lr = lr;
-    optim *o = NULL;
-    octet_err e;
-    ck_assert_msg(optim_create(m->dev, &cfg, t, m->n_params, &o, &e) == OCTET_OK, "%s", e.message);
-    free(t);
-    return o;
-}
-
 /* One training step; returns the loss. */
 static float train_step(model *m, optim *o, const model_batch *b, int32_t *pred)
 {
@@ -653,43 +601,12 @@ static float train_step(model *m, optim *o, const model_batch *b, int32_t *pred)
 
 START_TEST(test_distilbert_learns)
 {
-    /* label 1 iff token 7 occurs in the (padded) sequence: needs attention over the tokens */
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 2, 0.1f);
-    enum { B = 16, T = 8 };
-    model *m = make_distilbert(d, &c, B, T, 3);
-    optim *o = adamw_over(m, 3e-3);
-    test_rng r;
-    rng_seed(&r, 5);
-    int32_t ids[B * T], mask[B * T], labels[B], pred[B];
-    model_batch b = {B, T, ids, mask, NULL, labels, NULL};
-    double first = 0.0, last = 0.0;
-    int correct = 0;
-    for (int s = 0; s < 300; s++) {
-        for (int i = 0; i < B; i++) {
-            int len = 3 + (int)(rng_u64(&r) % (T - 2));
-            labels[i] = (int)(rng_u64(&r) % 2);
-            int at = 1 + (int)(rng_u64(&r) % (len - 1));
-            for (int t = 0; t < T; t++) {
-                int id = 8 + (int)(rng_u64(&r) % 20);
-                ids[i * T + t] = t >= len ? 0 : t == 0 ? 2 : (labels[i] && t == at) ? 7 : id;
-                mask[i * T + t] = t < len;
-            }
-        }
-        float loss = train_step(m, o, &b, pred);
-        if (s < 20)
-            first += loss / 20.0;
-        if (s >= 280) {
-            last += loss / 20.0;
-            for (int i = 0; i < B; i++)
-                correct += pred[i] == labels[i];
-        }
-    }
-    printf("distilbert toy task: loss %.3f -> %.3f, accuracy %.1f%% over the last 20 steps\n", first, last,
-           100.0 * correct / (20 * B));
-    ck_assert(last < 0.25 * first);
-    ck_assert(correct > 0.9 * 20 * B);
+    tm_small_config(&c, 2, 0.1f);
+    model *m = make_distilbert(d, &c, 16, 8, 3);
+    optim *o = tm_adamw(m, 3e-3);
+    tm_toy_task_learns(m, o, "distilbert toy task");
     optim_destroy(o);
     model_destroy(m);
     device_close(d);
@@ -704,7 +621,7 @@ START_TEST(test_mlp_learns)
     const int hidden[2] = {32, 16};
     model *m = NULL;
     ck_assert_int_eq(mlp_create(d, F, hidden, 2, 4, B, 1, &m, NULL), OCTET_OK);
-    optim *o = adamw_over(m, 1e-2);
+    optim *o = tm_adamw(m, 1e-2);
     test_rng r;
     rng_seed(&r, 8);
     float feats[B * F];

@@ -7,12 +7,35 @@
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "optim.h"
+#include "train/distilbert.h"
 #include "train/model.h"
 
 Suite *suite_models(void);        /* check_models.c: shapes, names, counts, configs, init, dropout, learning */
 Suite *suite_models_hfdir(void);  /* check_models_hfdir.c: model directories, save/load */
 Suite *suite_models_ref(void);    /* check_models_ref.c: against PyTorch */
 Suite *suite_models_half(void);   /* check_models_half.c: bf16 / fp16 activation storage */
+
+/* The small DistilBERT of the model suites: dim 16, 2 layers, 4 heads, hidden 24, vocab 30,
+ * 10 positions (distilbert.h's config; ck_assert on failure). */
+void tm_small_config(distilbert_config *c, int num_labels, float dropout);
+
+/* A batch of the small config: 3 rows of 6 tokens, lengths 6, 4, 2 with padding (id 0); token 0
+ * is id 2, token t of row i id 4 + (i ki + t kt) % 25. b points into the struct. */
+typedef struct tm_small_batch {
+    int32_t ids[18], mask[18], labels[3];
+    model_batch b;
+} tm_small_batch;
+void tm_make_small_batch(tm_small_batch *s, int ki, int kt, const int32_t labels[3]);
+
+/* AdamW at learning rate lr over every parameter of m (ck_assert on failure). */
+optim *tm_adamw(model *m, double lr);
+
+/* The toy task of the model suites, 300 training steps of batch 16 x 8 with opt on m (made for
+ * at least that size, 2 labels): label 1 iff token 7 occurs in the padded sequence, which needs
+ * attention over the tokens. Asserts the loss falls below a quarter of its start and more than
+ * 90% right over the last 20 steps; `what` names the run in the printed line. */
+void tm_toy_task_learns(model *m, optim *o, const char *what);
 
 /* A CPU device (ck_assert on failure). */
 device *tm_device(void);

@@ -36,20 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The models suite's small DistilBERT: dim 16, 2 layers, 4 heads, hidden 24, vocab 30, 10 positions. */
-static void small_config(distilbert_config *c, float dropout)
-{
-    distilbert_config_default(c);
-    c->dim = 16;
-    c->n_layers = 2;
-    c->n_heads = 4;
-    c->hidden_dim = 24;
-    c->vocab_size = 30;
-    c->max_position_embeddings = 10;
-    c->num_labels = 3;
-    ck_assert_int_eq(distilbert_config_set_dropout(c, dropout, NULL), OCTET_OK);
-}
-
 static model *make(device *d, const distilbert_config *c, int B, int T, model_act_dtype act)
 {
     model *m = NULL;
@@ -73,27 +59,6 @@ static int64_t expected_saving(const distilbert_config *c, int B, int T)
     return 4 * ((L - 1) * layer32 - L * layer16);
 }
 
-/* 3 rows of 6 tokens with padding, labels in 0..2. */
-typedef struct hbatch {
-    int32_t ids[18], mask[18], labels[3];
-    model_batch b;
-} hbatch;
-
-static void make_batch(hbatch *s)
-{
-    static const int lengths[3] = {6, 4, 2};
-    for (int i = 0; i < 3; i++)
-        for (int t = 0; t < 6; t++) {
-            s->ids[i * 6 + t] = t < lengths[i] ? (t == 0 ? 2 : 4 + (i * 7 + t * 5) % 25) : 0;
-            s->mask[i * 6 + t] = t < lengths[i];
-        }
-    s->labels[0] = 0;
-    s->labels[1] = 2;
-    s->labels[2] = 1;
-    model_batch b = {3, 6, s->ids, s->mask, NULL, s->labels, NULL};
-    s->b = b;
-}
-
 /* Forward (training, step 4) and backward; returns the loss. */
 static float fwd_bwd(model *m, const model_batch *b)
 {
@@ -113,7 +78,7 @@ START_TEST(test_half_storage_step)
     double bound = _i ? 2.5e-3 : 2e-2;
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 0.1f);
+    tm_small_config(&c, 3, 0.1f);
     enum { BM = 4, TM = 8 };
     device_mem_stats s0, s1, s2;
     device_mem_stats_get(d, &s0);
@@ -132,8 +97,8 @@ START_TEST(test_half_storage_step)
 
     tm_fill_params(m32, 11);
     tm_fill_params(mh, 11);
-    hbatch hb;
-    make_batch(&hb);
+    tm_small_batch hb; /* labels in 0..2 */
+    tm_make_small_batch(&hb, 7, 5, (const int32_t[3]){0, 2, 1});
     float l32 = fwd_bwd(m32, &hb.b), lh = fwd_bwd(mh, &hb.b);
     ck_assert_msg(memcmp(&l32, &lh, sizeof l32) == 0, "loss %.9g (fp32 storage) vs %.9g (%s storage)", l32, lh,
                   model_act_dtype_name(act));
@@ -240,7 +205,7 @@ START_TEST(test_half_storage_figures)
     device *d = tm_device();
     model *m = NULL;
     octet_err e;
-    small_config(&c, 0.0f);
+    tm_small_config(&c, 3, 0.0f);
     ck_assert_int_eq(distilbert_create_ex(d, &c, 2, 4, 1, (model_act_dtype)7, &m, &e), OCTET_ERR_ARG);
     ck_assert_ptr_null(m);
     ck_assert_str_eq(e.field, "training.precision");
@@ -254,62 +219,11 @@ START_TEST(test_half_storage_learns)
     /* label 1 iff token 7 occurs in the (padded) sequence, as test_distilbert_learns */
     device *d = tm_device();
     distilbert_config c;
-    small_config(&c, 0.1f);
-    c.num_labels = 2;
-    enum { B = 16, T = 8 };
+    tm_small_config(&c, 2, 0.1f);
     model *m = NULL;
-    ck_assert_int_eq(distilbert_create_ex(d, &c, B, T, 3, MODEL_ACT_BF16, &m, NULL), OCTET_OK);
-    optim_tensor *ts = calloc((size_t)m->n_params, sizeof *ts);
-    ck_assert_ptr_nonnull(ts);
-    for (int i = 0; i < m->n_params; i++) {
-        ts[i].name = m->params[i].name;
-        ts[i].ndim = m->params[i].ndim;
-        memcpy(ts[i].shape, m->params[i].shape, sizeof ts[i].shape);
-        ts[i].param = m->params[i].data;
-        ts[i].grad = m->params[i].grad;
-    }
-    optim_config cfg;
-    optim_config_defaults(OPTIM_ADAMW, &cfg);
-    cfg.base.lr = 3e-3;
-    optim *o = NULL;
-    octet_err e;
-    ck_assert_msg(optim_create(d, &cfg, ts, m->n_params, &o, &e) == OCTET_OK, "%s", e.message);
-    free(ts);
-    test_rng r;
-    rng_seed(&r, 5);
-    int32_t ids[B * T], mask[B * T], labels[B], pred[B];
-    model_batch b = {B, T, ids, mask, NULL, labels, NULL};
-    double first = 0.0, last = 0.0;
-    int correct = 0;
-    for (int s = 0; s < 300; s++) {
-        for (int i = 0; i < B; i++) {
-            int len = 3 + (int)(rng_u64(&r) % (T - 2));
-            labels[i] = (int)(rng_u64(&r) % 2);
-            int at = 1 + (int)(rng_u64(&r) % (len - 1));
-            for (int t = 0; t < T; t++) {
-                int id = 8 + (int)(rng_u64(&r) % 20);
-                ids[i * T + t] = t >= len ? 0 : t == 0 ? 2 : (labels[i] && t == at) ? 7 : id;
-                mask[i * T + t] = t < len;
-            }
-        }
-        model_output out = {0.0f, pred, NULL};
-        m->step++;
-        ck_assert_int_eq(model_zero_grad(m), OCTET_OK);
-        ck_assert_msg(m->vt->forward(m, &b, 1, &out, &e) == OCTET_OK, "%s", e.message);
-        ck_assert_msg(m->vt->backward(m, 1.0f, &e) == OCTET_OK, "%s", e.message);
-        ck_assert_int_eq(optim_step(o, 1.0), OCTET_OK);
-        if (s < 20)
-            first += out.loss / 20.0;
-        if (s >= 280) {
-            last += out.loss / 20.0;
-            for (int i = 0; i < B; i++)
-                correct += pred[i] == labels[i];
-        }
-    }
-    printf("distilbert toy task, bf16 activation storage: loss %.3f -> %.3f, accuracy %.1f%% over the last 20 steps\n",
-           first, last, 100.0 * correct / (20 * B));
-    ck_assert(last < 0.25 * first);
-    ck_assert(correct > 0.9 * 20 * B);
+    ck_assert_int_eq(distilbert_create_ex(d, &c, 16, 8, 3, MODEL_ACT_BF16, &m, NULL), OCTET_OK);
+    optim *o = tm_adamw(m, 3e-3);
+    tm_toy_task_learns(m, o, "distilbert toy task, bf16 activation storage");
     optim_destroy(o);
     model_destroy(m);
     device_close(d);
