@@ -48,6 +48,8 @@ export OMP_NUM_THREADS="$threads"
     --warmup "$warmup" --repeats "$repeats" >"$tmp/torch.tsv" || { echo "optim.sh: optim_torch.py failed" >&2; exit 1; }
 
 cat "$tmp/torch.tsv" "$tmp/ours.tsv" | awk -F '\t' -v threads="$threads" -v steps="$steps" -v warmup="$warmup" -v repeats="$repeats" '
+# the targets: x PyTorch AdamW, and % of the bandwidth ceiling
+BEGIN { target_x["adamw"] = 5; target_p["adamw"] = 60; target_x["adam8bit"] = 3; target_p["adam8bit"] = 40 }
 # torch rows: torch spec path n median_ms mparam_s
 $1 == "torch" {
     t[$2 "," $3] = $6
@@ -69,9 +71,8 @@ END {
         ratio = b > 0 ? r[7] / b : 0
         printf "| %s | %s | %.0f | %.2f | %.1f | %.1f | %.0f%% | %.0f / %.0f | %.2fx | %.3f | %.3f |\n", r[2], r[4], r[7], r[8], r[9], r[14], r[10], t[spec ",forloop"], t[spec ",foreach"], ratio, r[11] / 1e6, r[12] / 1e6
         if (r[13] != 1) bad_ledger = bad_ledger " " r[2] "/" r[4]
-        want_x = r[2] == "adamw" ? 5 : (r[2] == "adam8bit" ? 3 : 0)
-        want_p = r[2] == "adamw" ? 60 : (r[2] == "adam8bit" ? 40 : 0)
-        if (want_x > 0) {
+        if (r[2] in target_x) {
+            want_x = target_x[r[2]]; want_p = target_p[r[2]]
             targets[++nt] = sprintf("target %-8s %-20s %5.2fx torch (want >= %dx) %s; %5.1f%% of ceiling (want >= %d%%) %s", r[2], r[4], ratio, want_x, ratio >= want_x ? "met" : "MISSED", r[10], want_p, r[10] >= want_p ? "met" : "MISSED")
             # a step whose bytes cannot stay in any cache here (> 64 MB) streams from memory:
             # say when the ratio target asks for more than the memory moves

@@ -220,7 +220,7 @@ int main(int argc, char **argv)
              " \"precision\": \"%s\"}}",
              model_json, a.seq, a.optim, bert ? "5e-5" : "1e-3", a.warmup ? 1 : a.repeats, a.batch, a.batch,
              a.warmup ? 1 : 1000000, a.precision);
-    int batches = a.warmup ? a.warmup + a.steps : a.steps;
+    int batches = a.warmup + a.steps;
     job_spec spec;
     octet_dataset train, eval;
     if (spec_parse_text(json, 0, &spec, &e) ||
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_bench: setup failed: %s\n", e.message);
         return 1;
     }
-    bench_timer timer = {0.0, a.warmup, a.warmup ? a.warmup + a.steps : 0, 0.0, 0.0};
+    bench_timer timer = {0.0, a.warmup, a.warmup ? batches : 0, 0.0, 0.0};
     trainer_options o;
     memset(&o, 0, sizeof o);
     o.device = a.device;

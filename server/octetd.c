@@ -65,7 +65,7 @@ typedef struct options {
     size_t max_body;
 } options;
 
-static void usage(FILE *f)
+static void usage(FILE *f, const char *root)
 {
     fprintf(f,
             "usage: octetd [options]\n"
@@ -78,7 +78,7 @@ static void usage(FILE *f)
             "  --token TOKEN      bearer token required for writes (default $OCTET_TOKEN; none if unset)\n"
             "  --max-body BYTES   largest request body accepted (default %u)\n"
             "  --help, --version\n",
-            default_data_root(), default_data_root(), HTTP_DEFAULT_MAX_BODY);
+            root, root, HTTP_DEFAULT_MAX_BODY);
 }
 
 /* Parses an unsigned decimal number into *out; 0 on junk or overflow past max. */
@@ -93,9 +93,9 @@ static int parse_unsigned(const char *s, unsigned long long max, unsigned long l
     return 1;
 }
 
-/* Fills o from argv. Returns 0 to go on, or the exit status (0 after --help/--version, 2 on a
+/* Fills o from argv. Returns -1 to go on, or the exit status (0 after --help/--version, 2 on a
  * usage error). */
-static int parse_options(int argc, char **argv, options *o, int *done)
+static int parse_options(int argc, char **argv, options *o)
 {
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},     {"port", required_argument, NULL, 'p'},
@@ -106,11 +106,11 @@ static int parse_options(int argc, char **argv, options *o, int *done)
         {NULL, 0, NULL, 0},
     };
     static char web[PATH_MAX], schema[PATH_MAX];
-    snprintf(web, sizeof web, "%s/web", default_data_root());
-    snprintf(schema, sizeof schema, "%s/schema", default_data_root());
+    const char *root = default_data_root();
+    snprintf(web, sizeof web, "%s/web", root);
+    snprintf(schema, sizeof schema, "%s/schema", root);
     *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
                    .schema_dir = schema, .token = getenv("OCTET_TOKEN")};
-    *done = 0;
     unsigned long long v;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -119,7 +119,7 @@ static int parse_options(int argc, char **argv, options *o, int *done)
         case 'p':
             if (!parse_unsigned(optarg, 65535, &v)) {
                 fprintf(stderr, "octetd: --port must be 0..65535, got '%s'\n", optarg);
-                return *done = 1, 2;
+                return 2;
             }
             o->port = (unsigned)v;
             break;
@@ -131,20 +131,20 @@ static int parse_options(int argc, char **argv, options *o, int *done)
         case 'm':
             if (!parse_unsigned(optarg, (unsigned long long)1 << 40, &v) || v == 0) {
                 fprintf(stderr, "octetd: --max-body must be a positive number of bytes, got '%s'\n", optarg);
-                return *done = 1, 2;
+                return 2;
             }
             o->max_body = (size_t)v;
             break;
-        case 'h': usage(stdout); return *done = 1, 0;
-        case 'V': printf("octetd %s\n", PACKAGE_VERSION); return *done = 1, 0;
-        default: usage(stderr); return *done = 1, 2;
+        case 'h': usage(stdout, root); return 0;
+        case 'V': printf("octetd %s\n", PACKAGE_VERSION); return 0;
+        default: usage(stderr, root); return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "octetd: unexpected argument '%s'\n", argv[optind]);
-        return *done = 1, 2;
+        return 2;
     }
-    return 0;
+    return -1;
 }
 
 /* mkdir -p. Fails (returns -1, errno set) when a component cannot be created. */
@@ -228,9 +228,8 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
 int main(int argc, char **argv)
 {
     options o;
-    int done = 0;
-    int status = parse_options(argc, argv, &o, &done);
-    if (done)
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
         return status;
     char db[PATH_MAX];
     if (o.db)

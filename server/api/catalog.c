@@ -80,17 +80,20 @@ static json_t *param_json(const optim_param *p, const optim_config *defaults)
     return o;
 }
 
-/* The state of cfg's optimizer for one tensor of `shape` (ndim 1 or 2), as an example. */
-static json_t *state_example(const optim_config *cfg, int ndim, int64_t rows, int64_t cols, double *per_param)
+/* The state of cfg's optimizer for one tensor of `shape` (ndim 1 or 2), as an example; its
+ * bytes per parameter in *per_param, the whole estimate in *b (zero when it fails). */
+static json_t *state_example(const optim_config *cfg, int ndim, int64_t rows, int64_t cols, double *per_param,
+                             optim_state_bytes *b)
 {
     optim_tensor t = {.name = ndim == 2 ? "example.weight" : "example.bias", .ndim = ndim, .shape = {rows, cols}};
     int64_t n = ndim == 2 ? rows * cols : rows;
-    optim_state_bytes b;
-    if (optim_estimate(cfg, &t, 1, &b, NULL) != OCTET_OK)
+    if (optim_estimate(cfg, &t, 1, b, NULL) != OCTET_OK) {
+        *b = (optim_state_bytes){0};
         return NULL;
-    *per_param = (double)(b.total - b.maps) / (double)n;
+    }
+    *per_param = (double)(b->total - b->maps) / (double)n;
     json_t *shape = ndim == 2 ? json_pack("[II]", (json_int_t)rows, (json_int_t)cols) : json_pack("[I]", (json_int_t)rows);
-    return json_pack("{s:o, s:I, s:f}", "shape", shape, "bytes", (json_int_t)(b.total - b.maps), "bytes_per_param",
+    return json_pack("{s:o, s:I, s:f}", "shape", shape, "bytes", (json_int_t)(b->total - b->maps), "bytes_per_param",
                      *per_param);
 }
 
@@ -101,12 +104,10 @@ static json_t *state_json(optim_kind k)
     if (k == OPTIM_SGD)
         cfg.base.momentum = 0.9;  /* the figure with momentum; without it there is no state */
     double matrix_pp = 0.0, vector_pp = 0.0;
+    optim_state_bytes b, vector_b;
     json_t *examples = json_array();
-    json_array_append_new(examples, state_example(&cfg, 2, 1024, 1024, &matrix_pp));
-    json_array_append_new(examples, state_example(&cfg, 1, 1024, 0, &vector_pp));
-    optim_tensor big = {.name = "example.weight", .ndim = 2, .shape = {1024, 1024}};
-    optim_state_bytes b = {0};
-    optim_estimate(&cfg, &big, 1, &b, NULL);
+    json_array_append_new(examples, state_example(&cfg, 2, 1024, 1024, &matrix_pp, &b));
+    json_array_append_new(examples, state_example(&cfg, 1, 1024, 0, &vector_pp, &vector_b));
     json_t *s = json_object();
     json_object_set_new(s, "bytes_per_param", json_real(matrix_pp));
     json_object_set_new(s, "factored", json_boolean(k == OPTIM_ADAFACTOR));

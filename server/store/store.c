@@ -10,6 +10,7 @@
 #define LOG_PREFIX "store"
 #include "config.h"
 #include "store/store.h"
+#include "train/datafile.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -22,6 +23,8 @@
 #include <time.h>
 
 enum { ST_SCHEMA_VERSION = 0, ST_COUNT };
+
+#define MAX_MIGRATION_BYTES ((size_t)16 << 20)  /* a schema file is SQL text, never this big */
 
 static const char *const statement_sql[ST_COUNT] = {
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
@@ -120,40 +123,6 @@ static int list_migrations(const char *dir, migration **out, int *n, octet_err *
     return OCTET_OK;
 }
 
-/* Reads a whole file into a new NUL-terminated buffer. Fails with OCTET_ERR_IO or NOMEM. */
-static int read_text_file(const char *path, char **out, octet_err *e)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return octet_fail(e, OCTET_ERR_IO, "", "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    int rc = buf ? OCTET_OK : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory reading %s", path);
-    while (rc == OCTET_OK) {
-        len += fread(buf + len, 1, cap - 1 - len, f);
-        if (ferror(f))
-            rc = octet_fail(e, OCTET_ERR_IO, "", "cannot read %s", path);
-        else if (feof(f))
-            break;
-        else if (len == cap - 1) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown)
-                rc = octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory reading %s", path);
-            else
-                buf = grown;
-        }
-    }
-    fclose(f);
-    if (rc != OCTET_OK) {
-        free(buf);
-        return rc;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    return OCTET_OK;
-}
-
 /* ------------------------------------------------------------------ applying them */
 
 /* The applied version, read without the prepared statement (the table may not exist yet). */
@@ -196,13 +165,14 @@ static int record_migration(sqlite3 *db, const migration *m, octet_err *e)
 }
 
 /* Applies migration m in one transaction unless another process did it first. Fails with
- * OCTET_ERR_DB (rolled back) or OCTET_ERR_IO (file unreadable). */
+ * OCTET_ERR_DB (rolled back) or OCTET_ERR_IO (file unreadable, octet_read_file). */
 static int apply_migration(sqlite3 *db, const char *dir, const migration *m, octet_err *e)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, m->name);
     char *sql = NULL;
-    int rc = read_text_file(path, &sql, e);
+    size_t len = 0;
+    int rc = octet_read_file(path, MAX_MIGRATION_BYTES, "", &sql, &len, e);
     if (rc != OCTET_OK)
         return rc;
     char *msg = NULL;

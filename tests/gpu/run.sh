@@ -71,7 +71,6 @@ build() {
     make -j"$jobs" -s || return 1
     make -j"$jobs" -s check TESTS= || return 1        # builds the test programs without running them
     make -j"$jobs" -s bench/bench_optim bench/train_bench || return 1
-    export OCTET_SRCDIR=$(dirname "$conf") OCTET_BUILDDIR=$PWD
 }
 
 run_stage() {   # name, command...
@@ -153,8 +152,7 @@ for prec in fp32 bf16; do
             }' "$out/train_gpu.txt"
     done
 done
-awk '$6 == "cuda" && $8 == "adamw" { a[$7] = $10 } $6 == "cuda" && $8 == "adamw8bit" { b[$7] = $10 }
-    $6 == "cuda" && $8 == "adamw" { act[$7] = $11 }
+awk '$6 == "cuda" && $8 == "adamw" { a[$7] = $10; act[$7] = $11 } $6 == "cuda" && $8 == "adamw8bit" { b[$7] = $10 }
     END { n = 0
           if (("fp32" in act) && ("bf16" in act) && act["fp32"] > 0)
               printf "activations (adamw runs): fp32 %.0f MiB, bf16 %.0f MiB (%.0f%%: bf16/fp16 activation storage)\n",
