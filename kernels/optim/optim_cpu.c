@@ -568,6 +568,25 @@ VBMI_INLINE void dequant64(const uint8_t (*planes)[QMAP_SIZE], __m512i idx, __m5
     out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(w01h, w23h));
 }
 
+/* The element (within its group of 64) of word w of perm_codes64w()'s word order. */
+VBMI_INLINE int perm_word_elem(int w)
+{
+    return 32 * (w >> 5) + 16 * ((w >> 1) & 1) + 2 * ((w >> 2) & 7) + (w & 1);
+}
+
+/* One lane of the word search in scalar form: x's bits into *u, its sign for state 1 into
+ * *neg, and its bucket (as perm_codes64w() computes it; at most PERM_N2 - 1 for x in the
+ * table's domain). */
+VBMI_INLINE uint32_t perm_lane_bucket(const quant_lut *t, int state1, float x, uint32_t *u, uint32_t *neg)
+{
+    uint32_t bits = float_bits(x), e = (bits >> 23) & 0xffu;
+    e = e < PERM_E0 ? PERM_E0 : e;
+    uint32_t m16 = (bits >> 7) & 0xffffu;
+    *u = bits;
+    *neg = state1 && (bits >> 31);
+    return t->perm_base16[e & 31] + ((m16 * t->perm_k16[e & 31]) >> 16) + (*neg ? t->perm_neg : 0);
+}
+
 /* The tied lanes of perm_codes64w() (groups: bit j / 64 of `groups`, lanes: tm[j / 64] in
  * word order) one by one: the word search stored below + 1 for them; the code is below + 1
  * when the low 7 bits of mant'(x) reach those of thr (t->perm_t7 of the lane's bucket), else
@@ -578,14 +597,10 @@ VBMI_TARGET __attribute__((noinline)) static void perm_fix_ties(const quant_lut 
     for (; groups; groups &= groups - 1) {
         int j = 64 * __builtin_ctzll(groups);
         for (uint64_t lanes = tm[j / 64]; lanes; lanes &= lanes - 1) {
-            int w = __builtin_ctzll(lanes);
-            int el = j + 32 * (w >> 5) + 16 * ((w >> 1) & 1) + 2 * ((w >> 2) & 7) + (w & 1);
+            int el = j + perm_word_elem(__builtin_ctzll(lanes));
             if (el >= valid)
                 continue;
-            uint32_t u = float_bits(src[el] * r), e = (u >> 23) & 0xffu;
-            e = e < PERM_E0 ? PERM_E0 : e;
-            uint32_t m16 = (u >> 7) & 0xffffu, neg = state1 && (u >> 31);
-            uint32_t bk = t->perm_base16[e & 31] + ((m16 * t->perm_k16[e & 31]) >> 16) + (neg ? t->perm_neg : 0);
+            uint32_t u, neg, bk = perm_lane_bucket(t, state1, src[el] * r, &u, &neg);
             uint32_t m7 = (neg ? ~u : u) & 0x7fu;
             if (m7 < t->perm_t7[bk])
                 out[el]--;
@@ -603,15 +618,10 @@ VBMI_INLINE uint64_t perm_fix_first(const quant_lut *t, int state1, int valid, c
 {
     int g = __builtin_ctzll(groups | (groups ? 0 : 1));
     uint64_t lanes = groups ? tm[g] : 0; /* tm of groups without ties may be stale */
-    int w = __builtin_ctzll(lanes | (1ull << 63));
-    int el = 64 * g + 32 * (w >> 5) + 16 * ((w >> 1) & 1) + 2 * ((w >> 2) & 7) + (w & 1);
+    int el = 64 * g + perm_word_elem(__builtin_ctzll(lanes | (1ull << 63)));
     int ok = lanes != 0 && el < valid;
     el = ok ? el : 0;
-    uint32_t u = float_bits(src[el] * r), e = (u >> 23) & 0xffu;
-    e = e < PERM_E0 ? PERM_E0 : e;
-    uint32_t m16 = (u >> 7) & 0xffffu, neg = state1 && (u >> 31);
-    uint32_t bk = t->perm_base16[e & 31] + ((m16 * t->perm_k16[e & 31]) >> 16) + (neg ? t->perm_neg : 0);
-    bk %= PERM_N2;
+    uint32_t u, neg, bk = perm_lane_bucket(t, state1, src[el] * r, &u, &neg) % PERM_N2;
     uint32_t mp = neg ? ~u : u, m7 = mp & 0x7fu, mp16 = (mp >> 7) & 0xffffu;
     uint32_t t16 = t->perm_w16[1][bk] | ((uint32_t)t->perm_w16[2][bk] << 8);
     uint32_t inc = (mp16 > t16) | ((mp16 == t16) & (m7 >= t->perm_t7[bk]));
@@ -666,7 +676,7 @@ static const uint8_t word_to_elem[64] __attribute__((aligned(64))) = {
  * u[1]: m16 of u[0]'s dwords 2i, 2i+1, then of u[1]'s; likewise u[2], u[3]), the row lookups are
  * vpermw, and the buckets become bytes with one vpermt2b; codes go back to element order with
  * one vpermb. Stores the codes under `live` and returns the lanes that tied, in word order
- * (word w: element 32 (w >> 5) + 16 ((w >> 1) & 1) + 2 ((w >> 2) & 7) + (w & 1)); their code was
+ * (word w: element perm_word_elem(w) of the group); their code was
  * stored as below + 1 and is one too high when mant' & 0x7f < thr & 0x7f (perm_fix_ties()). */
 VBMI_INLINE __mmask64 perm_codes64w(const quant_lut *t, int state1, const __m512i u[4], __mmask64 live,
                                     uint8_t *out)
