@@ -7,13 +7,12 @@
  * default), and "shutdown" after it has stopped. Not tested here yet: 400 for malformed JSON
  * through a route, because no route takes a body yet (tests/unit/check_http.c covers the
  * parser itself). Exit 0 when everything passes, 1 otherwise, 77 (skip) never. */
-#define _GNU_SOURCE /* nftw */
 #include "config.h"
 #include "http_client.h"
+#include "../unit/testlib.h"
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <poll.h>
@@ -37,12 +36,6 @@ static char g_db[512];
 static int g_exit_status = -1;   /* octetd's wait status after SIGTERM */
 
 /* ------------------------------------------------------------------ the server */
-
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
 
 /* Reads octetd's stdout until the "listening on http://127.0.0.1:PORT/" line (20 s). */
 static unsigned read_port(int fd)
@@ -72,7 +65,7 @@ static unsigned read_port(int fd)
 /* Starts octetd; returns 0 with g_pid and g_port set, -1 on failure. */
 static int start_server(void)
 {
-    const char *src = env_or("OCTET_SRCDIR", "."), *build = env_or("OCTET_BUILDDIR", ".");
+    const char *src = test_srcdir(), *build = test_builddir();
     char exe[512], web[512], schema[512], data[512];
     snprintf(exe, sizeof exe, "%s/octetd", build);
     snprintf(web, sizeof web, "%s/web", src);
@@ -118,14 +111,6 @@ static void stop_server(void)
     kill(g_pid, SIGKILL);
     waitpid(g_pid, NULL, 0);
     g_exit_status = -1;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -509,15 +494,12 @@ static Suite *suite_shutdown(void)
 
 int main(void)
 {
-    snprintf(g_tmp, sizeof g_tmp, "%s/octet-api-XXXXXX", env_or("TMPDIR", "/tmp"));
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
+    if (test_tmpdir(g_tmp, sizeof g_tmp, "api") != 0)
         return EXIT_FAILURE;
-    }
     int failed = 1;
     if (start_server() != 0) {
         fprintf(stderr, "run_api: octetd did not start (is it built? OCTET_BUILDDIR=%s)\n",
-                env_or("OCTET_BUILDDIR", "."));
+                test_builddir());
         stop_server();
     } else {
         SRunner *sr = srunner_create(suite_api());
@@ -530,6 +512,6 @@ int main(void)
         failed += srunner_ntests_failed(sr);
         srunner_free(sr);
     }
-    nftw(g_tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(g_tmp);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "server_suites.h"
 #include "http/http.h"
+#include "testlib.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -162,14 +163,14 @@ END_TEST
 START_TEST(test_static_paths)
 {
     char dir[256], web[512], out[PATH_MAX], sub[600], outside[600], link[600];
-    srv_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "http"), 0);
     snprintf(web, sizeof web, "%s/web", dir);
     ck_assert_int_eq(mkdir(web, 0755), 0);
     snprintf(sub, sizeof sub, "%s/css", web);
     ck_assert_int_eq(mkdir(sub, 0755), 0);
-    srv_write_file(web, "index.html", "<!doctype html>");
-    srv_write_file(sub, "a.css", "body{}");
-    srv_write_file(dir, "secret.txt", "secret");
+    test_write_text(web, "index.html", "<!doctype html>");
+    test_write_text(sub, "a.css", "body{}");
+    test_write_text(dir, "secret.txt", "secret");
     snprintf(outside, sizeof outside, "%s/secret.txt", dir);
     snprintf(link, sizeof link, "%s/leak.txt", web);
     ck_assert_int_eq(symlink(outside, link), 0);
@@ -185,7 +186,7 @@ START_TEST(test_static_paths)
     ck_assert_int_eq(http_static_resolve(web, "/leak.txt", out, sizeof out), OCTET_ERR_IO); /* symlink out */
     ck_assert_int_eq(http_static_resolve(web, "/css", out, sizeof out), OCTET_ERR_IO);      /* a directory */
     ck_assert_int_eq(http_static_resolve(web, "/nope.html", out, sizeof out), OCTET_ERR_IO);
-    srv_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 

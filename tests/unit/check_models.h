@@ -1,5 +1,5 @@
 /* check_models.h: the model suites (run by tests/unit/run_models) and the helpers they share:
- * a CPU device, scratch directories under the build tree, the PyTorch reference script,
+ * a CPU device, the PyTorch reference script (run in a testlib.h scratch directory),
  * deterministic test weights and batches, and the per-tensor comparison used against PyTorch. */
 #ifndef OCTET_CHECK_MODELS_H
 #define OCTET_CHECK_MODELS_H
@@ -39,11 +39,6 @@ void tm_toy_task_learns(model *m, optim *o, const char *what);
 
 /* A CPU device (ck_assert on failure). */
 device *tm_device(void);
-
-/* A fresh scratch directory $OCTET_BUILDDIR/tests/unit/<tag>.XXXXXX (malloc'd path), or NULL. */
-char *tm_tempdir(const char *tag);
-/* Removes a scratch directory tree made by tm_tempdir (unless OCTET_KEEP_REF=1). */
-void tm_rmtree(const char *dir);
 
 /* Runs `/usr/bin/python3 tests/reference/models_ref.py <mode> <dir>` (OCTET_TORCH_PYTHON
  * overrides the interpreter). Returns 0, or -1 with a message in err (missing interpreter,

@@ -22,24 +22,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *g_dir;            /* the script's directories: g_dir/mlm, g_dir/base */
+static char g_dir[512];        /* the script's directories: g_dir/mlm, g_dir/base */
 static char g_error[1024];
 
 static void hf_setup(void)
 {
     g_error[0] = 0;
-    g_dir = tm_tempdir("models_hfdir");
-    if (!g_dir)
-        snprintf(g_error, sizeof g_error, "cannot create a scratch directory under %s", test_builddir());
+    if (test_tmpdir(g_dir, sizeof g_dir, "models_hfdir") != 0)
+        snprintf(g_error, sizeof g_error, "cannot create a scratch directory (test_tmpdir printed why on stderr)");
     else
         tm_run_reference("hfdir", g_dir, g_error, sizeof g_error);
 }
 
 static void hf_teardown(void)
 {
-    tm_rmtree(g_dir);
-    free(g_dir);
-    g_dir = NULL;
+    test_rmtree(g_dir);
 }
 
 static void path_of(char *buf, size_t cap, const char *sub, const char *file)
@@ -62,7 +59,8 @@ START_TEST(test_roundtrip_distilbert)
     octet_err e;
     ck_assert_int_eq(distilbert_create(d, &c, 2, 16, 1, &a, &e), OCTET_OK);
     tm_fill_params(a, 77);
-    char *dir = tm_tempdir("models_save");
+    char dir[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "models_save"), 0);
     ck_assert_msg(hfdir_save(a, dir, &e) == OCTET_OK, "%s", e.message);
     ck_assert_msg(hfdir_save(a, dir, &e) == OCTET_OK, "%s", e.message); /* replacing works too */
     distilbert_config back;
@@ -96,8 +94,7 @@ START_TEST(test_roundtrip_distilbert)
     octet_st_close(f);
     model_destroy(a);
     model_destroy(b);
-    tm_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
     device_close(d);
 }
 END_TEST
@@ -110,7 +107,8 @@ START_TEST(test_roundtrip_mlp)
     octet_err e;
     ck_assert_int_eq(mlp_create(d, 10, hidden, 2, 3, 4, 1, &a, &e), OCTET_OK);
     ck_assert_int_eq(mlp_create(d, 10, hidden, 2, 3, 4, 2, &b, &e), OCTET_OK);
-    char *dir = tm_tempdir("models_save");
+    char dir[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "models_save"), 0);
     ck_assert_msg(hfdir_save(a, dir, &e) == OCTET_OK, "%s", e.message);
     char path[1200];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -139,8 +137,7 @@ START_TEST(test_roundtrip_mlp)
                   "%s", e.message);
     model_destroy(a);
     model_destroy(b);
-    tm_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
     device_close(d);
 }
 END_TEST
@@ -271,45 +268,35 @@ START_TEST(test_load_refusals)
 }
 END_TEST
 
-/* Writes text to dir/name. */
-static void put(const char *dir, const char *name, const char *text)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 START_TEST(test_bad_directories)
 {
-    char *dir = tm_tempdir("models_baddir");
+    char dir[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "models_baddir"), 0);
     distilbert_config c;
     octet_tokenizer *tok = NULL;
     octet_err e;
     /* a vocab.txt with more tokens than the embeddings have rows */
-    put(dir, "config.json", "{\"model_type\": \"distilbert\", \"vocab_size\": 6, \"dim\": 8, \"n_heads\": 2}");
-    put(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nb\n");
+    test_write_text(dir, "config.json",
+                    "{\"model_type\": \"distilbert\", \"vocab_size\": 6, \"dim\": 8, \"n_heads\": 2}");
+    test_write_text(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nb\n");
     ck_assert_int_eq(hfdir_read_config(dir, &c, &tok, &e), OCTET_ERR_FORMAT);
     ck_assert_str_eq(e.field, "model.path");
     ck_assert_msg(strstr(e.message, "7 tokens") && strstr(e.message, "vocab_size is 6"), "%s", e.message);
     ck_assert_ptr_null(tok);
     /* a config field of the wrong type names the key */
-    put(dir, "config.json", "{\"n_heads\": \"two\"}");
+    test_write_text(dir, "config.json", "{\"n_heads\": \"two\"}");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
     ck_assert_str_eq(e.field, "model.path");
     ck_assert_msg(strstr(e.message, "n_heads"), "%s", e.message);
     /* not JSON */
-    put(dir, "config.json", "{\"dim\": 8,");
+    test_write_text(dir, "config.json", "{\"dim\": 8,");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_FORMAT);
     ck_assert_msg(strstr(e.message, "config.json:1:"), "%s", e.message);
     /* an unsupported variant */
-    put(dir, "config.json", "{\"model_type\": \"distilbert\", \"activation\": \"relu\"}");
+    test_write_text(dir, "config.json", "{\"model_type\": \"distilbert\", \"activation\": \"relu\"}");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
     ck_assert_msg(strstr(e.message, "activation"), "%s", e.message);
-    tm_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
 }
 END_TEST
 

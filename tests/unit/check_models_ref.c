@@ -145,7 +145,7 @@ static model *case_model(const ref_case *c, device *d)
 
 /* ------------------------------------------------------------------ the fixture */
 
-static char *g_dir;
+static char g_dir[512];
 static char g_error[1024];
 
 static void write_case_json(const ref_case *c, const char *dir)
@@ -212,9 +212,8 @@ static void prepare_case(const ref_case *c, device *d)
 static void ref_setup(void)
 {
     g_error[0] = 0;
-    g_dir = tm_tempdir("models_ref");
-    if (!g_dir) {
-        snprintf(g_error, sizeof g_error, "cannot create a scratch directory under %s", test_builddir());
+    if (test_tmpdir(g_dir, sizeof g_dir, "models_ref") != 0) {
+        snprintf(g_error, sizeof g_error, "cannot create a scratch directory (test_tmpdir printed why on stderr)");
         return;
     }
     device *d = tm_device();
@@ -226,9 +225,7 @@ static void ref_setup(void)
 
 static void ref_teardown(void)
 {
-    tm_rmtree(g_dir);
-    free(g_dir);
-    g_dir = NULL;
+    test_rmtree(g_dir);
 }
 
 /* ------------------------------------------------------------------ comparing */

@@ -21,31 +21,6 @@ device *tm_device(void)
     return d;
 }
 
-char *tm_tempdir(const char *tag)
-{
-    size_t n = strlen(test_builddir()) + strlen(tag) + 32;
-    char *p = malloc(n);
-    if (!p)
-        return NULL;
-    snprintf(p, n, "%s/tests/unit/%s.XXXXXX", test_builddir(), tag);
-    if (!mkdtemp(p)) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-void tm_rmtree(const char *dir)
-{
-    const char *keep = getenv("OCTET_KEEP_REF");
-    if (!dir || (keep && *keep == '1'))
-        return;
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
 /* The last `cap` bytes of a file, trailing blanks trimmed. */
 static void tail_of(const char *path, char *buf, size_t cap)
 {

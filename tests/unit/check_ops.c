@@ -35,34 +35,6 @@ const ops_table *ops_test_table(void)
     return t;
 }
 
-float *fbuf(int64_t n)
-{
-    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-double *dbuf(int64_t n)
-{
-    double *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-int *ibuf(int64_t n)
-{
-    int *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-float *frand(test_rng *r, int64_t n, float scale)
-{
-    float *p = fbuf(n);
-    rng_fill_normal(r, p, (size_t)n, scale);
-    return p;
-}
-
 double *to_double(const float *x, int64_t n)
 {
     double *p = dbuf(n);

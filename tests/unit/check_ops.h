@@ -1,5 +1,5 @@
 /* check_ops.h: what the ops suites (check_ops*.c, run by run_ops.c) share: the suite
- * constructors, buffers in float and double, comparison against a double-precision reference,
+ * constructors, a double copy of a float buffer, comparison against a double-precision reference,
  * and the finite-difference harness that checks every backward pass.
  *
  * The gradient check: a test writes an independent double-precision forward of the op (plain
@@ -34,11 +34,8 @@ Suite *suite_ops_cast(void);
 device *ops_test_device(void);
 const ops_table *ops_test_table(void);
 
-/* Zero-filled buffers; a failed allocation fails the test. Free with free(). */
-float *fbuf(int64_t n);
-double *dbuf(int64_t n);
-int *ibuf(int64_t n);
-float *frand(test_rng *r, int64_t n, float scale); /* N(0, scale^2) */
+/* A dbuf copy of x (free()). The zero-filled and random buffers (fbuf, dbuf, ibuf, frand) and
+ * the padding mask are testlib.h's. */
 double *to_double(const float *x, int64_t n);
 
 /* Counts elements with |got - want| > atol + rtol*|want| and prints the first five with their

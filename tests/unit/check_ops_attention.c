@@ -13,16 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* mask (B,T): sequence b keeps its first lens[b] keys. */
-static int *make_mask(int B, int T, const int *lens)
-{
-    int *m = ibuf(B * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            m[b * T + t] = t < lens[b];
-    return m;
-}
-
 /* softmax of a row of already scaled and masked scores s (T) into p, in double. */
 static void softmax_ref_row(double *p, const double *s, int T)
 {
@@ -66,7 +56,7 @@ START_TEST(test_softmax_masked_forward_backward)
     int lens[2][3] = {{7, 4, 1}, {7, 0, 3}};
     test_rng r;
     rng_seed(&r, 41 + (uint64_t)_i);
-    int *mask = make_mask(B, T, lens[_i]);
+    int *mask = padding_mask(B, T, lens[_i]);
     float *x = frand(&r, n, 2.0f), *y = fbuf(n), *dx = fbuf(n);
     sm_ctx c = {to_double(x, n), mask, B, R, T, 0.5};
     double *want = dbuf(n);
@@ -103,7 +93,7 @@ START_TEST(test_softmax_without_mask)
     int lens[2] = {T, T};
     test_rng r;
     rng_seed(&r, 43);
-    int *all = make_mask(B, T, lens);
+    int *all = padding_mask(B, T, lens);
     float *x = frand(&r, n, 3.0f), *y1 = fbuf(n), *y2 = fbuf(n);
     ck_assert_int_eq(ops->softmax_forward(ops_test_device(), y1, x, NULL, B, R, T, 1.0f), OCTET_OK);
     ck_assert_int_eq(ops->softmax_forward(ops_test_device(), y2, x, all, B, R, T, 1.0f), OCTET_OK);
@@ -163,7 +153,7 @@ START_TEST(test_attention_forward_backward)
     ops_dropout drop = {ps[_i], 1234 + (uint64_t)_i, 77};
     test_rng r;
     rng_seed(&r, 51 + (uint64_t)_i);
-    int *mask = make_mask(B, T, lens[_i]);
+    int *mask = padding_mask(B, T, lens[_i]);
     float *q = frand(&r, n, 1.0f), *k = frand(&r, n, 1.0f), *v = frand(&r, n, 1.0f);
     float *out = fbuf(n), *att = fbuf(na), *work = drop.p > 0 ? fbuf(na) : NULL;
     att_ctx c = {to_double(q, n), to_double(k, n), to_double(v, n), mask, B, T, C, H, drop};

@@ -60,24 +60,16 @@ typedef struct tol {
 
 #define EXACT ((tol){0.0, 0.0, 0.0})
 
+/* Host buffers (free()): testlib's fbuf / ibuf / frand, xmalloc for the 16-bit ones, copies. */
 static void *xmalloc(size_t bytes)
 {
     void *p = calloc(bytes ? bytes : 1, 1);
     ck_assert_ptr_nonnull(p);
     return p;
 }
-
-/* Host buffers (free()). */
-static float *hzero(int64_t n) { return xmalloc(sizeof(float) * (size_t)n); }
-static float *hrand(test_rng *r, int64_t n, float scale)
-{
-    float *p = hzero(n);
-    rng_fill_normal(r, p, (size_t)n, scale);
-    return p;
-}
 static float *hcopy(const float *x, int64_t n)
 {
-    float *p = hzero(n);
+    float *p = fbuf(n);
     memcpy(p, x, sizeof(float) * (size_t)n);
     return p;
 }
@@ -103,13 +95,13 @@ static void gfree(void *g) { device_free(gpu_dev, g); }
 /* A host copy of a CUDA buffer (free()). */
 static float *gdown(const float *g, int64_t n)
 {
-    float *h = hzero(n);
+    float *h = fbuf(n);
     ck_assert_int_eq(device_download(gpu_dev, h, g, sizeof(float) * (size_t)n), OCTET_OK);
     return h;
 }
 static int *gdowni(const int *g, int64_t n)
 {
-    int *h = xmalloc(sizeof(int) * (size_t)n);
+    int *h = ibuf(n);
     ck_assert_int_eq(device_download(gpu_dev, h, g, sizeof(int) * (size_t)n), OCTET_OK);
     return h;
 }
@@ -193,8 +185,8 @@ START_TEST(test_gemm)
     int ta = _i & 1, tb = (_i >> 1) & 1;
     test_rng r;
     rng_seed(&r, 100 + (uint64_t)_i);
-    float *a = hrand(&r, (int64_t)M * K, 1.0f), *b = hrand(&r, (int64_t)K * N, 1.0f);
-    float *c0 = hrand(&r, (int64_t)M * N, 1.0f), *cn = hzero((int64_t)M * N);
+    float *a = frand(&r, (int64_t)M * K, 1.0f), *b = frand(&r, (int64_t)K * N, 1.0f);
+    float *c0 = frand(&r, (int64_t)M * N, 1.0f), *cn = fbuf((int64_t)M * N);
     for (int64_t i = 0; i < (int64_t)M * N; i++)
         cn[i] = NAN;
     float *ga = gupf(a, (int64_t)M * K), *gb = gupf(b, (int64_t)K * N);
@@ -224,13 +216,13 @@ START_TEST(test_linear)
     int64_t MK = (int64_t)M * K, NK = (int64_t)N * K, MN = (int64_t)M * N;
     test_rng r;
     rng_seed(&r, 200 + (uint64_t)_i);
-    float *x = hrand(&r, MK, 1.0f), *w = hrand(&r, NK, 0.5f), *bias = hrand(&r, N, 1.0f);
-    float *dy = hrand(&r, MN, 1.0f), *dx0 = hrand(&r, MK, 1.0f), *dw0 = hrand(&r, NK, 1.0f);
-    float *db0 = hrand(&r, N, 1.0f);
+    float *x = frand(&r, MK, 1.0f), *w = frand(&r, NK, 0.5f), *bias = frand(&r, N, 1.0f);
+    float *dy = frand(&r, MN, 1.0f), *dx0 = frand(&r, MK, 1.0f), *dw0 = frand(&r, NK, 1.0f);
+    float *db0 = frand(&r, N, 1.0f);
     float *gx = gupf(x, MK), *gw = gupf(w, NK), *gbias = gupf(bias, N), *gdy = gupf(dy, MN);
 
     for (int with_bias = 0; with_bias < 2; with_bias++) {
-        float *y = hzero(MN), *gy = gzero(MN);
+        float *y = fbuf(MN), *gy = gzero(MN);
         BOTH_OK(CPU->matmul_forward(cpu_dev, y, x, w, with_bias ? bias : NULL, M, K, N),
                 GPU->matmul_forward(gpu_dev, gy, gx, gw, with_bias ? gbias : NULL, M, K, N));
         expect(with_bias ? "linear forward +bias" : "linear forward", y, gy, MN, T_MATMUL);
@@ -270,7 +262,7 @@ START_TEST(test_matmul_bf16_switch)
     const tol T_BF16 = {1e30, 0.0, 2e-2};
     test_rng r;
     rng_seed(&r, 300);
-    float *x = hrand(&r, MK, 1.0f), *w = hrand(&r, NK, 1.0f), *y = hzero(MN);
+    float *x = frand(&r, MK, 1.0f), *w = frand(&r, NK, 1.0f), *y = fbuf(MN);
     float *gx = gupf(x, MK), *gw = gupf(w, NK), *gy = gzero(MN);
     ck_assert_int_eq(CPU->matmul_forward(cpu_dev, y, x, w, NULL, M, K, N), OCTET_OK);
 
@@ -305,11 +297,11 @@ START_TEST(test_elementwise)
     int64_t N = ew_sizes[_i];
     test_rng r;
     rng_seed(&r, 400 + (uint64_t)_i);
-    float *a = hrand(&r, N, 3.0f), *b = hrand(&r, N, 1.0f), *dy = hrand(&r, N, 1.0f);
+    float *a = frand(&r, N, 3.0f), *b = frand(&r, N, 1.0f), *dy = frand(&r, N, 1.0f);
     for (int64_t i = 0; i < N; i += 7)
         a[i] = 0.0f; /* ReLU's kink: gradient 0 at 0, as torch */
     float *ga = gupf(a, N), *gb = gupf(b, N), *gdy = gupf(dy, N), *g = gzero(N);
-    float *h = hzero(N);
+    float *h = fbuf(N);
 
     BOTH_OK(CPU->add_forward(cpu_dev, h, a, b, N), GPU->add_forward(gpu_dev, g, ga, gb, N));
     expect("add", h, g, N, EXACT);
@@ -350,11 +342,11 @@ START_TEST(test_bias_gelu)
     int64_t MN = (int64_t)M * N;
     test_rng r;
     rng_seed(&r, 450 + (uint64_t)_i);
-    float *pre0 = hrand(&r, MN, 2.0f), *bias = hrand(&r, N, 1.0f), *x = hrand(&r, (int64_t)M * K, 1.0f);
-    float *w = hrand(&r, (int64_t)N * K, 0.5f);
+    float *pre0 = frand(&r, MN, 2.0f), *bias = frand(&r, N, 1.0f), *x = frand(&r, (int64_t)M * K, 1.0f);
+    float *w = frand(&r, (int64_t)N * K, 0.5f);
     float *gbias = gupf(bias, N), *gx = gupf(x, (int64_t)M * K), *gw = gupf(w, (int64_t)N * K), *gout = gzero(MN);
     for (int with_bias = 0; with_bias < 2; with_bias++) {
-        float *pre = hcopy(pre0, MN), *out = hzero(MN), *gpre = gupf(pre0, MN);
+        float *pre = hcopy(pre0, MN), *out = fbuf(MN), *gpre = gupf(pre0, MN);
         BOTH_OK(CPU->bias_gelu_forward(cpu_dev, pre, out, with_bias ? bias : NULL, M, N),
                 GPU->bias_gelu_forward(gpu_dev, gpre, gout, with_bias ? gbias : NULL, M, N));
         expect(with_bias ? "bias_gelu pre +bias" : "bias_gelu pre", pre, gpre, MN, EXACT);
@@ -387,7 +379,7 @@ START_TEST(test_half_casts)
     int64_t N = 65536 + ew_sizes[_i]; /* not a multiple of a block */
     test_rng r;
     rng_seed(&r, 450 + (uint64_t)_i);
-    float *x = hzero(N);
+    float *x = fbuf(N);
     for (int64_t i = 0; i < N; i++) {
         uint64_t u = rng_u64(&r);
         uint32_t b = (uint32_t)u;
@@ -402,7 +394,7 @@ START_TEST(test_half_casts)
     uint16_t *gpat = gup(pat, sizeof(uint16_t) * 65536);
     uint16_t *h = xmalloc(sizeof(uint16_t) * (size_t)N), *got = xmalloc(sizeof(uint16_t) * (size_t)N);
     uint16_t *gh = device_alloc(gpu_dev, sizeof(uint16_t) * (size_t)N, MEM_WORKSPACE);
-    float *back = hzero(65536), *gback = gzero(65536);
+    float *back = fbuf(65536), *gback = gzero(65536);
     ck_assert_ptr_nonnull(gh);
     for (int kind = 0; kind < 2; kind++) {
         const char *name = kind == OPS_HALF_FP16 ? "fp16" : "bf16";
@@ -431,7 +423,7 @@ START_TEST(test_token_select)
     int64_t BTC = (int64_t)B * T * C, BC = (int64_t)B * C;
     test_rng r;
     rng_seed(&r, 450 + (uint64_t)_i);
-    float *x = hrand(&r, BTC, 1.0f), *dy = hrand(&r, BC, 1.0f), *o = hzero(BC), *dx = hrand(&r, BTC, 1.0f);
+    float *x = frand(&r, BTC, 1.0f), *dy = frand(&r, BC, 1.0f), *o = fbuf(BC), *dx = frand(&r, BTC, 1.0f);
     float *gx = gupf(x, BTC), *gdy = gupf(dy, BC), *go = gzero(BC), *gdx = gupf(dx, BTC); /* dx: overwritten */
     BOTH_OK(CPU->token_select_forward(cpu_dev, o, x, B, T, C, t), GPU->token_select_forward(gpu_dev, go, gx, B, T, C, t));
     expect("token_select forward", o, go, BC, EXACT);
@@ -457,11 +449,11 @@ START_TEST(test_layernorm)
     int64_t NC = (int64_t)N * C;
     test_rng r;
     rng_seed(&r, 500 + (uint64_t)_i);
-    float *x = hrand(&r, NC, 2.0f), *w = hrand(&r, C, 1.0f), *b = hrand(&r, C, 1.0f), *dy = hrand(&r, NC, 1.0f);
+    float *x = frand(&r, NC, 2.0f), *w = frand(&r, C, 1.0f), *b = frand(&r, C, 1.0f), *dy = frand(&r, NC, 1.0f);
     for (int64_t i = 0; i < NC; i++)
         x[i] += 0.5f; /* a mean away from 0 */
-    float *y = hzero(NC), *mean = hzero(N), *rstd = hzero(N);
-    float *dw0 = hrand(&r, C, 1.0f), *db0 = hrand(&r, C, 1.0f);
+    float *y = fbuf(NC), *mean = fbuf(N), *rstd = fbuf(N);
+    float *dw0 = frand(&r, C, 1.0f), *db0 = frand(&r, C, 1.0f);
     float *gx = gupf(x, NC), *gw = gupf(w, C), *gb = gupf(b, C), *gdy = gupf(dy, NC);
     float *gy = gzero(NC), *gmean = gzero(N), *grstd = gzero(N);
 
@@ -473,7 +465,7 @@ START_TEST(test_layernorm)
 
     /* backward from the CPU's saved statistics on both sides, so only the backward is compared */
     float *gmean_c = gupf(mean, N), *grstd_c = gupf(rstd, N);
-    float *dx = hzero(NC), *dw = hcopy(dw0, C), *db = hcopy(db0, C);
+    float *dx = fbuf(NC), *dw = hcopy(dw0, C), *db = hcopy(db0, C);
     float *gdx = gzero(NC), *gdw = gupf(dw0, C), *gdb = gupf(db0, C);
     BOTH_OK(CPU->layernorm_backward(cpu_dev, dx, dw, db, dy, x, w, mean, rstd, N, C),
             GPU->layernorm_backward(gpu_dev, gdx, gdw, gdb, gdy, gx, gw, gmean_c, grstd_c, N, C));
@@ -507,13 +499,13 @@ START_TEST(test_embedding)
     int64_t BT = (int64_t)B * T, BTC = BT * C, VC = (int64_t)V * C, TC = (int64_t)T * C;
     test_rng r;
     rng_seed(&r, 600 + (uint64_t)_i);
-    int *ids = xmalloc(sizeof(int) * (size_t)BT);
+    int *ids = ibuf(BT);
     for (int64_t i = 0; i < BT; i++) {
         uint64_t u = rng_u64(&r) % 20;
         ids[i] = u == 0 ? -1 : u == 1 ? V + 2 : (int)(rng_u64(&r) % (uint64_t)(u < 10 ? 3 : V));
     }
-    float *wte = hrand(&r, VC, 1.0f), *wpe = emb_shapes[_i].with_wpe ? hrand(&r, TC, 1.0f) : NULL;
-    float *dy = hrand(&r, BTC, 1.0f), *dwte = hrand(&r, VC, 1.0f), *dwpe = hrand(&r, TC, 1.0f), *o = hzero(BTC);
+    float *wte = frand(&r, VC, 1.0f), *wpe = emb_shapes[_i].with_wpe ? frand(&r, TC, 1.0f) : NULL;
+    float *dy = frand(&r, BTC, 1.0f), *dwte = frand(&r, VC, 1.0f), *dwpe = frand(&r, TC, 1.0f), *o = fbuf(BTC);
     int *gids = gupi(ids, BT);
     float *gwte = gupf(wte, VC), *gwpe = wpe ? gupf(wpe, TC) : NULL, *gdy = gupf(dy, BTC);
     float *gdwte = gupf(dwte, VC), *gdwpe = gupf(dwpe, TC), *go = gzero(BTC);
@@ -532,16 +524,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ softmax and attention */
 
-/* mask (B,T): key j of batch b is valid iff j < lens[b] (0: every key masked). */
-static int *make_mask(int B, int T, const int *lens)
-{
-    int *m = xmalloc(sizeof(int) * (size_t)B * (size_t)T);
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < T; j++)
-            m[b * T + j] = j < lens[b];
-    return m;
-}
-
 /* _i = 0: no mask; 1: a padding mask with a fully masked batch row; 2: the same in place. */
 START_TEST(test_softmax)
 {
@@ -550,8 +532,8 @@ START_TEST(test_softmax)
     float scale = 0.125f;
     test_rng r;
     rng_seed(&r, 700 + (uint64_t)_i);
-    int *mask = _i ? make_mask(B, T, lens) : NULL, *gmask = mask ? gupi(mask, (int64_t)B * T) : NULL;
-    float *x = hrand(&r, n, 8.0f), *dy = hrand(&r, n, 1.0f), *y = hzero(n), *dx = hzero(n);
+    int *mask = _i ? padding_mask(B, T, lens) : NULL, *gmask = mask ? gupi(mask, (int64_t)B * T) : NULL;
+    float *x = frand(&r, n, 8.0f), *dy = frand(&r, n, 1.0f), *y = fbuf(n), *dx = fbuf(n);
     float *gx = gupf(x, n), *gdy = gupf(dy, n), *gy = _i == 2 ? gx : gzero(n), *gdx = _i == 2 ? gdy : gzero(n);
     float *hy = _i == 2 ? hcopy(x, n) : y, *hdx = _i == 2 ? hcopy(dy, n) : dx;
 
@@ -591,9 +573,9 @@ START_TEST(test_attention)
     ops_dropout drop = {att_shapes[_i].p, 4242 + (uint64_t)_i, 1000003 + (uint64_t)_i};
     test_rng r;
     rng_seed(&r, 800 + (uint64_t)_i);
-    int *mask = make_mask(B, T, att_shapes[_i].lens), *gmask = gupi(mask, (int64_t)B * T);
-    float *q = hrand(&r, n, 1.0f), *k = hrand(&r, n, 1.0f), *v = hrand(&r, n, 1.0f), *dy = hrand(&r, n, 1.0f);
-    float *o = hzero(n), *att = hzero(na), *work = hzero(na);
+    int *mask = padding_mask(B, T, att_shapes[_i].lens), *gmask = gupi(mask, (int64_t)B * T);
+    float *q = frand(&r, n, 1.0f), *k = frand(&r, n, 1.0f), *v = frand(&r, n, 1.0f), *dy = frand(&r, n, 1.0f);
+    float *o = fbuf(n), *att = fbuf(na), *work = fbuf(na);
     float *gq = gupf(q, n), *gk = gupf(k, n), *gv = gupf(v, n), *gdy = gupf(dy, n);
     float *go = gzero(n), *gatt = gzero(na), *gwork = gzero(na);
 
@@ -614,7 +596,7 @@ START_TEST(test_attention)
     expect("attention out", o, go, n, T_MATMUL);
 
     /* backward from the CPU's saved probabilities on both sides */
-    float *gattc = gupf(att, na), *dq = hzero(n), *dk = hzero(n), *dv = hzero(n);
+    float *gattc = gupf(att, na), *dq = fbuf(n), *dk = fbuf(n), *dv = fbuf(n);
     float *gdq = gzero(n), *gdk = gzero(n), *gdv = gzero(n);
     BOTH_OK(CPU->attention_backward(cpu_dev, dq, dk, dv, work, dy, q, k, v, att, mask, B, T, C, H, drop),
             GPU->attention_backward(gpu_dev, gdq, gdk, gdv, gwork, gdy, gq, gk, gv, gattc, gmask, B, T, C, H, drop));
@@ -638,7 +620,7 @@ START_TEST(test_dropout)
     ops_dropout drop = {drop_ps[_i], 0x123456789abcdefULL, ((uint64_t)7 << 32) + (uint64_t)_i};
     test_rng r;
     rng_seed(&r, 900 + (uint64_t)_i);
-    float *x = hrand(&r, N, 1.0f), *y = hzero(N), *gx = gupf(x, N), *gy = gzero(N);
+    float *x = frand(&r, N, 1.0f), *y = fbuf(N), *gx = gupf(x, N), *gy = gzero(N);
     BOTH_OK(CPU->dropout_forward(cpu_dev, y, x, N, drop), GPU->dropout_forward(gpu_dev, gy, gx, N, drop));
     expect("dropout forward", y, gy, N, EXACT);
     BOTH_OK(CPU->dropout_backward(cpu_dev, x, x, N, drop), GPU->dropout_backward(gpu_dev, gx, gx, N, drop));
@@ -666,16 +648,16 @@ START_TEST(test_crossentropy)
     int64_t BC = (int64_t)B * C;
     test_rng r;
     rng_seed(&r, 1000 + (uint64_t)_i);
-    float *x = hrand(&r, BC, 3.0f);
-    int *labels = xmalloc(sizeof(int) * (size_t)B);
+    float *x = frand(&r, BC, 3.0f);
+    int *labels = ibuf(B);
     for (int b = 0; b < B; b++) {
         uint64_t u = rng_u64(&r) % 10;
         labels[b] = u == 0 ? -100 : u == 1 ? C : (int)(rng_u64(&r) % (uint64_t)C);
         if (C > 2 && b % 3 == 0) /* a tie for the maximum: the first index wins */
             x[(int64_t)b * C + 2] = x[(int64_t)b * C + 1] = 10.0f;
     }
-    float *losses = hzero(B), *loss = hzero(1), *dx = hzero(BC);
-    int *pred = xmalloc(sizeof(int) * (size_t)B);
+    float *losses = fbuf(B), *loss = fbuf(1), *dx = fbuf(BC);
+    int *pred = ibuf(B);
     float *gx = gupf(x, BC), *glosses = gzero(B), *gloss = gzero(1), *gdx = gupf(x, BC); /* dx: overwritten */
     int *glabels = gupi(labels, B), *gpred = gupi(pred, B);
 
@@ -706,7 +688,7 @@ START_TEST(test_crossentropy_all_ignored)
     int B = 7, C = 3, labels[7] = {-100, -100, 3, -1, -100, 5, -100};
     test_rng r;
     rng_seed(&r, 1100);
-    float *x = hrand(&r, B * C, 1.0f), loss = -1.0f, *dx = hzero(B * C);
+    float *x = frand(&r, B * C, 1.0f), loss = -1.0f, *dx = fbuf(B * C);
     float *gx = gupf(x, B * C), *gloss = gupf(&loss, 1), *gdx = gupf(x, B * C);
     int *glabels = gupi(labels, B);
     BOTH_OK(CPU->crossentropy_forward(cpu_dev, NULL, &loss, NULL, x, labels, B, C),
@@ -726,7 +708,7 @@ START_TEST(test_mse)
     int B = _i ? 1000 : 13;
     test_rng r;
     rng_seed(&r, 1200 + (uint64_t)_i);
-    float *p = hrand(&r, B, 2.0f), *t = hrand(&r, B, 2.0f), *losses = hzero(B), loss = 0.0f, *dp = hzero(B);
+    float *p = frand(&r, B, 2.0f), *t = frand(&r, B, 2.0f), *losses = fbuf(B), loss = 0.0f, *dp = fbuf(B);
     float *gp = gupf(p, B), *gt = gupf(t, B), *glosses = gzero(B), *gloss = gzero(1), *gdp = gzero(B);
     BOTH_OK(CPU->mse_forward(cpu_dev, losses, &loss, p, t, B), GPU->mse_forward(gpu_dev, glosses, gloss, gp, gt, B));
     expect("mse losses", losses, glosses, B, EXACT);
@@ -752,7 +734,7 @@ START_TEST(test_sumsq_and_clip)
     int64_t n[NB];
     for (int i = 0; i < NB; i++) {
         n[i] = i == 5 ? 0 : i % 9 == 0 ? 100003 + i : 1 + (int64_t)(rng_u64(&r) % 5000);
-        h[i] = n[i] ? hrand(&r, n[i], 0.01f * (float)(1 + i % 4)) : NULL;
+        h[i] = n[i] ? frand(&r, n[i], 0.01f * (float)(1 + i % 4)) : NULL;
         g[i] = n[i] ? gupf(h[i], n[i]) : NULL;
     }
     float *hnull = h[11], *gnull = g[11];

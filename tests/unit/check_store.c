@@ -5,6 +5,7 @@
 #include "config.h"
 #include "server_suites.h"
 #include "store/store.h"
+#include "testlib.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -21,19 +22,19 @@ typedef struct fixture {
 static void copy_init_sql(const char *to_dir)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/schema/001_init.sql", srv_srcdir());
+    snprintf(path, sizeof path, "%s/schema/001_init.sql", test_srcdir());
     FILE *f = fopen(path, "rb");
     ck_assert_msg(f != NULL, "cannot read %s", path);
     static char text[1 << 16];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = '\0';
-    srv_write_file(to_dir, "001_init.sql", text);
+    test_write_text(to_dir, "001_init.sql", text);
 }
 
 static void fixture_make(fixture *fx)
 {
-    srv_tmpdir(fx->dir, sizeof fx->dir);
+    ck_assert_int_eq(test_tmpdir(fx->dir, sizeof fx->dir, "store"), 0);
     snprintf(fx->schema, sizeof fx->schema, "%s/schema", fx->dir);
     snprintf(fx->db, sizeof fx->db, "%s/octet.db", fx->dir);
     ck_assert_int_eq(mkdir(fx->schema, 0755), 0);
@@ -91,7 +92,7 @@ START_TEST(test_fresh_database)
     ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
     sqlite3_close(db);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 
@@ -106,7 +107,7 @@ START_TEST(test_reopen_is_idempotent)
         ck_assert_int_eq(v, 1);
     }
     ck_assert_int_eq(query_int(fx.db, "SELECT COUNT(*) FROM schema_version"), 1);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 
@@ -117,17 +118,17 @@ START_TEST(test_new_migration_applied_once)
     octet_err e;
     int v;
     ck_assert_int_eq(open_version(&fx, &v, &e), OCTET_OK);
-    srv_write_file(fx.schema, "002_notes.sql", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
-                                               "INSERT INTO notes (body) VALUES ('once');\n");
-    srv_write_file(fx.schema, "README", "not a migration\n");
-    srv_write_file(fx.schema, "notes.sql", "THIS IS NOT SQL;\n");
+    test_write_text(fx.schema, "002_notes.sql", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
+                                                "INSERT INTO notes (body) VALUES ('once');\n");
+    test_write_text(fx.schema, "README", "not a migration\n");
+    test_write_text(fx.schema, "notes.sql", "THIS IS NOT SQL;\n");
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(open_version(&fx, &v, &e), OCTET_OK);
         ck_assert_int_eq(v, 2);
     }
     ck_assert_int_eq(query_int(fx.db, "SELECT COUNT(*) FROM notes"), 1);
     ck_assert_int_eq(query_int(fx.db, "SELECT COUNT(*) FROM schema_version"), 2);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 
@@ -135,7 +136,7 @@ START_TEST(test_failing_migration_rolls_back)
 {
     fixture fx;
     fixture_make(&fx);
-    srv_write_file(fx.schema, "002_bad.sql", "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;\n");
+    test_write_text(fx.schema, "002_bad.sql", "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;\n");
     octet_err e;
     octet_err_clear(&e);
     int v;
@@ -143,7 +144,7 @@ START_TEST(test_failing_migration_rolls_back)
     ck_assert_ptr_nonnull(strstr(e.message, "002_bad.sql"));
     ck_assert_int_eq(query_int(fx.db, "SELECT MAX(version) FROM schema_version"), 1);
     ck_assert_int_eq(query_int(fx.db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'"), 0);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 
@@ -151,12 +152,12 @@ START_TEST(test_duplicate_numbers_refused)
 {
     fixture fx;
     fixture_make(&fx);
-    srv_write_file(fx.schema, "002_a.sql", "CREATE TABLE a (x INTEGER);\n");
-    srv_write_file(fx.schema, "02_b.sql", "CREATE TABLE b (x INTEGER);\n");
+    test_write_text(fx.schema, "002_a.sql", "CREATE TABLE a (x INTEGER);\n");
+    test_write_text(fx.schema, "02_b.sql", "CREATE TABLE b (x INTEGER);\n");
     octet_err e;
     int v;
     ck_assert_int_eq(open_version(&fx, &v, &e), OCTET_ERR_FORMAT);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 
@@ -164,7 +165,7 @@ START_TEST(test_newer_database_refused)
 {
     fixture fx;
     fixture_make(&fx);
-    srv_write_file(fx.schema, "002_a.sql", "CREATE TABLE a (x INTEGER);\n");
+    test_write_text(fx.schema, "002_a.sql", "CREATE TABLE a (x INTEGER);\n");
     octet_err e;
     int v;
     ck_assert_int_eq(open_version(&fx, &v, &e), OCTET_OK);
@@ -172,7 +173,7 @@ START_TEST(test_newer_database_refused)
     snprintf(path, sizeof path, "%s/002_a.sql", fx.schema);
     ck_assert_int_eq(remove(path), 0);
     ck_assert_int_eq(open_version(&fx, &v, &e), OCTET_ERR_FORMAT);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 
@@ -184,7 +185,7 @@ START_TEST(test_missing_schema_dir)
     octet_err e;
     int v;
     ck_assert_int_eq(open_version(&fx, &v, &e), OCTET_ERR_IO);
-    srv_rmtree(fx.dir);
+    test_rmtree(fx.dir);
 }
 END_TEST
 

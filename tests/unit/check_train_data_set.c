@@ -54,7 +54,7 @@ static void write_gz(const char *path, const unsigned char *b, size_t n)
 START_TEST(test_idx_small_and_refusals)
 {
     char dir[256], p[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "dataset"), 0);
     const unsigned char img[16 + 12] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3,
                                         0, 255, 51, 102, 153, 204, 1, 2, 3, 4, 5, 6};
     float *px;
@@ -66,29 +66,29 @@ START_TEST(test_idx_small_and_refusals)
     ck_assert(n == 2 && r == 2 && c == 3);
     ck_assert(px[0] == 0.0f && px[1] == 1.0f && px[2] == 0.2f && px[11] == 6.0f / 255.0f);
     free(px);
-    td_write(dir, "img.raw", img, sizeof img, p, sizeof p);          /* uncompressed works too */
+    test_write_file(dir, "img.raw", img, sizeof img, p, sizeof p);    /* uncompressed works too */
     ck_assert_int_eq(octet_idx_read_images(p, &px, &n, &r, &c, &e), OCTET_OK);
     free(px);
-    td_write(dir, "short", img, sizeof img - 1, p, sizeof p);
+    test_write_file(dir, "short", img, sizeof img - 1, p, sizeof p);
     expect_fail(octet_idx_read_images(p, &px, &n, &r, &c, &e), &e, OCTET_ERR_FORMAT, "truncated");
     unsigned char more[sizeof img + 1];
     memcpy(more, img, sizeof img);
     more[sizeof img] = 9;
-    td_write(dir, "long", more, sizeof more, p, sizeof p);
+    test_write_file(dir, "long", more, sizeof more, p, sizeof p);
     expect_fail(octet_idx_read_images(p, &px, &n, &r, &c, &e), &e, OCTET_ERR_FORMAT, "past the");
     expect_fail(octet_idx_read_labels(p, (int32_t **)&px, &n, &e), &e, OCTET_ERR_FORMAT, "magic 00 00 08 03");
     ck_assert_ptr_nonnull(strstr(e.message, "long"));
     const unsigned char lab[8 + 3] = {0, 0, 8, 1, 0, 0, 0, 3, 7, 0, 9};
     int32_t *l;
-    td_write(dir, "lab", lab, sizeof lab, p, sizeof p);
+    test_write_file(dir, "lab", lab, sizeof lab, p, sizeof p);
     ck_assert_int_eq(octet_idx_read_labels(p, &l, &n, &e), OCTET_OK);
     ck_assert(n == 3 && l[0] == 7 && l[2] == 9);
     free(l);
-    td_write(dir, "notgz.gz", "\x1f\x8b\x08\x00garbage", 12, p, sizeof p);
+    test_write_file(dir, "notgz.gz", "\x1f\x8b\x08\x00garbage", 12, p, sizeof p);
     ck_assert_int_eq(octet_idx_read_labels(p, &l, &n, &e), OCTET_ERR_FORMAT);
     snprintf(p, sizeof p, "%s/absent.gz", dir);
     expect_fail(octet_idx_read_labels(p, &l, &n, &e), &e, OCTET_ERR_IO, "absent.gz");
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -149,7 +149,7 @@ END_TEST
 START_TEST(test_fashion_mismatch_refused)
 {
     char dir[256], p[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "dataset"), 0);
     const unsigned char img[16 + 4] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4};
     const unsigned char lab[8 + 2] = {0, 0, 8, 1, 0, 0, 0, 2, 1, 2};
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", dir);
@@ -159,7 +159,7 @@ START_TEST(test_fashion_mismatch_refused)
     octet_dataset tr, te;
     octet_err e = {0};
     expect_fail(octet_data_fashion_mnist(dir, &tr, &te, &e), &e, OCTET_ERR_FORMAT, "1 images but");
-    td_rmtree(dir);
+    test_rmtree(dir);
     octet_data_spec spec = {.name = "fashion-mnist", .fashion_mnist_dir = "/nonexistent"};
     expect_fail(octet_data_load(&spec, &tr, &te, &e), &e, OCTET_ERR_IO, "dataset-fashion-mnist");
 }
@@ -212,10 +212,10 @@ START_TEST(test_fortunes_fixture)
     octet_dataset_free(&va);
     /* a tree without the German files names the package to install */
     char dir[256], p[512];
-    td_tmpdir(dir, sizeof dir);
-    td_write(dir, "wisdom", "Hello there.\n", 13, p, sizeof p);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "dataset"), 0);
+    test_write_file(dir, "wisdom", "Hello there.\n", 13, p, sizeof p);
     expect_fail(octet_data_fortunes(dir, 0, &tr, &va, &e), &e, OCTET_ERR_IO, "fortunes-de");
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -422,13 +422,13 @@ START_TEST(test_malformed_files)
 {
     const bad_case *c = &bad_cases[_i];
     char dir[256], trf[512], evf[512];
-    td_tmpdir(dir, sizeof dir);
-    td_write(dir, c->name, c->body, strlen(c->body), trf, sizeof trf);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "dataset"), 0);
+    test_write_file(dir, c->name, c->body, strlen(c->body), trf, sizeof trf);
     const char *ext = strrchr(c->name, '.');
     char evname[32];
     snprintf(evname, sizeof evname, "eval%s", ext);
     if (c->eval)
-        td_write(dir, evname, c->eval, strlen(c->eval), evf, sizeof evf);
+        test_write_file(dir, evname, c->eval, strlen(c->eval), evf, sizeof evf);
     octet_data_spec spec = {.train_file = trf, .eval_file = c->eval ? evf : NULL, .num_labels = c->num_labels};
     octet_dataset tr, ev;
     octet_err e = {0};
@@ -437,7 +437,7 @@ START_TEST(test_malformed_files)
     ck_assert_msg(strstr(e.message, c->needle) != NULL, "%s: \"%s\" lacks \"%s\"", c->name, e.message, c->needle);
     ck_assert(strncmp(e.field, "dataset.", 8) == 0);
     ck_assert(tr.n == 0 && ev.n == 0 && tr.text == NULL);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 

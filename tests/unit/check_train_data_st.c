@@ -107,7 +107,7 @@ END_TEST
 START_TEST(test_round_trip)
 {
     char dir[256], path[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "safetensors"), 0);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     float w[6] = {1.0f, -2.5f, 3.25f, 1e-3f, 65504.0f, -0.0f}, s = 42.0f, h[4] = {0.1f, 1.0f, -7.0f, 1e5f};
     int64_t shape_w[2] = {2, 3}, shape_e[2] = {0, 4}, shape_h[1] = {4};
@@ -151,14 +151,14 @@ START_TEST(test_round_trip)
     ck_assert_ptr_nonnull(strstr(e.message, "[2, 3]"));
     ck_assert_int_eq(octet_st_read_f32(f, "missing", got, 1, &e), OCTET_ERR_ARG);
     octet_st_close(f);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
 START_TEST(test_writer_atomic)
 {
     char dir[256], path[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "safetensors"), 0);
     snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
     float a = 1.0f, b[2] = {2.0f, 3.0f};
     int64_t two = 2;
@@ -182,7 +182,7 @@ START_TEST(test_writer_atomic)
     ck_assert_int_eq(td_run(cmd), 0);                                      /* no temp file left */
     octet_st_writer_free(w1);
     octet_st_writer_free(w2);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -194,7 +194,7 @@ START_TEST(test_read_python_written)
         return;
     }
     char dir[256], script[512], file[512], expect[512], cmd[2048];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "safetensors"), 0);
     td_data("safetensors_ref.py", script, sizeof script);
     snprintf(file, sizeof file, "%s/ref.safetensors", dir);
     snprintf(expect, sizeof expect, "%s/expected.json", dir);
@@ -234,7 +234,7 @@ START_TEST(test_read_python_written)
     ck_assert_int_ge(checked, 4);
     json_decref(exp);
     octet_st_close(f);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -257,7 +257,7 @@ START_TEST(test_python_reads_ours)
     for (int i = 16; i < 64; i++)
         x[i] = ldexpf(x[i], -(i - 10));   /* down into f16's subnormals */
     char dir[256], file[512], src[512], script[512], cmd[2048];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "safetensors"), 0);
     snprintf(file, sizeof file, "%s/ours.safetensors", dir);
     snprintf(src, sizeof src, "%s/source.json", dir);
     td_data("safetensors_ref.py", script, sizeof script);
@@ -282,7 +282,7 @@ START_TEST(test_python_reads_ours)
     octet_st_writer_free(w);
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' check '%s' '%s' >&2", script, file, src);
     ck_assert_int_eq(td_run(cmd), 0);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -291,7 +291,7 @@ static const char F8[] = "\0\0\x80\x3f\0\0\0\x40";   /* two F32: 1.0, 2.0 */
 START_TEST(test_refuses_damaged_files)
 {
     char dir[256], p[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "safetensors"), 0);
 #define CASE(name, header, data, n, needle)                                                      \
     do {                                                                                         \
         snprintf(p, sizeof p, "%s/%s", dir, name);                                               \
@@ -321,16 +321,13 @@ START_TEST(test_refuses_damaged_files)
     CASE("entry_not_object", "{\"a\":3}", F8, 0, "'a'");
 #undef CASE
     /* a header length larger than the file, and a file shorter than the length prefix */
-    snprintf(p, sizeof p, "%s/huge_len", dir);
-    FILE *f = fopen(p, "wb");
-    fwrite("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 1, 10, f);
-    fclose(f);
+    test_write_file(dir, "huge_len", "\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10, p, sizeof p);
     expect_refused(p, OCTET_ERR_FORMAT, "header length");
-    td_write(dir, "tiny", "\x02\0\0", 3, p, sizeof p);
+    test_write_file(dir, "tiny", "\x02\0\0", 3, p, sizeof p);
     expect_refused(p, OCTET_ERR_FORMAT, "too short");
     snprintf(p, sizeof p, "%s/absent.safetensors", dir);
     expect_refused(p, OCTET_ERR_IO, "absent.safetensors");
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -338,7 +335,7 @@ END_TEST
 START_TEST(test_every_truncation_refused)
 {
     char dir[256], path[512], cut[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "safetensors"), 0);
     snprintf(path, sizeof path, "%s/full.safetensors", dir);
     snprintf(cut, sizeof cut, "%s/cut.safetensors", dir);
     float v[3] = {1, 2, 3};
@@ -360,7 +357,7 @@ START_TEST(test_every_truncation_refused)
         octet_st_file *sf = NULL;
         ck_assert_msg(octet_st_open(cut, &sf, &e) == OCTET_ERR_FORMAT, "cut at %zu accepted", k);
     }
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 

@@ -281,35 +281,35 @@ END_TEST
 START_TEST(test_refused_inputs)
 {
     char dir[256], p[512], cfg[512];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "tokenizer"), 0);
     octet_tokenizer *t = NULL;
     octet_err e = {0};
-    td_write(dir, "vocab.txt", "[PAD]\n[UNK]\n[SEP]\nhello\n", 24, p, sizeof p);
+    test_write_file(dir, "vocab.txt", "[PAD]\n[UNK]\n[SEP]\nhello\n", 24, p, sizeof p);
     ck_assert_int_eq(octet_tok_load_vocab(p, NULL, &t, &e), OCTET_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(e.message, "[CLS]"));
     ck_assert_ptr_nonnull(strstr(e.message, "vocab.txt"));
-    td_write(dir, "vocab.txt", "", 0, p, sizeof p);
+    test_write_file(dir, "vocab.txt", "", 0, p, sizeof p);
     ck_assert_int_eq(octet_tok_load_vocab(p, NULL, &t, &e), OCTET_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(e.message, "empty"));
     snprintf(p, sizeof p, "%s/missing", dir);
     ck_assert_int_eq(octet_tok_load_dir(p, &t, &e), OCTET_ERR_IO);
     ck_assert_ptr_null(t);
     /* a model directory with a broken tokenizer_config.json */
-    td_write(dir, "vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhi\r\n", 31, p, sizeof p);
-    td_write(dir, "tokenizer_config.json", "{\"do_lower_case\": \"yes\"}", 24, cfg, sizeof cfg);
+    test_write_file(dir, "vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhi\r\n", 31, p, sizeof p);
+    test_write_file(dir, "tokenizer_config.json", "{\"do_lower_case\": \"yes\"}", 24, cfg, sizeof cfg);
     ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(e.message, "do_lower_case"));
-    td_write(dir, "tokenizer_config.json", "{\n\"do_lower_case\": true,\n", 25, cfg, sizeof cfg);
+    test_write_file(dir, "tokenizer_config.json", "{\n\"do_lower_case\": true,\n", 25, cfg, sizeof cfg);
     ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(e.message, "tokenizer_config.json:3"));
-    td_write(dir, "tokenizer_config.json", "{\"do_lower_case\": false, \"strip_accents\": null}", 47, cfg,
-             sizeof cfg);
+    test_write_file(dir, "tokenizer_config.json", "{\"do_lower_case\": false, \"strip_accents\": null}", 47, cfg,
+                    sizeof cfg);
     ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_OK);   /* CRLF vocab, no [MASK] */
     ck_assert_int_eq(octet_tok_special_id(t, OCTET_TOK_MASK), -1);
     ck_assert_int_eq(octet_tok_token_to_id(t, "hi"), 4);
     CK_PIECES(t, "hi [MASK]", "hi [UNK] [UNK] [UNK]");   /* "[" "MASK" "]": none in this vocab */
     octet_tok_free(t);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -410,7 +410,7 @@ START_TEST(test_cross_check_python_reference)
         return;
     }
     char dir[256], texts[512], base[512], vocab[512], script[512], cmd[4096];
-    td_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "tokenizer"), 0);
     snprintf(texts, sizeof texts, "%s/texts.txt", dir);
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
     td_data("wordpiece/vocab.txt", base, sizeof base);
@@ -425,7 +425,7 @@ START_TEST(test_cross_check_python_reference)
     fprintf(stderr, "tokenizer cross-check: %d texts x 4 settings, %d differences (Unicode %s)\n", n, bad,
             uc_unicode_version());
     ck_assert_int_eq(bad, 0);
-    td_rmtree(dir);
+    test_rmtree(dir);
 }
 END_TEST
 

@@ -15,9 +15,5 @@ Suite *suite_trainer_gpujob(void);   /* check_trainer_gpujob.c: loss scaler, dev
 
 /* Parses JSON text into *s, failing the test (with the error) when it does not parse. */
 void tr_parse_ok(const char *json, job_spec *s);
-/* A scratch directory under /tmp, created fresh; the caller frees the string. */
-char *tr_tmpdir(const char *tag);
-/* Removes a directory tree made by the tests. */
-void tr_rmtree(const char *dir);
 
 #endif

@@ -452,7 +452,8 @@ END_TEST
  * resumes it; the result must equal the uninterrupted run's. */
 static void resume_case(const job_spec *s, int stop_epochs, int cancel_poll, const snapshot *want, const char *tag)
 {
-    char *dir = tr_tmpdir(tag);
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, tag), 0);
     counter c;
     memset(&c, 0, sizeof c);
     c.cancel_after_polls = cancel_poll;
@@ -485,8 +486,7 @@ static void resume_case(const job_spec *s, int stop_epochs, int cancel_poll, con
     char path[512];
     ck_assert(ckpt_find_latest(dir, &ep, path, sizeof path));
     ck_assert_int_eq(ep, s->training.epochs);
-    tr_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
 }
 
 START_TEST(test_resume_mlp)
@@ -540,7 +540,8 @@ START_TEST(test_resume_distilbert)
     take_snapshot(t, &want);
     trainer_close(t);
 
-    char *dir = tr_tmpdir("bert");
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "bert"), 0);
     memset(&c, 0, sizeof c);
     o = run_options(&c, dir);
     o.train_data = &tr;
@@ -556,8 +557,7 @@ START_TEST(test_resume_distilbert)
     assert_same(&want, &got, "distilbert resume");
     free_snapshot(&want);
     free_snapshot(&got);
-    tr_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
     octet_dataset_free(&tr);
     octet_dataset_free(&ev);
 }
@@ -566,7 +566,8 @@ END_TEST
 START_TEST(test_resume_refusals)
 {
     fashion_subset(64, 16);
-    char *dir = tr_tmpdir("refuse");
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "refuse"), 0);
     job_spec s;
     mlp_spec("adamw", &s);
     s.training.epochs = 2;
@@ -599,8 +600,7 @@ START_TEST(test_resume_refusals)
     ck_assert_int_eq(trainer_open(&s4, &o, &t, &e), OCTET_OK);
     ck_assert_int_eq(trainer_get_info(t)->start_epoch, 1);
     trainer_close(t);
-    tr_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -672,11 +672,9 @@ static int run_cli(const char *args, char *out, size_t cap)
 
 START_TEST(test_cli)
 {
-    char *dir = tr_tmpdir("cli");
-    char path[512], args[1024], out[65536];
+    char dir[256], path[512], args[1024], out[65536];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "cli"), 0);
     ck_assert_int_eq(system(NULL) != 0, 1);
-    snprintf(args, sizeof args, "mkdir -p %s", dir);
-    ck_assert_int_eq(system(args), 0);
     snprintf(path, sizeof path, "%s/bad.json", dir);
     FILE *f = fopen(path, "w");
     fputs("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
@@ -720,8 +718,7 @@ START_TEST(test_cli)
     snprintf(args, sizeof args, "%s --checkpoint-dir %s/ck --resume", path, dir);
     ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "\"restored\":true"));
-    tr_rmtree(dir);
-    free(dir);
+    test_rmtree(dir);
 }
 END_TEST
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <unistd.h>
 #include "check_trainer.h"
 #include "testlib.h"
 
@@ -23,22 +22,6 @@ void tr_parse_ok(const char *json, job_spec *s)
     octet_err_clear(&e);
     int rc = spec_parse_text(json, 0, s, &e);
     ck_assert_msg(rc == OCTET_OK, "spec refused: %s: %s\n%s", e.field, e.message, json);
-}
-
-char *tr_tmpdir(const char *tag)
-{
-    char *d = malloc(256);
-    snprintf(d, 256, "/tmp/octet-trainer-%s-%d", tag, (int)getpid());
-    tr_rmtree(d);
-    return d;
-}
-
-void tr_rmtree(const char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
 }
 
 /* Sets the value at dotted `path` (objects created as needed; "-" as the value deletes). */

@@ -1,6 +1,9 @@
 /* testlib.c: see testlib.h. */
+#define _GNU_SOURCE /* nftw */
 #include "testlib.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,43 @@ void rng_fill_uniform(test_rng *r, float *x, size_t n, float lo, float hi)
         x[i] = lo + (hi - lo) * (float)rng_uniform(r);
 }
 
+float *fbuf(int64_t n)
+{
+    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+double *dbuf(int64_t n)
+{
+    double *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+int *ibuf(int64_t n)
+{
+    int *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+float *frand(test_rng *r, int64_t n, float scale)
+{
+    float *p = fbuf(n);
+    rng_fill_normal(r, p, (size_t)n, scale);
+    return p;
+}
+
+int *padding_mask(int B, int T, const int *lens)
+{
+    int *m = ibuf((int64_t)B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            m[b * T + t] = t < lens[b];
+    return m;
+}
+
 static int64_t ordered(float f)
 {
     int32_t i;
@@ -82,11 +122,64 @@ size_t count_mismatches(const char *what, const float *ref, const float *got, si
 const char *test_srcdir(void)
 {
     const char *s = getenv("OCTET_SRCDIR");
-    return s ? s : ".";
+    return s && *s ? s : ".";
 }
 
 const char *test_builddir(void)
 {
     const char *s = getenv("OCTET_BUILDDIR");
-    return s ? s : ".";
+    return s && *s ? s : ".";
+}
+
+int test_tmpdir(char *buf, size_t cap, const char *tag)
+{
+    const char *t = getenv("TMPDIR"), *base = t && *t ? t : "/tmp";
+    int n = snprintf(buf, cap, "%s/octet-%s-XXXXXX", base, tag);
+    int fits = n >= 0 && (size_t)n < cap;
+    if (fits && mkdtemp(buf))
+        return 0;
+    fprintf(stderr, "test_tmpdir: cannot create %s/octet-%s-XXXXXX: %s\n", base, tag,
+            fits ? strerror(errno) : "path too long");
+    if (cap)
+        buf[0] = '\0';
+    return -1;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    if (remove(path) != 0)
+        fprintf(stderr, "test_rmtree: cannot remove %s: %s\n", path, strerror(errno));
+    return 0; /* go on with the rest */
+}
+
+void test_rmtree(const char *dir)
+{
+    const char *keep = getenv("OCTET_KEEP_REF");
+    if (!dir || !*dir)
+        return;
+    if (keep && *keep == '1')
+        fprintf(stderr, "OCTET_KEEP_REF=1: keeping %s\n", dir);
+    else
+        nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void test_write_file(const char *dir, const char *name, const void *data, size_t n, char *path, size_t cap)
+{
+    char own[4096];
+    if (!path) {
+        path = own;
+        cap = sizeof own;
+    }
+    int len = snprintf(path, cap, "%s/%s", dir, name);
+    ck_assert_msg(len >= 0 && (size_t)len < cap, "path too long: %s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+void test_write_text(const char *dir, const char *name, const char *text)
+{
+    test_write_file(dir, name, text, strlen(text), NULL, 0);
 }

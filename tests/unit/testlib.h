@@ -1,6 +1,8 @@
-/* testlib.h: helpers shared by the Check suites: a seeded RNG, buffer comparison with the
- * first mismatches printed, ulp distance, and paths to the source and build trees.
- * Every suite constructor is declared here; run_cpu.c / run_cuda.c add them to a runner. */
+/* testlib.h: helpers shared by the Check suites: a seeded RNG, zero-filled and random host
+ * buffers, an attention padding mask, buffer comparison with the first mismatches printed, ulp
+ * distance, paths to the source and build trees, and scratch directories (make one, write files
+ * into it, remove it). Linked into every test program, tests/api/run_api included.
+ * The suite constructors of run_cpu.c / run_cuda.c are declared here too. */
 #ifndef OCTET_TESTLIB_H
 #define OCTET_TESTLIB_H
 
@@ -22,15 +24,46 @@ double rng_normal(test_rng *r);   /* N(0, 1) */
 void rng_fill_normal(test_rng *r, float *x, size_t n, float scale);
 void rng_fill_uniform(test_rng *r, float *x, size_t n, float lo, float hi);
 
+/* Zero-filled host buffers of n elements (at least one, so n = 0 is no special case); a failed
+ * allocation fails the test. Free with free(). */
+float *fbuf(int64_t n);
+double *dbuf(int64_t n);
+int *ibuf(int64_t n);
+/* fbuf(n) filled with N(0, scale^2) from r. */
+float *frand(test_rng *r, int64_t n, float scale);
+
+/* An attention padding mask (B, T) from ibuf: row b keeps its first lens[b] keys (1), the rest
+ * are 0; lens[b] = 0 masks the whole row. */
+int *padding_mask(int B, int T, const int *lens);
+
 /* Distance in units in the last place between two finite floats (0 when equal, incl. +-0). */
 int64_t ulp_distance(float a, float b);
 
 /* Counts elements with |a-b| > atol + rtol*|a|; prints the first few with their index. */
 size_t count_mismatches(const char *what, const float *ref, const float *got, size_t n, double atol, double rtol);
 
-/* $OCTET_SRCDIR / $OCTET_BUILDDIR (set by make check), or "." */
+/* $OCTET_SRCDIR / $OCTET_BUILDDIR (set by make check); "." when unset or empty. */
 const char *test_srcdir(void);
 const char *test_builddir(void);
+
+/* Makes a fresh, empty directory $TMPDIR/octet-<tag>-XXXXXX (/tmp when TMPDIR is unset or
+ * empty) and writes its path to buf. Returns 0; on failure (the path does not fit in cap, or
+ * mkdtemp fails) returns -1 with buf = "" and one line on stderr naming the template and the
+ * reason. It asserts nothing, so unchecked fixtures and run_api's main() can use it; inside a
+ * test, wrap it: ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "x"), 0). */
+int test_tmpdir(char *buf, size_t cap, const char *tag);
+
+/* rm -rf dir, without a shell: symlinks are removed, never followed. NULL or "" does nothing.
+ * OCTET_KEEP_REF=1 keeps the directory (its path goes to stderr) for inspection. What cannot be
+ * removed is named on stderr; the test does not fail for it. */
+void test_rmtree(const char *dir);
+
+/* Writes n bytes of data to dir/name (created or truncated) and, when path is not NULL, the
+ * file's path to path[cap]. Fails the test when the path does not fit or the file cannot be
+ * written, so use it inside a test only. */
+void test_write_file(const char *dir, const char *name, const void *data, size_t n, char *path, size_t cap);
+/* test_write_file of the NUL-terminated text, without the path. */
+void test_write_text(const char *dir, const char *name, const char *text);
 
 Suite *suite_qmap(void);
 Suite *suite_optim(void);
