@@ -127,7 +127,10 @@ int http_bearer_ok(const char *token, const char *authorization);
 /* Maps a URL path to a file under web_dir: "/" is index.html; a segment that is empty,
  * starts with '.' (so "..", hidden files) or holds a backslash is refused with OCTET_ERR_ARG;
  * a file that does not exist, is not a regular file, or whose real path (symlinks resolved)
- * leaves web_dir gives OCTET_ERR_IO. On success `out` holds the real path. */
+ * leaves web_dir gives OCTET_ERR_IO. web_dir must itself be a real path (absolute, no
+ * symlinks, as realpath() gives it; http_start() resolves cfg.web_dir once): under any
+ * other spelling every file is refused with OCTET_ERR_IO, never served from outside. On
+ * success `out` holds the real path. */
 int http_static_resolve(const char *web_dir, const char *url, char *out, size_t out_len);
 
 /* The Content-Type for a file name, by extension ("application/octet-stream" when unknown). */

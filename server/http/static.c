@@ -3,7 +3,8 @@
  *
  * A path never leaves the web directory: segments that are empty or start with '.' are refused
  * outright (MHD has already decoded %2e%2e to ".."), and the file's real path, with symlinks
- * resolved, must still lie under the directory's real path. Only regular files are served;
+ * resolved, must still lie under the directory's real path (which the server resolves once, at
+ * start, not per request). Only regular files are served;
  * "/" is index.html. Files are sent from their descriptor, with a type by extension and
  * Cache-Control no-cache (the browser revalidates, so a new build shows at once). */
 #define LOG_PREFIX "http"
@@ -59,14 +60,14 @@ int http_static_resolve(const char *web_dir, const char *url, char *out, size_t 
 {
     if (!url || !path_is_clean(url))
         return OCTET_ERR_ARG;
-    char joined[PATH_MAX], dir_real[PATH_MAX], file_real[PATH_MAX];
+    char joined[PATH_MAX], file_real[PATH_MAX];
     const char *rel = url[1] ? url + 1 : "index.html";
     if ((size_t)snprintf(joined, sizeof joined, "%s/%s", web_dir, rel) >= sizeof joined)
         return OCTET_ERR_ARG;
-    if (!realpath(web_dir, dir_real) || !realpath(joined, file_real))
+    if (!realpath(joined, file_real))
         return OCTET_ERR_IO;
-    size_t n = strlen(dir_real);
-    if (strncmp(file_real, dir_real, n) || file_real[n] != '/')
+    size_t n = strlen(web_dir);
+    if (strncmp(file_real, web_dir, n) || file_real[n] != '/')
         return OCTET_ERR_IO;
     struct stat sb;
     if (stat(file_real, &sb) || !S_ISREG(sb.st_mode))

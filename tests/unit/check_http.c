@@ -162,8 +162,10 @@ END_TEST
 
 START_TEST(test_static_paths)
 {
-    char dir[256], web[512], out[PATH_MAX], sub[600], outside[600], link[600];
-    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "http"), 0);
+    char made[256], dir[PATH_MAX], web[PATH_MAX + 8], out[PATH_MAX], sub[PATH_MAX + 32], outside[PATH_MAX + 32],
+        link[PATH_MAX + 32], alias[PATH_MAX + 32];
+    ck_assert_int_eq(test_tmpdir(made, sizeof made, "http"), 0);
+    ck_assert_ptr_nonnull(realpath(made, dir)); /* web_dir must be a real path, as http_start() makes it */
     snprintf(web, sizeof web, "%s/web", dir);
     ck_assert_int_eq(mkdir(web, 0755), 0);
     snprintf(sub, sizeof sub, "%s/css", web);
@@ -186,6 +188,12 @@ START_TEST(test_static_paths)
     ck_assert_int_eq(http_static_resolve(web, "/leak.txt", out, sizeof out), OCTET_ERR_IO); /* symlink out */
     ck_assert_int_eq(http_static_resolve(web, "/css", out, sizeof out), OCTET_ERR_IO);      /* a directory */
     ck_assert_int_eq(http_static_resolve(web, "/nope.html", out, sizeof out), OCTET_ERR_IO);
+    /* a web_dir spelled through a symlink is not its real path: every file is refused, none
+     * served from wherever the link points */
+    snprintf(alias, sizeof alias, "%s/alias", dir);
+    ck_assert_int_eq(symlink(web, alias), 0);
+    ck_assert_int_eq(http_static_resolve(alias, "/", out, sizeof out), OCTET_ERR_IO);
+    ck_assert_int_eq(http_static_resolve(alias, "/css/a.css", out, sizeof out), OCTET_ERR_IO);
     test_rmtree(dir);
 }
 END_TEST
