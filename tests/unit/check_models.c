@@ -586,19 +586,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ learning */
 
-/* One training step; returns the loss. */
-static float train_step(model *m, optim *o, const model_batch *b, int32_t *pred)
-{
-    model_output out = {0.0f, pred, NULL};
-    octet_err e;
-    m->step++;
-    ck_assert_int_eq(model_zero_grad(m), OCTET_OK);
-    ck_assert_msg(m->vt->forward(m, b, 1, &out, &e) == OCTET_OK, "%s", e.message);
-    ck_assert_msg(m->vt->backward(m, 1.0f, &e) == OCTET_OK, "%s", e.message);
-    ck_assert_int_eq(optim_step(o, 1.0), OCTET_OK);
-    return out.loss;
-}
-
 START_TEST(test_distilbert_learns)
 {
     device *d = tm_device();
@@ -634,7 +621,7 @@ START_TEST(test_mlp_learns)
             for (int f = 0; f < F; f++)
                 feats[i * F + f] = (float)rng_normal(&r) * 0.5f + (f % 4 == labels[i] ? 2.0f : 0.0f);
         }
-        train_step(m, o, &b, pred);
+        tm_train_step(m, o, &b, pred);
         for (int i = 0; s >= 130 && i < B; i++)
             correct += pred[i] == labels[i];
     }

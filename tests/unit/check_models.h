@@ -31,6 +31,15 @@ void tm_make_small_batch(tm_small_batch *s, int ki, int kt, const int32_t labels
 /* AdamW at learning rate lr over every parameter of m (ck_assert on failure). */
 optim *tm_adamw(model *m, double lr);
 
+/* A training forward and backward of m on b at m's current step, gradients zeroed first;
+ * returns the loss, predictions into pred unless NULL (ck_assert on failure, with the model's
+ * message). */
+float tm_forward_backward(model *m, const model_batch *b, int32_t *pred);
+
+/* One training step: m's step + 1, tm_forward_backward, then o's step (ck_assert on failure);
+ * returns the loss. */
+float tm_train_step(model *m, optim *o, const model_batch *b, int32_t *pred);
+
 /* The toy task of the model suites, 300 training steps of batch 16 x 8 with opt on m (made for
  * at least that size, 2 labels): label 1 iff token 7 occurs in the padded sequence, which needs
  * attention over the tokens. Asserts the loss falls below a quarter of its start and more than

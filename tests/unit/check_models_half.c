@@ -62,13 +62,8 @@ static int64_t expected_saving(const distilbert_config *c, int B, int T)
 /* Forward (training, step 4) and backward; returns the loss. */
 static float fwd_bwd(model *m, const model_batch *b)
 {
-    model_output out = {0.0f, NULL, NULL};
-    octet_err e;
     m->step = 4;
-    ck_assert_int_eq(model_zero_grad(m), OCTET_OK);
-    ck_assert_msg(m->vt->forward(m, b, 1, &out, &e) == OCTET_OK, "%s", e.message);
-    ck_assert_msg(m->vt->backward(m, 1.0f, &e) == OCTET_OK, "%s", e.message);
-    return out.loss;
+    return tm_forward_backward(m, b, NULL);
 }
 
 /* _i = 0: bf16, 1: fp16. */

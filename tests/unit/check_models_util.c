@@ -165,6 +165,24 @@ optim *tm_adamw(model *m, double lr)
     return o;
 }
 
+float tm_forward_backward(model *m, const model_batch *b, int32_t *pred)
+{
+    model_output out = {0.0f, pred, NULL};
+    octet_err e;
+    ck_assert_int_eq(model_zero_grad(m), OCTET_OK);
+    ck_assert_msg(m->vt->forward(m, b, 1, &out, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_msg(m->vt->backward(m, 1.0f, &e) == OCTET_OK, "%s", e.message);
+    return out.loss;
+}
+
+float tm_train_step(model *m, optim *o, const model_batch *b, int32_t *pred)
+{
+    m->step++;
+    float loss = tm_forward_backward(m, b, pred);
+    ck_assert_int_eq(optim_step(o, 1.0), OCTET_OK);
+    return loss;
+}
+
 void tm_toy_task_learns(model *m, optim *o, const char *what)
 {
     enum { B = 16, T = 8 };
@@ -174,7 +192,6 @@ void tm_toy_task_learns(model *m, optim *o, const char *what)
     model_batch b = {B, T, ids, mask, NULL, labels, NULL};
     double first = 0.0, last = 0.0;
     int correct = 0;
-    octet_err e;
     for (int s = 0; s < 300; s++) {
         for (int i = 0; i < B; i++) {
             int len = 3 + (int)(rng_u64(&r) % (T - 2));
@@ -186,16 +203,11 @@ void tm_toy_task_learns(model *m, optim *o, const char *what)
                 mask[i * T + t] = t < len;
             }
         }
-        model_output out = {0.0f, pred, NULL};
-        m->step++;
-        ck_assert_int_eq(model_zero_grad(m), OCTET_OK);
-        ck_assert_msg(m->vt->forward(m, &b, 1, &out, &e) == OCTET_OK, "%s", e.message);
-        ck_assert_msg(m->vt->backward(m, 1.0f, &e) == OCTET_OK, "%s", e.message);
-        ck_assert_int_eq(optim_step(o, 1.0), OCTET_OK);
+        float loss = tm_train_step(m, o, &b, pred);
         if (s < 20)
-            first += out.loss / 20.0;
+            first += loss / 20.0;
         if (s >= 280) {
-            last += out.loss / 20.0;
+            last += loss / 20.0;
             for (int i = 0; i < B; i++)
                 correct += pred[i] == labels[i];
         }

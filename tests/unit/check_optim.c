@@ -191,6 +191,28 @@ static optim *make_opt(fixture *f, optim_kind kind, double wd, const optim_group
     return o;
 }
 
+/* Opens f (n_tensors tensors of `sizes`, parameters drawn from `seed`), returns a `kind`
+ * optimizer with weight decay wd over it and seeds r with seed + 1 for the gradients; fails the
+ * test as fixture_init and make_opt do. */
+static optim *fixture_with_optimizer(fixture *f, int n_tensors, const int64_t *sizes, uint64_t seed, optim_kind kind,
+                                     double wd, test_rng *r)
+{
+    fixture_init(f, n_tensors, sizes, seed);
+    optim *o = make_opt(f, kind, wd, NULL, 0);
+    rng_seed(r, seed + 1);
+    return o;
+}
+
+/* Takes `steps` steps of o, each on fresh gradients of f from r; a failed step fails the test
+ * (what follows a warm-up reads states that a failed step would leave stale). */
+static void warm_up(optim *o, fixture *f, test_rng *r, int steps)
+{
+    for (int t = 0; t < steps; t++) {
+        fresh_grads(f, r);
+        ck_assert_int_eq(optim_step(o, 1.0), OCTET_OK);
+    }
+}
+
 /* ------------------------------------------------------------------ 8-bit Adam vs the oracle */
 
 /* Saves and reloads the optimizer through a temp file; asserts codes, absmax and maps survive
@@ -398,14 +420,9 @@ START_TEST(test_adam8_nan_inf_gradients_reset_state)
 {
     int64_t n = 8192;
     fixture f;
-    fixture_init(&f, 1, &n, 11);
-    optim *opt = make_opt(&f, OPTIM_ADAMW8BIT, 0.01, NULL, 0);
     test_rng r;
-    rng_seed(&r, 12);
-    for (int t = 0; t < 3; t++) {
-        fresh_grads(&f, &r);
-        ck_assert_int_eq(optim_step(opt, 1.0), OCTET_OK);
-    }
+    optim *opt = fixture_with_optimizer(&f, 1, &n, 11, OPTIM_ADAMW8BIT, 0.01, &r);
+    warm_up(opt, &f, &r, 3);
     fresh_grads(&f, &r);
     const int64_t bad[] = {0, 255, 256, 4000, 8191};
     for (size_t k = 0; k < 5; k++)
@@ -436,10 +453,8 @@ START_TEST(test_adam8_all_zero_block_guard)
 {
     int64_t n = 4096 + 100;
     fixture f;
-    fixture_init(&f, 1, &n, 21);
-    optim *opt = make_opt(&f, OPTIM_ADAM8BIT, 0.0, NULL, 0);
     test_rng r;
-    rng_seed(&r, 22);
+    optim *opt = fixture_with_optimizer(&f, 1, &n, 21, OPTIM_ADAM8BIT, 0.0, &r);
     fresh_grads(&f, &r);
     memset(f.g[0] + 512, 0, 256 * sizeof(float)); /* block 2 */
     memset(f.g[0] + 4096, 0, 100 * sizeof(float)); /* the partial last block */
@@ -533,14 +548,9 @@ START_TEST(test_comparator_catches_corrupted_code)
 {
     int64_t n = 8192;
     fixture f;
-    fixture_init(&f, 1, &n, 31);
-    optim *opt = make_opt(&f, OPTIM_ADAM8BIT, 0.0, NULL, 0);
     test_rng r;
-    rng_seed(&r, 32);
-    for (int t = 0; t < 3; t++) {
-        fresh_grads(&f, &r);
-        optim_step(opt, 1.0);
-    }
+    optim *opt = fixture_with_optimizer(&f, 1, &n, 31, OPTIM_ADAM8BIT, 0.0, &r);
+    warm_up(opt, &f, &r, 3);
     float *m = malloc((size_t)n * sizeof(float)), *v = malloc((size_t)n * sizeof(float));
     float *m_ref = malloc((size_t)n * sizeof(float));
     dequant_states(opt, 0, m_ref, v);
@@ -683,14 +693,9 @@ START_TEST(test_save_load_refuses_mismatch_and_corruption)
 {
     int64_t sizes[2] = {5000, 100};
     fixture f;
-    fixture_init(&f, 2, sizes, 51);
-    optim *opt = make_opt(&f, OPTIM_ADAMW8BIT, 0.01, NULL, 0);
     test_rng r;
-    rng_seed(&r, 52);
-    for (int t = 0; t < 2; t++) {
-        fresh_grads(&f, &r);
-        optim_step(opt, 1.0);
-    }
+    optim *opt = fixture_with_optimizer(&f, 2, sizes, 51, OPTIM_ADAMW8BIT, 0.01, &r);
+    warm_up(opt, &f, &r, 2);
     char path[] = "/tmp/octet-state-XXXXXX";
     close(mkstemp(path));
     octet_err e;
@@ -770,10 +775,7 @@ START_TEST(test_save_load_resumes_bit_exact_all_optimizers)
         ck_assert_int_eq(optim_create(b.dev, &cfg, b.t, 2, &ob, NULL), OCTET_OK);
         test_rng r;
         rng_seed(&r, 62);
-        for (int t = 0; t < 3; t++) {
-            fresh_grads(&a, &r);
-            optim_step(oa, 1.0);
-        }
+        warm_up(oa, &a, &r, 3);
         char path[] = "/tmp/octet-resume-XXXXXX";
         close(mkstemp(path));
         ck_assert_int_eq(optim_save_path(oa, path, NULL), OCTET_OK);
@@ -1095,15 +1097,10 @@ START_TEST(test_adam8_moment_rule)
     int differ = 0;
     for (int k = 0; k < 3; k++) {
         fixture f;
-        fixture_init(&f, 1, &n, 91);
-        optim *opt = make_opt(&f, OPTIM_ADAMW8BIT, 1e-2, NULL, 0);
         test_rng r;
-        rng_seed(&r, 92);
+        optim *opt = fixture_with_optimizer(&f, 1, &n, 91, OPTIM_ADAMW8BIT, 1e-2, &r);
         optim_cpu_force_path(cpu_paths[k]);
-        for (int t = 0; t < 3; t++) { /* states with varied codes and absmax */
-            fresh_grads(&f, &r);
-            ck_assert_int_eq(optim_step(opt, 1.0), OCTET_OK);
-        }
+        warm_up(opt, &f, &r, 3); /* states with varied codes and absmax */
         optim_tensor_state s;
         optim_tensor_state_get(opt, 0, &s);
         const float *q1 = optim_qmap(opt, 1), *q2 = optim_qmap(opt, 0);

@@ -102,16 +102,18 @@ static const float appendix_unsigned[256] = {
     0.98242188f, 0.98945308f, 0.9964844f, 1.0f};
 
 /* Exact bits from the reference's verification table (§1.2). */
-static const struct {
+typedef struct hex_entry {
     int idx;
     uint32_t bits;
-} signed_hex[] = {{0, 0xbf7e3333}, {1, 0xbf7a999a}, {2, 0xbf770000}, {3, 0xbf736666}, {4, 0xbf6fcccd},
-                  {123, 0xb7b24206}, {124, 0xb70205ff}, {125, 0xb65a1a94}, {126, 0xb513a3b7}, {127, 0x00000000},
-                  {128, 0x3513a3b7}, {129, 0x365a1a94}, {130, 0x370205ff}, {252, 0x3f770000}, {253, 0x3f7a999a},
-                  {254, 0x3f7e3333}, {255, 0x3f800000}},
-  unsigned_hex[] = {{0, 0x00000000}, {1, 0x34ae7baa}, {2, 0x35500998}, {3, 0x360e9b38}, {4, 0x3692ccf6},
-                    {126, 0x3dcb5c29}, {127, 0x3dd40000}, {128, 0x3de26666}, {252, 0x3f7b8000},
-                    {253, 0x3f7d4ccc}, {254, 0x3f7f199a}, {255, 0x3f800000}};
+} hex_entry;
+
+static const hex_entry signed_hex[] = {
+    {0, 0xbf7e3333},   {1, 0xbf7a999a},   {2, 0xbf770000},   {3, 0xbf736666},   {4, 0xbf6fcccd},   {123, 0xb7b24206},
+    {124, 0xb70205ff}, {125, 0xb65a1a94}, {126, 0xb513a3b7}, {127, 0x00000000}, {128, 0x3513a3b7}, {129, 0x365a1a94},
+    {130, 0x370205ff}, {252, 0x3f770000}, {253, 0x3f7a999a}, {254, 0x3f7e3333}, {255, 0x3f800000}};
+static const hex_entry unsigned_hex[] = {
+    {0, 0x00000000},   {1, 0x34ae7baa},   {2, 0x35500998},   {3, 0x360e9b38},   {4, 0x3692ccf6},   {126, 0x3dcb5c29},
+    {127, 0x3dd40000}, {128, 0x3de26666}, {252, 0x3f7b8000}, {253, 0x3f7d4ccc}, {254, 0x3f7f199a}, {255, 0x3f800000}};
 
 static float float_of(uint32_t u)
 {
@@ -127,38 +129,37 @@ static uint32_t bits_of(float f)
     return u;
 }
 
+/* Builds the signed or unsigned map into map and asserts it is within 1 ulp of the appendix
+ * (256 values) and of the table's exact bits (nhex entries), and strictly ascending; a failure
+ * names the map and the index. */
+static void assert_map_matches(float *map, int is_signed, const float *appendix, const hex_entry *hex, size_t nhex)
+{
+    const char *which = is_signed ? "signed" : "unsigned";
+    qmap_build(map, is_signed);
+    for (int i = 0; i < 256; i++)
+        ck_assert_msg(ulp_distance(map[i], appendix[i]) <= 1, "%s[%d] = %.9g, appendix %.9g", which, i, map[i],
+                      appendix[i]);
+    for (size_t k = 0; k < nhex; k++)
+        ck_assert_msg(ulp_distance(map[hex[k].idx], float_of(hex[k].bits)) <= 1, "%s[%d] bits %08x, table %08x", which,
+                      hex[k].idx, bits_of(map[hex[k].idx]), hex[k].bits);
+    for (int i = 1; i < 256; i++)
+        ck_assert_msg(map[i - 1] < map[i], "%s map not strictly ascending at %d", which, i);
+}
+
 START_TEST(test_qmap_signed_matches_appendix)
 {
     float map[256];
-    qmap_build(map, 1);
-    for (int i = 0; i < 256; i++)
-        ck_assert_msg(ulp_distance(map[i], appendix_signed[i]) <= 1, "signed[%d] = %.9g, appendix %.9g", i, map[i],
-                      appendix_signed[i]);
-    for (size_t k = 0; k < sizeof signed_hex / sizeof signed_hex[0]; k++)
-        ck_assert_msg(ulp_distance(map[signed_hex[k].idx], float_of(signed_hex[k].bits)) <= 1,
-                      "signed[%d] bits %08x, table %08x", signed_hex[k].idx, bits_of(map[signed_hex[k].idx]),
-                      signed_hex[k].bits);
+    assert_map_matches(map, 1, appendix_signed, signed_hex, sizeof signed_hex / sizeof signed_hex[0]);
     ck_assert_float_eq(map[127], 0.0f);
     ck_assert_float_eq(map[255], 1.0f);
-    for (int i = 1; i < 256; i++)
-        ck_assert_msg(map[i - 1] < map[i], "signed map not strictly ascending at %d", i);
 }
 END_TEST
 
 START_TEST(test_qmap_unsigned_matches_appendix)
 {
     float map[256];
-    qmap_build(map, 0);
-    for (int i = 0; i < 256; i++)
-        ck_assert_msg(ulp_distance(map[i], appendix_unsigned[i]) <= 1, "unsigned[%d] = %.9g, appendix %.9g", i, map[i],
-                      appendix_unsigned[i]);
-    for (size_t k = 0; k < sizeof unsigned_hex / sizeof unsigned_hex[0]; k++)
-        ck_assert_msg(ulp_distance(map[unsigned_hex[k].idx], float_of(unsigned_hex[k].bits)) <= 1,
-                      "unsigned[%d] bits %08x, table %08x", unsigned_hex[k].idx, bits_of(map[unsigned_hex[k].idx]),
-                      unsigned_hex[k].bits);
+    assert_map_matches(map, 0, appendix_unsigned, unsigned_hex, sizeof unsigned_hex / sizeof unsigned_hex[0]);
     ck_assert_float_eq(map[0], 0.0f);
-    for (int i = 1; i < 256; i++)
-        ck_assert_msg(map[i - 1] < map[i], "unsigned map not strictly ascending at %d", i);
 }
 END_TEST
 
