@@ -16,6 +16,7 @@
  * of a partial last block is padded with g = 0, code1 = 128, code2 = 0 and takes part in the new
  * absmax, as on the GPU. */
 #include "config.h"
+#include "ops_math.h" /* ops_float_bits, ops_bits_float */
 #include "optim_impl.h"
 #include "quant_math.h"
 #include "qmap.h"
@@ -83,20 +84,6 @@ static uint32_t monotone_key(float x)
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-static uint32_t float_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bits_float(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 /* The permute search: the code of x = m * (1 / absmax) (|x| <= 1, not NaN) in two register lookups.
  *
  * Level 1: the biased exponent e of |x|, raised to PERM_E0, picks a row (e & 31; vpermw over
@@ -147,7 +134,7 @@ static void perm_build(quant_lut *t, int state1)
         uint32_t mids16[2][QMAP_SIZE];
         int nm[2] = {0, 0};
         for (int k = 0; k < QMAP_SIZE - 1; k++) {
-            uint32_t mb = float_bits(t->mid[k]);
+            uint32_t mb = ops_float_bits(t->mid[k]);
             int side = (int)(mb >> 31);
             if (side <= state1 && (int)((mb >> 23) & 0xff) == e)
                 mids16[side][nm[side]++] = (mb >> 7) & 0xffff;
@@ -199,8 +186,8 @@ static void perm_build(quant_lut *t, int state1)
                 } else if (e == PERM_E1) {
                     hi = 0x7f800000u;
                 }
-                float xmin = side ? -bits_float(hi) : bits_float(lo);
-                float xmax = side ? -bits_float(lo) : bits_float(hi);
+                float xmin = side ? -ops_bits_float((int32_t)hi) : ops_bits_float((int32_t)lo);
+                float xmax = side ? -ops_bits_float((int32_t)lo) : ops_bits_float((int32_t)hi);
                 int below = 0, inside = 0, at = -1;
                 for (int k2 = 0; k2 < QMAP_SIZE - 1; k2++) {
                     if (t->mid[k2] < xmin)
@@ -214,7 +201,7 @@ static void perm_build(quant_lut *t, int state1)
                     return;
                 uint32_t thr = 1u << 23;
                 if (inside) {
-                    uint32_t mb = float_bits(t->mid[at]);
+                    uint32_t mb = ops_float_bits(t->mid[at]);
                     thr = ((side ? ~mb : mb) & 0x7fffffu) + ((below & 1) ? 0u : 1u);
                 }
                 if (state1 && side == 0 && below < split)
@@ -282,7 +269,7 @@ static void quant_lut_build(quant_lut *t, const float *map, int state1)
         t->nonneg &= !signbit(map[c]);
     for (int b = 0; b < 4; b++)
         for (int c = 0; c < QMAP_SIZE; c++)
-            t->planes[b][c] = (uint8_t)(float_bits(map[c]) >> (8 * b));
+            t->planes[b][c] = (uint8_t)(ops_float_bits(map[c]) >> (8 * b));
     perm_build(t, state1);
     t->ready = 1;
 }
@@ -579,7 +566,7 @@ VBMI_INLINE int perm_word_elem(int w)
  * table's domain). */
 VBMI_INLINE uint32_t perm_lane_bucket(const quant_lut *t, int state1, float x, uint32_t *u, uint32_t *neg)
 {
-    uint32_t bits = float_bits(x), e = (bits >> 23) & 0xffu;
+    uint32_t bits = ops_float_bits(x), e = (bits >> 23) & 0xffu;
     e = e < PERM_E0 ? PERM_E0 : e;
     uint32_t m16 = (bits >> 7) & 0xffffu;
     *u = bits;

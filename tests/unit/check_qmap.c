@@ -8,6 +8,7 @@
 
 #include "testlib.h"
 #include "device.h"
+#include "ops_math.h" /* ops_float_bits, ops_bits_float */
 #include "qmap.h"
 #include "quant.h"
 
@@ -115,20 +116,6 @@ static const hex_entry unsigned_hex[] = {
     {0, 0x00000000},   {1, 0x34ae7baa},   {2, 0x35500998},   {3, 0x360e9b38},   {4, 0x3692ccf6},   {126, 0x3dcb5c29},
     {127, 0x3dd40000}, {128, 0x3de26666}, {252, 0x3f7b8000}, {253, 0x3f7d4ccc}, {254, 0x3f7f199a}, {255, 0x3f800000}};
 
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 /* Builds the signed or unsigned map into map and asserts it is within 1 ulp of the appendix
  * (256 values) and of the table's exact bits (nhex entries), and strictly ascending; a failure
  * names the map and the index. */
@@ -140,8 +127,8 @@ static void assert_map_matches(float *map, int is_signed, const float *appendix,
         ck_assert_msg(ulp_distance(map[i], appendix[i]) <= 1, "%s[%d] = %.9g, appendix %.9g", which, i, map[i],
                       appendix[i]);
     for (size_t k = 0; k < nhex; k++)
-        ck_assert_msg(ulp_distance(map[hex[k].idx], float_of(hex[k].bits)) <= 1, "%s[%d] bits %08x, table %08x", which,
-                      hex[k].idx, bits_of(map[hex[k].idx]), hex[k].bits);
+        ck_assert_msg(ulp_distance(map[hex[k].idx], ops_bits_float((int32_t)hex[k].bits)) <= 1, "%s[%d] bits %08x, table %08x", which,
+                      hex[k].idx, ops_float_bits(map[hex[k].idx]), hex[k].bits);
     for (int i = 1; i < 256; i++)
         ck_assert_msg(map[i - 1] < map[i], "%s map not strictly ascending at %d", which, i);
 }
