@@ -58,6 +58,8 @@ void model_destroy(model *m)
         free(m->params[i].name);
     }
     free(m->params);
+    free(m->grad_list);
+    free(m->grad_len);
     free(m);
 }
 
@@ -98,10 +100,17 @@ int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, 
                               (long long)shape[k]);
         n *= shape[k];
     }
-    model_param *grown = realloc(m->params, (size_t)(m->n_params + 1) * sizeof *grown);
-    if (!grown)
+    size_t count = (size_t)m->n_params + 1;
+    model_param *grown = realloc(m->params, count * sizeof *grown);
+    if (grown)
+        m->params = grown;
+    float **lists = grown ? realloc(m->grad_list, count * sizeof *lists) : NULL;
+    if (lists)
+        m->grad_list = lists;
+    int64_t *lens = lists ? realloc(m->grad_len, count * sizeof *lens) : NULL;
+    if (!lens)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
-    m->params = grown;
+    m->grad_len = lens;
     model_param *p = &m->params[m->n_params];
     memset(p, 0, sizeof *p);
     size_t bytes = (size_t)n * sizeof(float);
@@ -125,6 +134,8 @@ int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, 
     memcpy(p->shape, shape, (size_t)ndim * sizeof *shape);
     p->n = n;
     p->no_decay = no_decay;
+    m->grad_list[m->n_params] = p->grad;
+    m->grad_len[m->n_params] = n;
     m->n_params++;
     m->n_parameters += n;
     return OCTET_OK;

@@ -88,6 +88,8 @@ struct model {
     const ops_table *ops;
     int n_params;
     model_param *params;              /* in Hugging Face's order (named_parameters()) */
+    float **grad_list;                /* (n_params) params[i].grad and params[i].n, as the lists */
+    int64_t *grad_len;                /* that ops_clip_grad_norm() takes */
     int64_t n_parameters;             /* total trainable elements */
     int num_labels;                   /* classes, or 1 for regression */
     int max_batch, max_len;           /* the largest batch the activations were sized for */

@@ -185,12 +185,8 @@ static int make_optimizer(trainer *t, octet_err *e)
     if (rc)
         return rc;
     optim_tensor *ts = calloc((size_t)t->m->n_params, sizeof *ts);
-    t->grads = calloc((size_t)t->m->n_params, sizeof *t->grads);
-    t->grad_n = calloc((size_t)t->m->n_params, sizeof *t->grad_n);
-    if (!ts || !t->grads || !t->grad_n) {
-        free(ts);
+    if (!ts)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
-    }
     for (int i = 0; i < t->m->n_params; i++) {
         const model_param *p = &t->m->params[i];
         ts[i].name = p->name;
@@ -198,8 +194,6 @@ static int make_optimizer(trainer *t, octet_err *e)
         memcpy(ts[i].shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
         ts[i].param = p->data;
         ts[i].grad = p->grad;
-        t->grads[i] = p->grad;
-        t->grad_n[i] = p->n;
     }
     rc = optim_create(t->dev, &t->groups.cfg, ts, t->m->n_params, &t->o, e);
     if (rc == OCTET_ERR_NOMEM) { /* the figures: the exact layout asked, what the device has free */
@@ -344,8 +338,6 @@ void trainer_close(trainer *t)
     json_decref(t->history);
     free(t->perm);
     free(t->pred);
-    free(t->grads);
-    free(t->grad_n);
     if (t->dev && t->matmul_mode != OPS_MATMUL_FP32) /* the mode table is keyed by the pointer */
         ops_cuda_set_matmul_precision(t->dev, OPS_MATMUL_FP32);
     device_close(t->dev);
@@ -360,18 +352,7 @@ const trainer_info *trainer_get_info(const trainer *t) { return &t->info; }
 
 int trainer_clip_grads(model *m, double max_norm, double *norm)
 {
-    float **g = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *g);
-    int64_t *n = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *n);
-    int rc = g && n ? OCTET_OK : OCTET_ERR_NOMEM;
-    for (int i = 0; rc == OCTET_OK && i < m->n_params; i++) {
-        g[i] = m->params[i].grad;
-        n[i] = m->params[i].n;
-    }
-    if (rc == OCTET_OK)
-        rc = ops_clip_grad_norm(m->dev, g, n, m->n_params, max_norm, norm);
-    free(g);
-    free(n);
-    return rc;
+    return ops_clip_grad_norm(m->dev, m->grad_list, m->grad_len, m->n_params, max_norm, norm);
 }
 
 void trainer_memory_get(trainer *t, trainer_memory *out)
@@ -455,7 +436,7 @@ static int apply_step(trainer *t, double *norm, int *applied, octet_err *e)
 {
     int rc = unscale_grads(t);
     if (rc == OCTET_OK)
-        rc = ops_clip_grad_norm(t->dev, t->grads, t->grad_n, t->m->n_params, t->spec.training.max_grad_norm, norm);
+        rc = trainer_clip_grads(t->m, t->spec.training.max_grad_norm, norm);
     if (rc)
         return octet_fail(e, rc, "", "gradient clipping failed at step %lld", (long long)t->global_step + 1);
     *applied = isfinite(*norm);

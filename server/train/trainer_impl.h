@@ -44,8 +44,6 @@ struct trainer {
     /* buffers */
     size_t *perm;                             /* (n_train) this epoch's order */
     int32_t *pred;                            /* (eval_batch_size) */
-    float **grads;                            /* (n_params) the gradients and their sizes, for */
-    int64_t *grad_n;                          /* clipping every step without rebuilding them */
     metric_counts mc;
 };
 
