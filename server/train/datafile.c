@@ -42,3 +42,12 @@ int octet_read_file(const char *path, size_t max_bytes, const char *field, char 
     *len = n;
     return OCTET_OK;
 }
+
+char *octet_join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}

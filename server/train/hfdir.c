@@ -5,6 +5,7 @@
 #define LOG_PREFIX "hfdir"
 #include "config.h"
 #include "hfdir.h"
+#include "datafile.h"
 #include "log.h"
 #include "mlp.h"
 #include "safetensors.h"
@@ -193,20 +194,10 @@ int hfdir_load_weights(model *m, const char *path, int strict, hfdir_report *rep
 
 /* ------------------------------------------------------------------ directories */
 
-/* dir + "/" + name, malloc'd; NULL when out of memory. */
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* The tokenizer of dir (NULL without vocab.txt), checked against the config's vocabulary. */
 static int read_tokenizer(const char *dir, const distilbert_config *cfg, octet_tokenizer **tok, octet_err *e)
 {
-    char *vocab = join_path(dir, "vocab.txt");
+    char *vocab = octet_join_path(dir, "vocab.txt");
     if (!vocab)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     int present = access(vocab, F_OK) == 0;
@@ -233,7 +224,7 @@ int hfdir_read_config(const char *dir, distilbert_config *cfg, octet_tokenizer *
 {
     if (tok)
         *tok = NULL;
-    char *path = join_path(dir, "config.json");
+    char *path = octet_join_path(dir, "config.json");
     if (!path)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     distilbert_config_default(cfg);
@@ -259,7 +250,7 @@ int hfdir_load_distilbert(device *d, const char *dir, const hfdir_options *o, mo
     model *m = NULL;
     if (rc == OCTET_OK)
         rc = distilbert_create_ex(d, &cfg, o->max_batch, o->max_len, o->seed, o->act, &m, e);
-    char *weights = rc == OCTET_OK ? join_path(dir, "model.safetensors") : NULL;
+    char *weights = rc == OCTET_OK ? octet_join_path(dir, "model.safetensors") : NULL;
     if (rc == OCTET_OK)
         rc = weights ? hfdir_load_weights(m, weights, 0, rep, e) : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     free(weights);
@@ -318,7 +309,7 @@ static int save_config(model *m, const char *dir, octet_err *e)
     mlp_shape s;
     json_t *j = cfg ? distilbert_config_to_json(cfg) : mlp_shape_of(m, &s) == OCTET_OK ? mlp_config_json(&s) : NULL;
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    char *path = join_path(dir, "config.json");
+    char *path = octet_join_path(dir, "config.json");
     json_decref(j);
     int rc = text && path ? write_atomic(path, text, e) : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     free(text);
@@ -331,7 +322,7 @@ static int save_weights(model *m, const char *dir, octet_err *e)
 {
     float *host = malloc((size_t)m->n_parameters * sizeof *host);
     octet_st_writer *w = octet_st_writer_new();
-    char *path = join_path(dir, "model.safetensors");
+    char *path = octet_join_path(dir, "model.safetensors");
     int rc = host && w && path ? OCTET_OK : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     if (rc == OCTET_OK)
         rc = octet_st_writer_set_metadata(w, "format", "pt", e);

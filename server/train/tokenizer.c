@@ -286,19 +286,10 @@ static int apply_config(const char *path, octet_tokenizer *t, octet_err *e)
     return rc;
 }
 
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 int octet_tok_load_dir(const char *dir, octet_tokenizer **out, octet_err *e)
 {
     *out = NULL;
-    char *vocab = join_path(dir, "vocab.txt"), *config = join_path(dir, "tokenizer_config.json");
+    char *vocab = octet_join_path(dir, "vocab.txt"), *config = octet_join_path(dir, "tokenizer_config.json");
     octet_tokenizer *t = tok_alloc(OCTET_TOK_WORDPIECE);
     int rc = OCTET_OK;
     if (!vocab || !config || !t)
