@@ -21,45 +21,12 @@ device *tm_device(void)
     return d;
 }
 
-/* The last `cap` bytes of a file, trailing blanks trimmed. */
-static void tail_of(const char *path, char *buf, size_t cap)
-{
-    buf[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f), from = size > (long)cap - 1 ? size - (long)cap + 1 : 0;
-    fseek(f, from, SEEK_SET);
-    size_t got = fread(buf, 1, cap - 1, f);
-    buf[got] = 0;
-    fclose(f);
-    while (got && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
-        buf[--got] = 0;
-}
-
 int tm_run_reference(const char *mode, const char *dir, char *err, size_t cap)
 {
-    const char *py = getenv("OCTET_TORCH_PYTHON");
-    if (!py || !*py)
-        py = "/usr/bin/python3";
-    if (access(py, X_OK) != 0) {
-        snprintf(err, cap, "%s not found: the PyTorch reference tests need Debian's python3 with python3-torch", py);
-        return -1;
-    }
-    char log[1200], cmd[4096], tail[700];
+    char log[1200], args[1200];
     snprintf(log, sizeof log, "%s/models_ref.log", dir);
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/reference/models_ref.py' %s '%s' >'%s' 2>&1", py, test_srcdir(), mode,
-             dir, log);
-    int rc = system(cmd);
-    if (rc != 0) {
-        tail_of(log, tail, sizeof tail);
-        snprintf(err, cap, "PyTorch reference script failed (exit %d; is python3-torch installed?): %s",
-                 WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, tail);
-        return -1;
-    }
-    unlink(log);
-    return 0;
+    snprintf(args, sizeof args, "%s '%s'", mode, dir);
+    return test_run_torch_script("models_ref.py", args, log, err, cap);
 }
 
 static int ends_with(const char *s, const char *suffix)

@@ -289,19 +289,17 @@ END_TEST
 /* Runs half_ref.py into a scratch file and reads it; fails the test with the reason otherwise. */
 static unsigned char *torch_reference(size_t *len)
 {
-    const char *py = getenv("OCTET_TORCH_PYTHON");
-    if (!py || !*py)
-        py = "/usr/bin/python3";
-    ck_assert_msg(access(py, X_OK) == 0, "%s not found: the PyTorch reference tests need Debian's python3-torch", py);
-    char path[1024], cmd[4096];
+    char path[1024], log[1100], args[1100], err[1024];
     snprintf(path, sizeof path, "%s/tests/unit/half_ref.XXXXXX", test_builddir());
     int fd = mkstemp(path);
     ck_assert_msg(fd >= 0, "cannot create %s", path);
     close(fd);
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/reference/half_ref.py' '%s'", py, test_srcdir(), path);
-    int rc = system(cmd);
-    ck_assert_msg(rc == 0, "PyTorch reference script failed (exit %d; is python3-torch installed?)",
-                  WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+    snprintf(log, sizeof log, "%s.log", path);
+    snprintf(args, sizeof args, "'%s'", path);
+    int rc = test_run_torch_script("half_ref.py", args, log, err, sizeof err);
+    if (rc != 0)
+        unlink(path);
+    ck_assert_msg(rc == 0, "%s", err);
     FILE *f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);
     fseek(f, 0, SEEK_END);

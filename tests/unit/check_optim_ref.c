@@ -228,53 +228,15 @@ static int load_reference(const char *path)
     return 0;
 }
 
-/* Copies the last `cap` bytes of file `path` into buf (for an error message). */
-static void tail_of(const char *path, char *buf, size_t cap)
-{
-    buf[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    long from = size > (long)cap - 1 ? size - (long)cap + 1 : 0;
-    fseek(f, from, SEEK_SET);
-    size_t got = fread(buf, 1, cap - 1, f);
-    buf[got] = 0;
-    fclose(f);
-}
-
 /* Runs the PyTorch script into the build tree. Returns 0, or -1 with g_ref_error saying why
  * (no interpreter, no torch, the script failed). */
 static int generate_reference(void)
 {
-    const char *py = getenv("OCTET_TORCH_PYTHON");
-    if (!py || !*py)
-        py = "/usr/bin/python3";
-    if (access(py, X_OK) != 0) {
-        snprintf(g_ref_error, sizeof g_ref_error,
-                 "%s not found: the PyTorch reference tests need Debian's python3 with python3-torch", py);
-        return -1;
-    }
-    char log[1100], cmd[4096], tail[600];
+    char log[1100], args[1100];
     snprintf(g_ref_path, sizeof g_ref_path, "%s/tests/unit/optim_ref.%ld.bin", test_builddir(), (long)getpid());
     snprintf(log, sizeof log, "%s.log", g_ref_path);
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/reference/optim_ref.py' '%s' >'%s' 2>&1", py, test_srcdir(),
-             g_ref_path, log);
-    int rc = system(cmd);
-    if (rc != 0) {
-        tail_of(log, tail, sizeof tail);
-        size_t len = strlen(tail);
-        while (len && (tail[len - 1] == '\n' || tail[len - 1] == ' '))
-            tail[--len] = 0;
-        snprintf(g_ref_error, sizeof g_ref_error,
-                 "PyTorch reference script failed (exit %d; is python3-torch installed?): %s",
-                 WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, tail);
-        unlink(log);
-        return -1;
-    }
-    unlink(log);
-    return 0;
+    snprintf(args, sizeof args, "'%s'", g_ref_path);
+    return test_run_torch_script("optim_ref.py", args, log, g_ref_error, sizeof g_ref_error);
 }
 
 static void ref_setup(void)

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void rng_seed(test_rng *r, uint64_t seed)
 {
@@ -182,4 +184,43 @@ void test_write_file(const char *dir, const char *name, const void *data, size_t
 void test_write_text(const char *dir, const char *name, const char *text)
 {
     test_write_file(dir, name, text, strlen(text), NULL, 0);
+}
+
+/* The last cap - 1 bytes of a file into buf, trailing newlines and blanks trimmed; "" when the
+ * file cannot be read. */
+static void file_tail(const char *path, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f), from = size > (long)cap - 1 ? size - (long)cap + 1 : 0;
+    fseek(f, from, SEEK_SET);
+    size_t got = fread(buf, 1, cap - 1, f);
+    buf[got] = 0;
+    fclose(f);
+    while (got && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
+        buf[--got] = 0;
+}
+
+int test_run_torch_script(const char *script, const char *args, const char *log, char *err, size_t cap)
+{
+    const char *py = getenv("OCTET_TORCH_PYTHON");
+    if (!py || !*py)
+        py = "/usr/bin/python3";
+    if (access(py, X_OK) != 0) {
+        snprintf(err, cap, "%s not found: the PyTorch reference tests need Debian's python3 with python3-torch", py);
+        return -1;
+    }
+    char cmd[4096], tail[600];
+    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/reference/%s' %s >'%s' 2>&1", py, test_srcdir(), script, args, log);
+    int rc = system(cmd);
+    if (rc != 0) {
+        file_tail(log, tail, sizeof tail);
+        snprintf(err, cap, "PyTorch reference script %s failed (exit %d; is python3-torch installed?): %s", script,
+                 WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, tail);
+    }
+    unlink(log);
+    return rc == 0 ? 0 : -1;
 }

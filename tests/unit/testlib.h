@@ -58,6 +58,12 @@ int test_tmpdir(char *buf, size_t cap, const char *tag);
  * removed is named on stderr; the test does not fail for it. */
 void test_rmtree(const char *dir);
 
+/* Runs tests/reference/<script> (from the source tree) with `args` (already shell-quoted) under
+ * the Python that has PyTorch ($OCTET_TORCH_PYTHON, else Debian's /usr/bin/python3), its stdout
+ * and stderr into `log`, which is removed afterwards. Returns 0; -1 with err saying why: no such
+ * interpreter, or the script's exit status and the last lines it printed. */
+int test_run_torch_script(const char *script, const char *args, const char *log, char *err, size_t cap);
+
 /* Writes n bytes of data to dir/name (created or truncated) and, when path is not NULL, the
  * file's path to path[cap]. Fails the test when the path does not fit or the file cannot be
  * written, so use it inside a test only. */
