@@ -996,6 +996,18 @@ static void step_on_paths(optim *o[3])
     optim_cpu_force_path(OPTIM_CPU_PATH_BEST);
 }
 
+/* Asserts o[1], o[2] hold the same 8-bit states as o[0] (see assert_same_8bit_states()), then
+ * frees the three optimizers and fixtures. */
+static void assert_paths_agree_and_free(optim *o[3], fixture f[3])
+{
+    for (int k = 1; k < 3; k++)
+        assert_same_8bit_states(o[0], o[k], &f[0], &f[k], cpu_paths[k]);
+    for (int k = 0; k < 3; k++) {
+        optim_destroy(o[k]);
+        fixture_free(&f[k]);
+    }
+}
+
 /* Steps one adamw8bit optimizer per CPU path (VBMI where the CPU has it, AVX-512 with gathers,
  * portable loops) over the same gradients, with what drives the vector paths off their fast
  * track: NaN/Inf, a gradient so large that v overflows (NaN and 0 quotients in the codes),
@@ -1037,12 +1049,7 @@ static void paths_agree(int block, int odd_map, uint64_t seed)
             copy_grads(&f[k], &f[0]);
         step_on_paths(o);
     }
-    for (int k = 1; k < 3; k++)
-        assert_same_8bit_states(o[0], o[k], &f[0], &f[k], cpu_paths[k]);
-    for (int k = 0; k < 3; k++) {
-        optim_destroy(o[k]);
-        fixture_free(&f[k]);
-    }
+    assert_paths_agree_and_free(o, f);
 }
 
 /* The same gradients step after step (as bench_optim does): the moments settle where their
@@ -1068,12 +1075,7 @@ START_TEST(test_8bit_paths_agree_constant_grads)
         copy_grads(&f[k], &f[0]);
     for (int t = 0; t < 25; t++)
         step_on_paths(o);
-    for (int k = 1; k < 3; k++)
-        assert_same_8bit_states(o[0], o[k], &f[0], &f[k], cpu_paths[k]);
-    for (int k = 0; k < 3; k++) {
-        optim_destroy(o[k]);
-        fixture_free(&f[k]);
-    }
+    assert_paths_agree_and_free(o, f);
 }
 END_TEST
 
