@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
-#include "train/datafile.h"
+#include "fileio.h"
 #include "train/spec.h"
 #include "train/trainer.h"
 

@@ -10,7 +10,7 @@
 #define LOG_PREFIX "store"
 #include "config.h"
 #include "store/store.h"
-#include "train/datafile.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <ctype.h>

@@ -8,7 +8,7 @@
  * starts (a quoted field may span lines). */
 #include "train/dataset.h"
 #include "train/dataset_impl.h"
-#include "train/datafile.h"
+#include "fileio.h"
 
 #include <ctype.h>
 #include <errno.h>

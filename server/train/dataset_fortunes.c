@@ -24,7 +24,7 @@
 #define LOG_PREFIX "fortunes"
 #include "train/dataset.h"
 #include "train/dataset_impl.h"
-#include "train/datafile.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <ctype.h>

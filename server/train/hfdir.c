@@ -5,7 +5,7 @@
 #define LOG_PREFIX "hfdir"
 #include "config.h"
 #include "hfdir.h"
-#include "datafile.h"
+#include "fileio.h"
 #include "log.h"
 #include "mlp.h"
 #include "safetensors.h"

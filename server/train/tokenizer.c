@@ -3,7 +3,7 @@
  * place) with an open-addressing hash index from token to id; the basic tokenizer works on
  * code-point arrays (unicode.h), WordPiece on the UTF-8 bytes of one word. */
 #include "train/tokenizer.h"
-#include "train/datafile.h"
+#include "fileio.h"
 #include "train/unicode.h"
 
 #include <jansson.h>

@@ -1,5 +1,5 @@
-/* datafile.c: octet_read_file, see datafile.h. */
-#include "train/datafile.h"
+/* fileio.c: reading whole files and joining paths, see fileio.h. */
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdio.h>

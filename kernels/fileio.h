@@ -1,10 +1,11 @@
-/* datafile.h: reading a whole text or binary file into memory, for the loaders of training
- * data (vocab.txt, JSONL, CSV, fortune files). One function, so that every loader reports an
- * unreadable, missing or oversized file the same way: the message names the path and the OS
- * error, the field names the input that pointed at the file. Also the path of a file in a
- * directory, for the loaders that read a model or tokenizer directory. */
-#ifndef OCTET_TRAIN_DATAFILE_H
-#define OCTET_TRAIN_DATAFILE_H
+/* fileio.h: reading a whole text or binary file into memory, for every layer that loads a
+ * file: the training data's loaders (vocab.txt, JSONL, CSV, fortune files), the store's schema
+ * migrations. One function, so that every loader reports an unreadable, missing or oversized
+ * file the same way: the message names the path and the OS error, the field names the input
+ * that pointed at the file. Also the path of a file in a directory, for the loaders that read
+ * a model or tokenizer directory. */
+#ifndef OCTET_FILEIO_H
+#define OCTET_FILEIO_H
 
 #include <stddef.h>
 #include "status.h"
