@@ -200,7 +200,7 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     }
     app.cuda_usable = device_cuda_usable(app.cuda_detail, sizeof app.cuda_detail);
     http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .token = o->token,
-                       .max_body = o->max_body, .app = &app};
+                       .max_body = o->max_body, .routes = api_routes, .app = &app};
     http_server *srv = NULL;
     if (http_start(&cfg, &srv, &e) != OCTET_OK) {
         log_err("%s", e.message);

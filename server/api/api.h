@@ -19,6 +19,9 @@ typedef struct api_ctx {
     time_t started;             /* for uptime */
 } api_ctx;
 
+/* routes.c: the route table handed to the HTTP layer (http_config.routes). */
+extern const http_route api_routes[];
+
 /* health.c: GET /health: liveness, version, database and schema, CUDA. */
 enum MHD_Result api_health_get(http_request *req);
 

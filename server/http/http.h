@@ -1,8 +1,8 @@
 /* http.h: octetd's HTTP layer on libmicrohttpd: the request a handler sees, the route table
  * type, the server's start/stop, and the only ways a handler replies.
  *
- * The API lives under /api/v1. A request there is matched against a static route table
- * (routes.c) by method and path, where a `*` segment matches any one path segment and is
+ * The API lives under /api/v1. A request there is matched against the route table the API
+ * hands over in http_config (server/api/routes.c) by method and path, where a `*` segment matches any one path segment and is
  * handed to the handler in args[]. Unknown paths get 404, a known path with another method 405
  * with an Allow header. Bodies are accumulated in one place (body.c) up to a cap (413 past it);
  * routes that take JSON get it parsed strictly (duplicate keys rejected; 400 naming line and
@@ -58,16 +58,13 @@ typedef struct http_route {
     int takes_json;       /* 1: the body must be a JSON object, parsed before the handler runs */
 } http_route;
 
-/* The API's route table (routes.c). */
-extern const http_route http_routes[];
-
 typedef struct http_config {
     const char *listen;      /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1" */
     unsigned port;           /* 0: let the kernel pick a free port */
     const char *web_dir;     /* static files */
     const char *token;       /* bearer token required for writes; NULL or "" for none */
     size_t max_body;         /* 0: HTTP_DEFAULT_MAX_BODY */
-    const http_route *routes;/* NULL: http_routes */
+    const http_route *routes;/* the API's route table (required) */
     void *app;               /* handed to every handler as req->app */
 } http_config;
 

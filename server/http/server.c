@@ -221,9 +221,11 @@ int http_start(const http_config *cfg, http_server **out, octet_err *e)
     http_server *s = calloc(1, sizeof *s);
     if (!s)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    if (!cfg->routes) {
+        free(s);
+        return octet_fail(e, OCTET_ERR_ARG, "routes", "no route table");
+    }
     s->cfg = *cfg;
-    if (!s->cfg.routes)
-        s->cfg.routes = http_routes;
     s->web_dir = realpath(cfg->web_dir, NULL);
     if (!s->web_dir) {
         rc = octet_fail(e, OCTET_ERR_ARG, "web-dir", "cannot use %s: %s", cfg->web_dir, strerror(errno));

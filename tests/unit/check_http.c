@@ -4,7 +4,7 @@
  * server is driven over HTTP by tests/api/run_api.c. */
 #include "config.h"
 #include "server_suites.h"
-#include "http/http.h"
+#include "api/api.h"
 #include "testlib.h"
 
 #include <limits.h>
@@ -105,12 +105,12 @@ END_TEST
 START_TEST(test_route_table_is_well_formed)
 {
     /* Every real route's pattern is reachable by itself (with '*' as an argument). */
-    for (const http_route *r = http_routes; r->method; r++) {
+    for (const http_route *r = api_routes; r->method; r++) {
         char scratch[256], allow[64];
         const http_route *got = NULL;
         const char *args[HTTP_MAX_ARGS];
         int nargs = 0;
-        ck_assert_int_eq(http_route_match(http_routes, r->method, r->path, scratch, sizeof scratch, &got, args, &nargs,
+        ck_assert_int_eq(http_route_match(api_routes, r->method, r->path, scratch, sizeof scratch, &got, args, &nargs,
                                           allow, sizeof allow),
                          HTTP_MATCH_OK);
         ck_assert_ptr_eq(got, r);

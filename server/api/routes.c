@@ -6,7 +6,7 @@
 #include "config.h"
 #include "api/api.h"
 
-const http_route http_routes[] = {
+const http_route api_routes[] = {
     {.method = MHD_HTTP_METHOD_GET, .path = "health", .handler = api_health_get},
     {.method = MHD_HTTP_METHOD_GET, .path = "optimizers", .handler = api_optimizers_get},
     {.method = NULL},
