@@ -28,22 +28,6 @@ typedef struct cli {
     int resume;
 } cli;
 
-static const char *error_code(int status)
-{
-    switch (status) {
-    case OCTET_ERR_ARG: return "invalid_spec";
-    case OCTET_ERR_NOMEM: return "out_of_memory";
-    case OCTET_ERR_IO: return "io_error";
-    case OCTET_ERR_FORMAT: return "bad_data";
-    case OCTET_ERR_NODEV: return "no_device";
-    case OCTET_ERR_NAN: return "non_finite_loss";
-    case OCTET_ERR_CANCEL: return "cancelled";
-    case OCTET_ERR_MISMATCH: return "checkpoint_mismatch";
-    case OCTET_ERR_CUDA: return "cuda_error";
-    default: return "error";
-    }
-}
-
 /* Prints one JSON object as a line on stdout and flushes, so a pipe sees it at once. */
 static void emit(const char *event, json_t *o)
 {
@@ -66,7 +50,7 @@ static void emit(const char *event, json_t *o)
 
 static int fail(const octet_err *e, int status, int exit_code)
 {
-    json_t *err = json_pack("{ss ss ss}", "code", error_code(status), "message",
+    json_t *err = json_pack("{ss ss ss}", "code", trainer_error_code(status), "message",
                             e->message[0] ? e->message : octet_strerror(status), "field", e->field);
     emit(NULL, json_pack("{so}", "error", err));
     return exit_code;

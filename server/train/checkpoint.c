@@ -1,4 +1,4 @@
-/* checkpoint.c: writing and reading the epoch checkpoints of a run (checkpoint.h): a
+/* checkpoint.c: writing and reading the checkpoints of a run (checkpoint.h): a
  * temporary directory filled and fsync'ed, then renamed into place; the reader checks every
  * tensor's name and shape against the model. */
 #include "config.h"
@@ -78,17 +78,18 @@ static void remove_tree(const char *path)
     rmdir(path);
 }
 
-/* The epoch of a name "checkpoint-<n>" (no suffix), or -1. */
-static int epoch_of(const char *name)
+/* The step of a name "checkpoint-<n>" (decimal digits, no suffix), or -1. */
+static int64_t step_of(const char *name)
 {
     if (strncmp(name, CKPT_PREFIX, strlen(CKPT_PREFIX)))
         return -1;
     const char *p = name + strlen(CKPT_PREFIX);
     char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p || *end || v < 0 || v > INT_MAX)
+    errno = 0;
+    long long v = strtoll(p, &end, 10);
+    if (end == p || *end || *p < '0' || *p > '9' || v < 0 || errno)
         return -1;
-    return (int)v;
+    return (int64_t)v;
 }
 
 /* ------------------------------------------------------------------ weights */
@@ -185,7 +186,7 @@ static int write_state(const char *file, const json_t *state, octet_err *e)
 }
 
 /* Removes every checkpoint-<n> with n != keep, and stale .tmp directories. */
-static void prune(const char *dir, int keep)
+static void prune(const char *dir, int64_t keep)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -193,7 +194,7 @@ static void prune(const char *dir, int keep)
     struct dirent *de;
     char path[PATH_MAX];
     while ((de = readdir(d)) != NULL) {
-        int ep = epoch_of(de->d_name);
+        int64_t ep = step_of(de->d_name);
         size_t len = strlen(de->d_name);
         int stale = !strncmp(de->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX)) && len > 4 &&
                     !strcmp(de->d_name + len - 4, ".tmp");
@@ -219,10 +220,10 @@ static int fill_tmp(const char *tmp, model *m, optim *o, const json_t *state, oc
     return rc;
 }
 
-int ckpt_save(const char *dir, int epoch, model *m, optim *o, const json_t *state, octet_err *e)
+int ckpt_save(const char *dir, int64_t step, model *m, optim *o, const json_t *state, octet_err *e)
 {
-    char tmp[PATH_MAX], final[PATH_MAX], name[32];
-    snprintf(name, sizeof name, CKPT_PREFIX "%d", epoch);
+    char tmp[PATH_MAX], final[PATH_MAX], name[40];
+    snprintf(name, sizeof name, CKPT_PREFIX "%lld", (long long)step);
     if (join(final, sizeof final - 8, dir, name))
         return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "path too long: %s", dir);
     memcpy(tmp, final, strlen(final));
@@ -245,22 +246,22 @@ int ckpt_save(const char *dir, int epoch, model *m, optim *o, const json_t *stat
         return rc;
     }
     fsync_path(dir);
-    prune(dir, epoch);
+    prune(dir, step);
     return OCTET_OK;
 }
 
 /* ------------------------------------------------------------------ find and load */
 
-int ckpt_find_latest(const char *dir, int *epoch, char *path, size_t cap)
+int ckpt_find_latest(const char *dir, int64_t *step, char *path, size_t cap)
 {
     DIR *d = opendir(dir);
     if (!d)
         return 0;
-    int best = -1;
+    int64_t best = -1;
     struct dirent *de;
     char state[PATH_MAX];
     while ((de = readdir(d)) != NULL) {
-        int ep = epoch_of(de->d_name);
+        int64_t ep = step_of(de->d_name);
         if (ep <= best)
             continue;
         char sub[PATH_MAX];
@@ -271,9 +272,9 @@ int ckpt_find_latest(const char *dir, int *epoch, char *path, size_t cap)
     closedir(d);
     if (best < 0)
         return 0;
-    char name[32];
-    snprintf(name, sizeof name, CKPT_PREFIX "%d", best);
-    *epoch = best;
+    char name[40];
+    snprintf(name, sizeof name, CKPT_PREFIX "%lld", (long long)best);
+    *step = best;
     return join(path, cap, dir, name) == 0;
 }
 

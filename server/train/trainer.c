@@ -259,7 +259,7 @@ static int set_precision(trainer *t, octet_err *e)
 static int open_device(trainer *t, octet_err *e)
 {
     const char *want = t->opt.device ? t->opt.device : t->spec.training.device;
-    int rc = device_open(want, 0, &t->dev, e);
+    int rc = device_open(want, t->opt.device_index, &t->dev, e);
     if (rc == OCTET_OK && !ops_for(t->dev) && !strcmp(want, "auto")) {
         log_info("no compute ops for %s in this build; training on the CPU", device_name(t->dev));
         device_close(t->dev);
@@ -502,22 +502,52 @@ static int after_step(trainer *t, double norm, int applied, double group_loss, i
         if ((rc = report_memory(t, 0)))
             return callback_failed(rc, "memory", e);
     }
+    if (t->opt.cb.on_progress && (rc = t->opt.cb.on_progress(t->opt.cb.user, t->global_step, t->total_steps)))
+        return callback_failed(rc, "progress", e);
     if (t->global_step % t->spec.training.log_every == 0)
         rc = log_step(t, norm, step_in_epoch, e);
     return rc;
 }
 
-/* One epoch of training over the shuffled set. */
-static int train_epoch(trainer *t, octet_err *e)
+#define TRAINER_SUSPENDED 1 /* train_epoch's status when the suspend callback ended the run */
+
+/* The suspend callback: non-zero checkpoints the position and returns TRAINER_SUSPENDED. */
+static int maybe_suspend(trainer *t, double t0, octet_err *e)
+{
+    if (!t->opt.cb.suspend || !t->opt.cb.suspend(t->opt.cb.user))
+        return OCTET_OK;
+    if (!t->opt.checkpoint_dir)
+        return octet_fail(e, OCTET_ERR_ARG, "checkpoint_dir", "suspending a run needs a checkpoint directory");
+    double before = t->epoch_seconds_before;
+    t->epoch_seconds_before += now_s() - t0;
+    int rc = trainer_checkpoint(t, 1, e);
+    t->epoch_seconds_before = before;
+    if (rc == OCTET_OK)
+        log_info("suspended at step %lld (epoch %d, step %d of %lld in it); checkpoint written",
+                 (long long)t->global_step, t->epochs_done + 1, t->step_in_epoch, (long long)t->steps_per_epoch);
+    return rc == OCTET_OK ? TRAINER_SUSPENDED : rc;
+}
+
+/* One epoch of training over the shuffled set, from its first optimizer step or, after a
+ * resume inside it, from the step reached. Returns TRAINER_SUSPENDED when suspended. */
+static int train_epoch(trainer *t, double t0, octet_err *e)
 {
     const spec_training *tr = &t->spec.training;
     size_t n = t->train->n, bs = (size_t)tr->batch_size;
     size_t n_batches = (n + bs - 1) / bs;
     batch_permutation(tr->seed, (uint64_t)t->epochs_done, n, t->perm);
-    t->epoch_loss = 0.0;
-    t->epoch_steps = 0;
-    int rc = OCTET_OK, step_in_epoch = 0;
-    for (size_t g0 = 0; g0 < n_batches && rc == OCTET_OK; g0 += (size_t)tr->grad_accum) {
+    if (!t->resume_in_epoch) {
+        t->epoch_loss = 0.0;
+        t->epoch_steps = 0;
+        t->step_in_epoch = 0;
+        t->epoch_seconds_before = 0.0;
+    }
+    t->resume_in_epoch = 0;
+    int rc = OCTET_OK;
+    size_t first = (size_t)t->step_in_epoch * (size_t)tr->grad_accum;
+    for (size_t g0 = first; g0 < n_batches && rc == OCTET_OK; g0 += (size_t)tr->grad_accum) {
+        if ((rc = maybe_suspend(t, t0, e)) != OCTET_OK)
+            break;
         size_t g1 = g0 + (size_t)tr->grad_accum < n_batches ? g0 + (size_t)tr->grad_accum : n_batches;
         float dloss = 1.0f / (float)(g1 - g0);
         double group_loss = 0.0, loss = 0.0, norm = 0.0;
@@ -529,7 +559,7 @@ static int train_epoch(trainer *t, octet_err *e)
         }
         int applied = 0;
         if (rc == OCTET_OK && (rc = apply_step(t, &norm, &applied, e)) == OCTET_OK)
-            rc = after_step(t, norm, applied, group_loss, ++step_in_epoch, e);
+            rc = after_step(t, norm, applied, group_loss, ++t->step_in_epoch, e);
     }
     return rc;
 }
@@ -579,14 +609,14 @@ static int finish_epoch(trainer *t, double t0, octet_err *e)
     m.epoch = t->epochs_done;
     m.step = t->global_step;
     m.train_loss = t->epoch_steps ? t->epoch_loss / t->epoch_steps : NAN;
-    m.train_seconds = t1 - t0;
+    m.train_seconds = t1 - t0 + t->epoch_seconds_before;
     m.eval_seconds = now_s() - t1;
     m.train_samples_per_s = m.train_seconds > 0 ? (double)t->train->n / m.train_seconds : 0.0;
     m.learning_rate = base_lr(t) * lr_factor(t, t->global_step);
     t->last = m;
     t->have_last = 1;
     json_array_append_new(t->history, trainer_epoch_json(&m));
-    if (t->opt.checkpoint_dir && (rc = trainer_checkpoint(t, e)))
+    if (t->opt.checkpoint_dir && (rc = trainer_checkpoint(t, 0, e)))
         return rc;
     rc = t->opt.cb.on_epoch ? t->opt.cb.on_epoch(t->opt.cb.user, &m) : OCTET_OK;
     return rc ? callback_failed(rc, "epoch", e) : OCTET_OK;
@@ -608,11 +638,14 @@ int trainer_train(trainer *t, trainer_result *res, octet_err *e)
         if (t->opt.stop_after_epochs > 0 && run_epochs >= t->opt.stop_after_epochs)
             break;
         double t0 = now_s();
-        if ((rc = train_epoch(t, e)) == OCTET_OK)
+        if ((rc = train_epoch(t, t0, e)) == OCTET_OK)
             rc = finish_epoch(t, t0, e);
         run_epochs++;
     }
-    if (rc == OCTET_OK) {
+    int suspended = rc == TRAINER_SUSPENDED;
+    if (suspended)
+        rc = OCTET_OK;
+    if (rc == OCTET_OK && !suspended) {
         int mr = report_memory(t, 1);
         if (mr)
             rc = callback_failed(mr, "memory", e);
@@ -625,6 +658,7 @@ int trainer_train(trainer *t, trainer_result *res, octet_err *e)
         res->last = t->last;
         trainer_memory_get(t, &res->memory);
         res->seconds = now_s() - t->t_start;
+        res->suspended = suspended;
     }
     return rc;
 }

@@ -21,6 +21,12 @@
  * (the gradients are dropped, as a loss scaler does); three such steps in a row stop the run
  * with OCTET_ERR_NAN naming the step. Cancellation is polled before every batch.
  *
+ * A run can also be suspended (the suspend callback, polled before every optimizer step): it
+ * writes a checkpoint of the position reached inside the epoch (the trainer state then holds
+ * the step within the epoch and the epoch's running sums) and returns OCTET_OK with
+ * result.suspended = 1. Resuming from that checkpoint continues with the next optimizer step
+ * and ends with the same weights as an uninterrupted run.
+ *
  * The whole job runs on the job's device: batches are uploaded (device_upload), the loss and
  * predictions read back (device_download), weights and optimizer state cross only for
  * checkpoints; trainer_train binds the calling thread to the device first (device_bind_thread),
@@ -111,12 +117,18 @@ typedef struct trainer_callbacks {
     int (*on_memory)(void *user, const trainer_memory *mem, int final);
     /* Polled before every batch; non-zero cancels (OCTET_ERR_CANCEL). */
     int (*cancelled)(void *user);
+    /* Polled before every optimizer step (the first batch of a gradient-accumulation group);
+     * non-zero checkpoints the position (needs checkpoint_dir) and ends the run, suspended. */
+    int (*suspend)(void *user);
+    /* After every optimizer step: steps done and the run's total. */
+    int (*on_progress)(void *user, int64_t step, int64_t total_steps);
 } trainer_callbacks;
 
 enum { TRAINER_RESUME_NO = 0, TRAINER_RESUME_IF_ANY, TRAINER_RESUME_REQUIRED };
 
 typedef struct trainer_options {
     const char *device;                /* overrides training.device when non-NULL */
+    int device_index;                  /* which CUDA device (0 for the first) */
     const char *checkpoint_dir;        /* NULL: no checkpoints */
     int resume;                        /* TRAINER_RESUME_* (needs checkpoint_dir) */
     int stop_after_epochs;             /* > 0: end this run (OCTET_OK) after so many epochs */
@@ -137,6 +149,7 @@ typedef struct trainer_result {
     trainer_epoch_metrics last;        /* the last epoch's metrics, when have_metrics */
     trainer_memory memory;
     double seconds;                    /* wall time of this run */
+    int suspended;                     /* 1: the suspend callback ended it, checkpointed */
 } trainer_result;
 
 typedef struct trainer trainer;
@@ -161,6 +174,10 @@ const trainer_info *trainer_get_info(const trainer *t);
 void trainer_memory_get(trainer *t, trainer_memory *out);
 /* Scores the evaluation set with the current weights. Fails with the model's status. */
 int trainer_evaluate(trainer *t, trainer_epoch_metrics *m, octet_err *e);
+
+/* The code an error of `status` is reported with ("invalid_spec", "out_of_memory", ...), by
+ * octet-train and octetd alike. */
+const char *trainer_error_code(int status);
 
 /* JSON of the reports (new references), as octet-train prints them and octetd stores them. */
 json_t *trainer_info_json(const trainer_info *i);

@@ -34,6 +34,9 @@ struct trainer {
     int64_t log_steps;
     double epoch_loss;
     int64_t epoch_steps;
+    int step_in_epoch;                        /* optimizer steps done in the current epoch */
+    double epoch_seconds_before;              /* training seconds of this epoch before a resume */
+    int resume_in_epoch;                      /* 1: the next epoch continues at step_in_epoch */
     int memory_reported;
     double t_start;
     json_t *history;                          /* epoch metrics so far (JSON array) */
@@ -47,8 +50,9 @@ struct trainer {
     metric_counts mc;
 };
 
-/* Writes the checkpoint of the epoch just finished (trainer_state.c). Fails as ckpt_save. */
-int trainer_checkpoint(trainer *t, octet_err *e);
+/* Writes a checkpoint of the position reached (trainer_state.c): the epoch just finished, or
+ * with in_epoch = 1 the step reached inside the current one. Fails as ckpt_save. */
+int trainer_checkpoint(trainer *t, int in_epoch, octet_err *e);
 /* Loads the newest checkpoint of opt.checkpoint_dir, per opt.resume. Fails with OCTET_ERR_ARG
  * (TRAINER_RESUME_REQUIRED and none found), OCTET_ERR_MISMATCH (saved for another spec), or
  * as ckpt_load. */

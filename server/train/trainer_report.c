@@ -8,6 +8,22 @@
 #include <math.h>
 #include <string.h>
 
+const char *trainer_error_code(int status)
+{
+    switch (status) {
+    case OCTET_ERR_ARG: return "invalid_spec";
+    case OCTET_ERR_NOMEM: return "out_of_memory";
+    case OCTET_ERR_IO: return "io_error";
+    case OCTET_ERR_FORMAT: return "bad_data";
+    case OCTET_ERR_NODEV: return "no_device";
+    case OCTET_ERR_NAN: return "non_finite_loss";
+    case OCTET_ERR_CANCEL: return "cancelled";
+    case OCTET_ERR_MISMATCH: return "checkpoint_mismatch";
+    case OCTET_ERR_CUDA: return "cuda_error";
+    default: return "error";
+    }
+}
+
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static json_t *size(size_t x) { return json_integer((json_int_t)x); }

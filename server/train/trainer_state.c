@@ -1,8 +1,10 @@
 /* trainer_state.c: the trainer's side of checkpoints (trainer_impl.h): the trainer state it
- * saves beside the weights and optimizer state (epoch, global step, the dropout step counter,
- * the shuffle's seed, the fp16 loss scaler's scale and growth tracker (GradScaler's state_dict,
- * present only for fp16), the metrics so far, the normalised spec), and resuming from it, which
- * refuses a checkpoint written for a spec that trains differently. */
+ * saves beside the weights and optimizer state (epochs done, global step, the dropout step
+ * counter, the shuffle's seed, the fp16 loss scaler's scale and growth tracker (GradScaler's
+ * state_dict, present only for fp16), the metrics so far, the normalised spec, and for a
+ * checkpoint written inside an epoch (a suspended run) "in_epoch": the optimizer steps done in
+ * it and its running sums), and resuming from it, which refuses a checkpoint written for a spec
+ * that trains differently. */
 #include "config.h"
 #define LOG_PREFIX "trainer"
 #include "train/trainer_impl.h"
@@ -15,7 +17,16 @@
 
 #define STATE_VERSION 1
 
-static json_t *state_json(const trainer *t)
+/* The position inside the current epoch, for a checkpoint written there. Reals are written
+ * with 17 digits (checkpoint.c), so the sums come back bit for bit. */
+static json_t *in_epoch_json(const trainer *t)
+{
+    return json_pack("{si sf sI sf sI si sf}", "steps", t->step_in_epoch, "epoch_loss", t->epoch_loss, "epoch_steps",
+                     (json_int_t)t->epoch_steps, "log_loss", t->log_loss, "log_steps", (json_int_t)t->log_steps,
+                     "nan_streak", t->nan_streak, "train_seconds", t->epoch_seconds_before);
+}
+
+static json_t *state_json(const trainer *t, int in_epoch)
 {
     json_t *st = json_object();
     json_object_set_new(st, "version", json_integer(STATE_VERSION));
@@ -30,17 +41,19 @@ static json_t *state_json(const trainer *t)
         json_object_set_new(st, "loss_scale", json_pack("{sf sI sI}", "scale", (double)t->scaler.scale,
                                                         "growth_tracker", (json_int_t)t->scaler.growth_tracker,
                                                         "skipped", (json_int_t)t->scaler.skipped));
+    if (in_epoch)
+        json_object_set_new(st, "in_epoch", in_epoch_json(t));
     json_object_set(st, "metrics", t->history);
     json_object_set_new(st, "spec", spec_to_json(&t->spec));
     return st;
 }
 
-int trainer_checkpoint(trainer *t, octet_err *e)
+int trainer_checkpoint(trainer *t, int in_epoch, octet_err *e)
 {
-    json_t *st = state_json(t);
+    json_t *st = state_json(t, in_epoch);
     if (!st)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
-    int rc = ckpt_save(t->opt.checkpoint_dir, t->epochs_done, t->m, t->o, st, e);
+    int rc = ckpt_save(t->opt.checkpoint_dir, t->global_step, t->m, t->o, st, e);
     json_decref(st);
     return rc;
 }
@@ -107,16 +120,39 @@ static int check_spec(trainer *t, const json_t *st, const char *path, octet_err 
     return rc;
 }
 
+/* The position inside an epoch of a checkpoint written there; OCTET_ERR_FORMAT when it does
+ * not fit the run. */
+static int restore_in_epoch(trainer *t, const json_t *ie, const char *path, octet_err *e)
+{
+    json_int_t steps = json_integer_value(json_object_get(ie, "steps"));
+    if (!json_is_object(ie) || steps < 0 || steps >= t->steps_per_epoch ||
+        !json_is_number(json_object_get(ie, "epoch_loss")) || !json_is_number(json_object_get(ie, "log_loss")))
+        return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s/%s: inconsistent position in the epoch", path,
+                          CKPT_STATE);
+    t->step_in_epoch = (int)steps;
+    t->epoch_loss = json_number_value(json_object_get(ie, "epoch_loss"));
+    t->epoch_steps = json_integer_value(json_object_get(ie, "epoch_steps"));
+    t->log_loss = json_number_value(json_object_get(ie, "log_loss"));
+    t->log_steps = json_integer_value(json_object_get(ie, "log_steps"));
+    t->nan_streak = (int)json_integer_value(json_object_get(ie, "nan_streak"));
+    t->epoch_seconds_before = json_number_value(json_object_get(ie, "train_seconds"));
+    t->resume_in_epoch = 1;
+    return OCTET_OK;
+}
+
 static int restore_counters(trainer *t, const json_t *st, const char *path, octet_err *e)
 {
     json_int_t epoch = json_integer_value(json_object_get(st, "epoch"));
     json_int_t step = json_integer_value(json_object_get(st, "global_step"));
     json_int_t mstep = json_integer_value(json_object_get(st, "model_step"));
     json_t *metrics = json_object_get(st, "metrics");
-    if (json_integer_value(json_object_get(st, "version")) != STATE_VERSION || epoch < 1 ||
-        epoch > t->spec.training.epochs || step < 0 || mstep < 0 || !json_is_array(metrics) ||
+    const json_t *in_epoch = json_object_get(st, "in_epoch");
+    if (json_integer_value(json_object_get(st, "version")) != STATE_VERSION || epoch < (in_epoch ? 0 : 1) ||
+        epoch > t->spec.training.epochs - (in_epoch ? 1 : 0) || step < 0 || mstep < 0 || !json_is_array(metrics) ||
         json_array_size(metrics) != (size_t)epoch)
         return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s/%s: inconsistent trainer state", path, CKPT_STATE);
+    if (in_epoch && restore_in_epoch(t, in_epoch, path, e) != OCTET_OK)
+        return OCTET_ERR_FORMAT;
     json_t *ls = json_object_get(st, "loss_scale");
     if (ls && t->scaler.enabled) {
         double scale = json_number_value(json_object_get(ls, "scale"));
@@ -133,15 +169,15 @@ static int restore_counters(trainer *t, const json_t *st, const char *path, octe
     json_array_clear(t->history);
     json_array_extend(t->history, metrics);
     t->n_restored = (int)epoch;
-    t->have_last = trainer_epoch_from_json(json_array_get(metrics, (size_t)epoch - 1), &t->last) == 0;
+    t->have_last = epoch > 0 && trainer_epoch_from_json(json_array_get(metrics, (size_t)epoch - 1), &t->last) == 0;
     return OCTET_OK;
 }
 
 int trainer_resume(trainer *t, octet_err *e)
 {
     char path[PATH_MAX];
-    int epoch = 0;
-    if (!ckpt_find_latest(t->opt.checkpoint_dir, &epoch, path, sizeof path)) {
+    int64_t step = 0;
+    if (!ckpt_find_latest(t->opt.checkpoint_dir, &step, path, sizeof path)) {
         if (t->opt.resume == TRAINER_RESUME_REQUIRED)
             return octet_fail(e, OCTET_ERR_ARG, "checkpoint_dir", "no checkpoint to resume from in %s",
                               t->opt.checkpoint_dir);
@@ -155,7 +191,7 @@ int trainer_resume(trainer *t, octet_err *e)
         rc = restore_counters(t, st, path, e);
     if (rc == OCTET_OK) {
         t->info.start_epoch = t->epochs_done;
-        log_info("resuming from %s: epoch %d done, step %lld", path, t->epochs_done, (long long)t->global_step);
+        log_info("resuming from %s: %d epochs done, step %lld", path, t->epochs_done, (long long)t->global_step);
     }
     json_decref(st);
     return rc;

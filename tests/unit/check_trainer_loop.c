@@ -367,7 +367,11 @@ typedef struct counter {
     int cancel_at_step;           /* > 0: cancel once this many steps were logged... */
     int polls;                    /* cancellation polls so far */
     int cancel_after_polls;       /* > 0: cancel at this poll */
+    int suspend_polls;            /* suspend polls so far */
+    int suspend_after_polls;      /* > 0: suspend at this poll */
+    int64_t progress_step;        /* the last on_progress step */
     double first_loss, last_eval_acc;
+    double train_loss[8];         /* per epoch, as reported */
 } counter;
 
 static int cb_start(void *u, const trainer_info *i) { ((counter *)u)->starts++; return 0; }
@@ -385,6 +389,21 @@ static int cb_epoch(void *u, const trainer_epoch_metrics *m)
     c->epochs++;
     c->restored += m->restored;
     c->last_eval_acc = m->eval_accuracy;
+    if (m->epoch >= 1 && m->epoch <= 8)
+        c->train_loss[m->epoch - 1] = m->train_loss;
+    return 0;
+}
+static int cb_suspend(void *u)
+{
+    counter *c = u;
+    return c->suspend_after_polls > 0 && ++c->suspend_polls >= c->suspend_after_polls;
+}
+static int cb_progress(void *u, int64_t step, int64_t total)
+{
+    counter *c = u;
+    ck_assert_int_eq(step, c->progress_step ? c->progress_step + 1 : step);
+    ck_assert_int_le(step, total);
+    c->progress_step = step;
     return 0;
 }
 static int cb_memory(void *u, const trainer_memory *m, int final) { ((counter *)u)->memory++; return 0; }
@@ -408,6 +427,8 @@ static trainer_options run_options(counter *c, const char *ckdir)
     o.cb.on_epoch = cb_epoch;
     o.cb.on_memory = cb_memory;
     o.cb.cancelled = cb_cancelled;
+    o.cb.suspend = cb_suspend;
+    o.cb.on_progress = cb_progress;
     return o;
 }
 
@@ -481,13 +502,79 @@ static void resume_case(const job_spec *s, int stop_epochs, int cancel_poll, con
     trainer_close(t);
     assert_same(want, &got, tag);
     free_snapshot(&got);
-    /* only the newest checkpoint is kept */
-    int ep = 0;
+    /* only the newest checkpoint is kept: the last epoch's, named by its step */
+    int64_t step = 0;
     char path[512];
-    ck_assert(ckpt_find_latest(dir, &ep, path, sizeof path));
-    ck_assert_int_eq(ep, s->training.epochs);
+    ck_assert(ckpt_find_latest(dir, &step, path, sizeof path));
+    ck_assert_int_eq(step, r.global_step);
     test_rmtree(dir);
 }
+
+/* Suspends a run at each of the given suspend polls in turn (each one a fresh run resumed from
+ * the checkpoint the previous one wrote), then finishes it; weights, optimizer state and every
+ * epoch's train_loss must equal the uninterrupted run's. */
+static void suspend_case(const job_spec *s, const int *polls, int n, const char *tag)
+{
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    trainer *t = NULL;
+    octet_err e;
+    trainer_result r;
+    ck_assert_msg(trainer_open(s, &o, &t, &e) == OCTET_OK, "%s: %s", tag, e.message);
+    ck_assert_int_eq(trainer_train(t, &r, &e), OCTET_OK);
+    ck_assert_int_eq(r.suspended, 0);
+    snapshot want, got;
+    take_snapshot(t, &want);
+    trainer_close(t);
+    counter whole = c;
+
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, tag), 0);
+    int64_t last_step = -1;
+    double losses[8] = {0};
+    for (int i = 0; i <= n; i++) {
+        memset(&c, 0, sizeof c);
+        c.suspend_after_polls = i < n ? polls[i] : 0;
+        o = run_options(&c, dir);
+        o.resume = i ? TRAINER_RESUME_REQUIRED : TRAINER_RESUME_NO;
+        ck_assert_msg(trainer_open(s, &o, &t, &e) == OCTET_OK, "%s run %d: %s", tag, i, e.message);
+        ck_assert_msg(trainer_train(t, &r, &e) == OCTET_OK, "%s run %d: %s", tag, i, e.message);
+        ck_assert_int_eq(r.suspended, i < n);
+        ck_assert_int_ge(r.global_step, last_step); /* every run went on from where the last one stopped */
+        last_step = r.global_step;
+        for (int k = 0; k < 8; k++)
+            if (c.train_loss[k] != 0.0)
+                losses[k] = c.train_loss[k];
+        if (i == n)
+            take_snapshot(t, &got);
+        trainer_close(t);
+    }
+    assert_same(&want, &got, tag);
+    for (int k = 0; k < s->training.epochs; k++)
+        ck_assert_msg(losses[k] == whole.train_loss[k], "%s: epoch %d train_loss %.17g != %.17g", tag, k + 1,
+                      losses[k], whole.train_loss[k]);
+    free_snapshot(&want);
+    free_snapshot(&got);
+    test_rmtree(dir);
+}
+
+START_TEST(test_suspend_resume)
+{
+    fashion_subset(200, 50);
+    job_spec s;
+    mlp_spec("adamw8bit", &s);
+    s.training.log_every = 3;
+    /* 7 optimizer steps an epoch: suspend inside epoch 1, inside epoch 2, then at once again
+     * (a checkpoint rewritten at the step it was read from) */
+    static const int polls[] = {5, 10, 1};
+    suspend_case(&s, polls, 3, "suspend");
+    /* accumulation: 7 batches in groups of 3 = 3 steps an epoch, the last group shorter */
+    s.training.grad_accum = 3;
+    static const int polls2[] = {2, 4};
+    suspend_case(&s, polls2, 2, "suspend-accum");
+}
+END_TEST
 
 START_TEST(test_resume_mlp)
 {
@@ -738,6 +825,7 @@ Suite *suite_trainer_loop(void)
     tcase_set_timeout(runs, 300);
     tcase_add_test(runs, test_determinism);
     tcase_add_test(runs, test_resume_mlp);
+    tcase_add_test(runs, test_suspend_resume);
     tcase_add_test(runs, test_resume_distilbert);
     tcase_add_test(runs, test_resume_refusals);
     tcase_add_test(runs, test_nan_stops);
