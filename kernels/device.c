@@ -90,6 +90,18 @@ int device_cuda_usable(char *why, size_t whylen)
 #endif
 }
 
+int device_cuda_count(void)
+{
+#ifdef HAVE_CUDA
+    int n = 0;
+    while (n < 64 && device_cuda_probe(n, NULL, 0))
+        n++;
+    return n;
+#else
+    return 0;
+#endif
+}
+
 static int open_cuda(device *d, int index, octet_err *e)
 {
 #ifdef HAVE_CUDA

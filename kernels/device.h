@@ -67,6 +67,8 @@ const char *device_name(const device *d);
 /* True when this build has the CUDA backend and a device answers; `why` gets the reason when
  * not (may be NULL). Cheap enough to call once per program. */
 int device_cuda_usable(char *why, size_t whylen);
+/* The number of usable CUDA devices (0 without the CUDA backend or a device). */
+int device_cuda_count(void);
 /* The CUDA stream (cudaStream_t) and cuBLAS handle of a CUDA device; NULL on the CPU. */
 void *device_stream(const device *d);
 void *device_blas(const device *d);

@@ -1,19 +1,26 @@
 /* octetd.c: the octet daemon's main: command-line options, the data directory and database,
- * the HTTP server, and a clean shutdown on SIGINT or SIGTERM.
+ * the job workers, the HTTP server, and a bounded, clean shutdown on SIGINT or SIGTERM.
  *
  * Start-up order: parse options, create the data directory and the database's directory, open
- * the store (which applies the schema migrations), probe CUDA once, start the HTTP server, and
- * print one line "octetd VERSION listening on http://ADDR:PORT/" on stdout (with the port the
- * kernel chose when --port 0), which scripts and the API tests read. Signals are blocked in
- * every thread and taken synchronously with sigwait() here, so shutdown runs in plain code:
- * stop the server (finishing the request in flight), close the store, exit 0. Exit status 1
- * means start-up failed (the reason is logged), 2 a usage error. The web page and the schema
- * migrations come from the source tree for an uninstalled build and from $(pkgdatadir) for the
- * installed binary (default_data_root), unless --web-dir / --schema-dir say otherwise. */
+ * the store (which applies the schema migrations), probe CUDA once, put back in the queue the
+ * jobs this host left running (a crash or a kill: they resume from their checkpoints), start
+ * the job workers (one per CUDA device by default, else one), start the HTTP server, and print
+ * one line "octetd VERSION listening on http://ADDR:PORT/" on stdout (with the port the kernel
+ * chose when --port 0), which scripts and the API tests read. Signals are blocked in every
+ * thread and taken synchronously with sigwait() here, so shutdown runs in plain code: refuse
+ * new jobs, suspend every running job at its next optimizer step (a checkpoint, back to the
+ * queue) and wait up to --grace seconds for the workers, end the event streams, stop the HTTP
+ * server, close the store, exit 0. Workers still busy after the grace are left to the next
+ * start-up (their jobs resume from their last checkpoints); the process exits 0 all the same.
+ * Exit status 1 means start-up failed (the reason is logged), 2 a usage error. The web page
+ * and the schema migrations come from the source tree for an uninstalled build and from
+ * $(pkgdatadir) for the installed binary (default_data_root), unless --web-dir / --schema-dir
+ * say otherwise. */
 #define LOG_PREFIX "octetd"
 #include "config.h"
 #include "api/api.h"
 #include "device.h"
+#include "jobs/jobs.h"
 #include "log.h"
 
 #include <errno.h>
@@ -54,6 +61,11 @@ static const char *default_data_root(void)
     return strcmp(self, installed) == 0 ? OCTET_PKGDATADIR : OCTET_SRCDIR;
 }
 
+#define DEFAULT_MAX_UPLOAD ((size_t)64 << 20)
+#define DEFAULT_MAX_QUEUED 1000
+#define DEFAULT_GRACE_S 30
+#define MAX_CRASHES 3          /* a job that octetd stopped under this often is not resumed again */
+
 typedef struct options {
     const char *listen;
     unsigned port;
@@ -63,6 +75,11 @@ typedef struct options {
     const char *schema_dir;
     const char *token;
     size_t max_body;
+    size_t max_upload;
+    int workers;               /* 0: one per CUDA device, else 1 */
+    unsigned http_threads;
+    long long max_queued;
+    unsigned grace;
 } options;
 
 static void usage(FILE *f, const char *root)
@@ -77,8 +94,13 @@ static void usage(FILE *f, const char *root)
             "  --schema-dir DIR   SQL migrations (default %s/schema)\n"
             "  --token TOKEN      bearer token required for writes (default $OCTET_TOKEN; none if unset)\n"
             "  --max-body BYTES   largest request body accepted (default %u)\n"
+            "  --max-upload BYTES largest dataset upload accepted (default %zu)\n"
+            "  --workers N        job workers (default: one per CUDA device, else 1)\n"
+            "  --http-threads N   threads answering HTTP requests (default 4)\n"
+            "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
+            "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
             "  --help, --version\n",
-            root, root, HTTP_DEFAULT_MAX_BODY);
+            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_GRACE_S);
 }
 
 /* Parses an unsigned decimal number into *out; 0 on junk or overflow past max. */
@@ -102,6 +124,9 @@ static int parse_options(int argc, char **argv, options *o)
         {"db", required_argument, NULL, 'd'},         {"data-dir", required_argument, NULL, 'D'},
         {"web-dir", required_argument, NULL, 'w'},    {"schema-dir", required_argument, NULL, 's'},
         {"token", required_argument, NULL, 't'},      {"max-body", required_argument, NULL, 'm'},
+        {"max-upload", required_argument, NULL, 'u'}, {"workers", required_argument, NULL, 'W'},
+        {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
+        {"grace", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -110,7 +135,8 @@ static int parse_options(int argc, char **argv, options *o)
     snprintf(web, sizeof web, "%s/web", root);
     snprintf(schema, sizeof schema, "%s/schema", root);
     *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
-                   .schema_dir = schema, .token = getenv("OCTET_TOKEN")};
+                   .schema_dir = schema, .token = getenv("OCTET_TOKEN"), .max_upload = DEFAULT_MAX_UPLOAD,
+                   .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .grace = DEFAULT_GRACE_S};
     unsigned long long v;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -134,6 +160,41 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->max_body = (size_t)v;
+            break;
+        case 'u':
+            if (!parse_unsigned(optarg, (unsigned long long)1 << 40, &v) || v == 0) {
+                fprintf(stderr, "octetd: --max-upload must be a positive number of bytes, got '%s'\n", optarg);
+                return 2;
+            }
+            o->max_upload = (size_t)v;
+            break;
+        case 'W':
+            if (!parse_unsigned(optarg, 64, &v) || v == 0) {
+                fprintf(stderr, "octetd: --workers must be 1..64, got '%s'\n", optarg);
+                return 2;
+            }
+            o->workers = (int)v;
+            break;
+        case 'T':
+            if (!parse_unsigned(optarg, 256, &v) || v == 0) {
+                fprintf(stderr, "octetd: --http-threads must be 1..256, got '%s'\n", optarg);
+                return 2;
+            }
+            o->http_threads = (unsigned)v;
+            break;
+        case 'Q':
+            if (!parse_unsigned(optarg, 1000000000ULL, &v)) {
+                fprintf(stderr, "octetd: --max-queued must be 0..1000000000, got '%s'\n", optarg);
+                return 2;
+            }
+            o->max_queued = (long long)v;
+            break;
+        case 'g':
+            if (!parse_unsigned(optarg, 86400, &v)) {
+                fprintf(stderr, "octetd: --grace must be 0..86400 seconds, got '%s'\n", optarg);
+                return 2;
+            }
+            o->grace = (unsigned)v;
             break;
         case 'h': usage(stdout, root); return 0;
         case 'V': printf("octetd %s\n", PACKAGE_VERSION); return 0;
@@ -188,40 +249,132 @@ static int prepare_dirs(const options *o, const char *db)
     return 0;
 }
 
+/* This host's name in jobs.host, which start-up recovery matches. */
+static void host_name(char *buf, size_t cap)
+{
+    if (gethostname(buf, cap) || !buf[0])
+        snprintf(buf, cap, "localhost");
+    buf[cap - 1] = '\0';
+}
+
+/* Puts back in the queue the jobs this host left running. */
+static int recover_jobs(store *st, const char *host)
+{
+    int requeued = 0, failed = 0;
+    octet_err e;
+    octet_err_clear(&e);
+    if (store_jobs_recover(st, host, MAX_CRASHES, &requeued, &failed, &e) != OCTET_OK) {
+        log_err("cannot recover the jobs left running: %s", e.message);
+        return -1;
+    }
+    if (requeued || failed)
+        log_info("%d interrupted jobs back in the queue (they resume from their checkpoints), %d failed after %d "
+                 "interruptions", requeued, failed, MAX_CRASHES);
+    return 0;
+}
+
+/* Everything serve() starts, so one function can take it down in order. */
+typedef struct daemon_parts {
+    api_ctx app;
+    jobs_hub *hub;
+    jobs_service *jobs;
+    http_server *srv;
+    int api_ready;
+} daemon_parts;
+
+static void take_down(daemon_parts *d, unsigned grace)
+{
+    d->app.stopping = 1;
+    int workers_done = d->jobs ? jobs_stop(d->jobs, (double)grace) == 0 : 1;
+    if (d->hub)
+        jobs_hub_shutdown(d->hub);
+    http_stop(d->srv);
+    if (!workers_done) { /* threads still train: leave without freeing what they use */
+        log_warn("exiting with jobs still running; they resume at the next start");
+        fflush(NULL);
+        _exit(0);
+    }
+    jobs_free(d->jobs);
+    jobs_hub_free(d->hub);
+    if (d->api_ready)
+        api_done(&d->app);
+    store_close(d->app.st);
+}
+
+/* Starts the workers and the HTTP server on top of the open store. */
+static int start_parts(const options *o, const char *db, const char *data_real, daemon_parts *d, octet_err *e)
+{
+    api_ctx *app = &d->app;
+    char host[256];
+    host_name(host, sizeof host);
+    int devices = device_cuda_count();
+    app->cuda_devices = app->cuda_usable ? devices : 0;
+    app->workers = o->workers ? o->workers : (app->cuda_devices ? app->cuda_devices : 1);
+    if (recover_jobs(app->st, host))
+        return OCTET_ERR_DB;
+    int rc = api_init(app, e);
+    d->api_ready = rc == OCTET_OK;
+    d->hub = rc == OCTET_OK ? jobs_hub_new(15.0) : NULL;
+    if (rc == OCTET_OK && !d->hub)
+        rc = octet_fail(e, OCTET_ERR_NOMEM, "", "cannot start the event hub");
+    app->hub = d->hub;
+    jobs_config jc = {.db_path = db, .data_dir = data_real, .host = host, .workers = app->workers,
+                      .cuda_devices = app->cuda_devices, .hub = d->hub};
+    if (rc == OCTET_OK)
+        rc = jobs_start(&jc, &d->jobs, e);
+    app->jobs = d->jobs;
+    http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .token = o->token,
+                       .max_body = o->max_body, .max_upload = o->max_upload, .threads = o->http_threads,
+                       .routes = api_routes, .app = app, .on_done = api_metrics_request};
+    if (rc == OCTET_OK)
+        rc = http_start(&cfg, &d->srv, e);
+    return rc;
+}
+
 /* Runs the server until SIGINT or SIGTERM. Returns the exit status. */
 static int serve(const options *o, const char *db, const sigset_t *stop_signals)
 {
     octet_err e;
     octet_err_clear(&e);
-    api_ctx app = {.started = time(NULL)};
-    if (store_open(db, o->schema_dir, &app.st, &e) != OCTET_OK) {
+    char data_real[PATH_MAX];
+    if (!realpath(o->data_dir, data_real)) {
+        log_err("cannot resolve the data directory %s: %s", o->data_dir, strerror(errno));
+        return 1;
+    }
+    daemon_parts d;
+    memset(&d, 0, sizeof d);
+    api_ctx *app = &d.app;
+    app->started = time(NULL);
+    app->db_path = db;
+    app->data_dir = data_real;
+    app->max_queued = o->max_queued;
+    app->max_upload = o->max_upload;
+    if (store_open(db, o->schema_dir, &app->st, &e) != OCTET_OK) {
         log_err("cannot open the store %s: %s", db, e.message);
         return 1;
     }
-    app.cuda_usable = device_cuda_usable(app.cuda_detail, sizeof app.cuda_detail);
-    http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .token = o->token,
-                       .max_body = o->max_body, .routes = api_routes, .app = &app};
-    http_server *srv = NULL;
-    if (http_start(&cfg, &srv, &e) != OCTET_OK) {
+    app->cuda_usable = device_cuda_usable(app->cuda_detail, sizeof app->cuda_detail);
+    if (start_parts(o, db, data_real, &d, &e) != OCTET_OK) {
         log_err("%s", e.message);
-        store_close(app.st);
+        take_down(&d, o->grace);
         return 1;
     }
     int v6 = strchr(o->listen, ':') != NULL;
     printf("octetd %s listening on http://%s%s%s:%u/\n", PACKAGE_VERSION, v6 ? "[" : "", o->listen, v6 ? "]" : "",
-           http_port(srv));
+           http_port(d.srv));
     fflush(stdout);
-    log_info("database %s, web %s, writes %s", db, o->web_dir, o->token && *o->token ? "need the bearer token" : "open");
-    if (app.cuda_usable)
-        log_info("compute: CUDA device 0 is usable; jobs with device auto run there");
+    log_info("database %s, data %s, web %s, writes %s", db, data_real, o->web_dir,
+             o->token && *o->token ? "need the bearer token" : "open");
+    if (app->cuda_devices)
+        log_info("compute: %d CUDA devices; %d workers", app->cuda_devices, app->workers);
     else
-        log_info("compute: the CPU (%s)", app.cuda_detail);
+        log_info("compute: the CPU (%s); %d workers", app->cuda_detail, app->workers);
     int sig = 0;
     while (sigwait(stop_signals, &sig) != 0)
         ;
-    log_info("%s: shutting down", strsignal(sig));
-    http_stop(srv);
-    store_close(app.st);
+    log_info("%s: stopping (running jobs checkpoint and go back to the queue; up to %u s)", strsignal(sig), o->grace);
+    take_down(&d, o->grace);
+    log_info("stopped");
     return 0;
 }
 

@@ -1,28 +1,63 @@
-/* api.h: the API's resources, one file per resource, and the state their handlers share.
+/* api.h: the API's resources, one file per resource, the state their handlers share, and the
+ * route table handed to the HTTP layer.
  *
- * Handlers receive an http_request (http/http.h) whose `app` is the api_ctx below, read what
- * they need from the store or the engine, and reply through the http_reply_* helpers. They
- * never block on training: long work belongs to the job workers. The route table that maps
- * method + path to these functions is http/routes.c. */
+ * Handlers receive an http_request (http/http.h) whose `app` is the api_ctx below, read and
+ * write through the store connection of the thread they run on (api_store), and reply through
+ * the http_reply_* helpers. They never block on training: a submitted job is queued in the
+ * store and the job service (jobs/jobs.h) is woken; its workers train. Every error reply has
+ * the one shape {"error": {"code", "message", "field"}}; a spec that is well-formed JSON but
+ * invalid is 422 naming the field exactly as octet-train does. */
 #ifndef OCTET_API_H
 #define OCTET_API_H
 
+#include <pthread.h>
+#include <stdint.h>
 #include <time.h>
 #include "http/http.h"
+#include "jobs/jobs.h"
 #include "store/store.h"
 
-/* What every handler may use. The store handle belongs to the HTTP thread. */
+typedef struct api_metrics api_metrics;
+
+/* What every handler may use. Strings and pointers are owned by octetd and outlive the HTTP
+ * server. */
 typedef struct api_ctx {
-    store *st;
+    const char *db_path;
+    const char *data_dir;       /* a real path */
+    store *st;                  /* octetd's own connection (start-up, health before threads) */
+    jobs_service *jobs;
+    jobs_hub *hub;
     int cuda_usable;            /* device_cuda_usable() at start-up */
+    int cuda_devices;           /* devices the workers use (0: the CPU) */
+    int workers;
     char cuda_detail[256];      /* why not, when not */
     time_t started;             /* for uptime */
+    int64_t max_queued;         /* queued jobs past which submissions get 503 */
+    size_t max_upload;          /* largest dataset upload */
+    int stopping;               /* set at shutdown: no new jobs */
+    api_metrics *metrics;
+    pthread_key_t store_key;    /* the per-thread connections (api_store) */
 } api_ctx;
 
 /* routes.c: the route table handed to the HTTP layer (http_config.routes). */
 extern const http_route api_routes[];
 
-/* health.c: GET /health: liveness, version, database and schema, CUDA. */
+/* context.c: the API's shared state. api_init sets up the per-thread store connections and
+ * the metrics; api_done releases them (after the HTTP server has stopped). */
+int api_init(api_ctx *app, octet_err *e);
+void api_done(api_ctx *app);
+/* The calling thread's store connection, opened on first use and closed when the thread ends;
+ * NULL (and a 503 replied) when it cannot be opened. */
+store *api_store(http_request *req);
+/* Replies to a store failure: 503 with Retry-After for a busy or locked database, else 500. */
+enum MHD_Result api_reply_store_error(http_request *req, const octet_err *e);
+/* Parses a positive job id from a path segment; replies 404 and returns 0 when it is not one. */
+int api_job_id(http_request *req, const char *segment, int64_t *id);
+/* Parses an optional query argument as an integer in [min, max] (default when absent);
+ * replies 400 naming the argument and returns 0 when it is not one. */
+int api_query_int(http_request *req, const char *name, int64_t def, int64_t min, int64_t max, int64_t *out);
+
+/* health.c: GET /health: liveness, version, database and schema, CUDA, workers. */
 enum MHD_Result api_health_get(http_request *req);
 
 /* catalog.c: GET /optimizers: every optimizer with its parameters, defaults, ranges and
@@ -30,5 +65,39 @@ enum MHD_Result api_health_get(http_request *req);
 enum MHD_Result api_optimizers_get(http_request *req);
 /* The catalog document itself (a new reference, or NULL when out of memory). */
 json_t *api_optimizers_catalog(void);
+
+/* jobs.c: the job resource. */
+enum MHD_Result api_jobs_post(http_request *req);
+enum MHD_Result api_jobs_list(http_request *req);
+enum MHD_Result api_job_get(http_request *req);
+enum MHD_Result api_job_cancel(http_request *req);
+enum MHD_Result api_job_delete(http_request *req);
+
+/* history.c: a job's recorded history. */
+enum MHD_Result api_job_epochs(http_request *req);
+enum MHD_Result api_job_steps(http_request *req);
+enum MHD_Result api_job_memory(http_request *req);
+
+/* events.c: GET /jobs/{id}/events, the live Server-Sent Events stream. */
+enum MHD_Result api_job_events(http_request *req);
+
+/* datasets.c: built-in and uploaded datasets. */
+enum MHD_Result api_datasets_list(http_request *req);
+enum MHD_Result api_datasets_post(http_request *req);
+enum MHD_Result api_dataset_delete(http_request *req);
+/* Names an upload may take: [a-z0-9][a-z0-9._-]{0,63}. */
+int api_dataset_name_ok(const char *name);
+
+/* metrics.c: GET /metrics (Prometheus text) and the per-request figures behind it. */
+enum MHD_Result api_metrics_get(http_request *req);
+api_metrics *api_metrics_new(void);
+void api_metrics_free(api_metrics *m);
+/* The done hook of the HTTP layer (http_config.on_done): counts a request and its latency. */
+void api_metrics_request(void *app, const http_route *route, const char *method, unsigned status, double seconds);
+
+/* openapi.c: GET /openapi.json, the OpenAPI 3.1 description of every route. */
+enum MHD_Result api_openapi_get(http_request *req);
+/* The document (a new reference; NULL when the embedded text does not parse). */
+json_t *api_openapi_document(void);
 
 #endif

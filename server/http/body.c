@@ -4,7 +4,7 @@
  * The cap is checked twice: against Content-Length when the headers arrive (server.c replies
  * 413 before reading anything), and against the bytes actually received, for chunked bodies
  * that announce no length. Past the cap the rest of the body is read and dropped, and the
- * request ends in 413. Only routes that take JSON keep their bytes. */
+ * request ends in 413. Only routes that take JSON or an upload keep their bytes. */
 #include "config.h"
 #include "http/http_impl.h"
 
@@ -25,11 +25,11 @@ void http_body_append(request_ctx *rc, const char *data, size_t size, size_t max
         rc->body_len = rc->body_cap = 0;
         return;
     }
-    if (!rc->route || !rc->route->takes_json)
+    if (!rc->route || (!rc->route->takes_json && !rc->route->takes_upload))
         return;
-    if (rc->body_len + size > rc->body_cap) {
+    if (rc->body_len + size + 1 > rc->body_cap) { /* + 1: the NUL an upload is handed with */
         size_t cap = rc->body_cap ? rc->body_cap : 4096;
-        while (cap < rc->body_len + size)
+        while (cap < rc->body_len + size + 1)
             cap *= 2;
         char *grown = realloc(rc->body, cap);
         if (!grown) {
@@ -41,6 +41,7 @@ void http_body_append(request_ctx *rc, const char *data, size_t size, size_t max
     }
     memcpy(rc->body + rc->body_len, data, size);
     rc->body_len += size;
+    rc->body[rc->body_len] = '\0';
 }
 
 int http_parse_json_body(const char *buf, size_t len, json_t **out, octet_err *e)

@@ -4,11 +4,17 @@
  * The API lives under /api/v1. A request there is matched against the route table the API
  * hands over in http_config (server/api/routes.c) by method and path, where a `*` segment matches any one path segment and is
  * handed to the handler in args[]. Unknown paths get 404, a known path with another method 405
- * with an Allow header. Bodies are accumulated in one place (body.c) up to a cap (413 past it);
- * routes that take JSON get it parsed strictly (duplicate keys rejected; 400 naming line and
- * column) before the handler runs. Writes (methods other than GET and HEAD) need the bearer
- * token when the server has one (401). Everything else is a static file from the web
- * directory (static.c), GET and HEAD only, never outside that directory.
+ * with an Allow header. Bodies are accumulated in one place (body.c) up to a cap (413 past it:
+ * max_body, or max_upload for routes that take a raw upload); routes that take JSON refuse
+ * another Content-Type (415) and get the body parsed strictly (duplicate keys rejected; 400
+ * naming line and column) before the handler runs. Writes (methods other than GET and HEAD)
+ * need the bearer token when the server has one (401). Everything else is a static file from
+ * the web directory (static.c), GET and HEAD only, never outside that directory.
+ *
+ * The daemon answers from a pool of threads (libmicrohttpd's), so handlers run concurrently
+ * and must keep their state per request or per thread. A handler may reply with a stream of
+ * unknown length (http_reply_stream, for Server-Sent Events); its reader can suspend the
+ * connection while it has nothing to send and have it resumed from any thread.
  *
  * Every reply, error or not, goes through http_reply_json / http_reply_error, so all errors have
  * one shape: {"error": {"code": "not_found", "message": "...", "field": null}}. */
@@ -25,6 +31,9 @@
 /* Names that libmicrohttpd 0.9.71-0.9.73 spelled differently. */
 #ifndef MHD_HTTP_CONTENT_TOO_LARGE
 #define MHD_HTTP_CONTENT_TOO_LARGE 413
+#endif
+#ifndef MHD_HTTP_UNPROCESSABLE_CONTENT
+#define MHD_HTTP_UNPROCESSABLE_CONTENT 422
 #endif
 #ifndef MHD_HTTP_URI_TOO_LONG
 #define MHD_HTTP_URI_TOO_LONG 414
@@ -43,6 +52,8 @@ typedef struct http_request {
     const char *args[HTTP_MAX_ARGS];   /* the segments the route's '*'s matched */
     int nargs;
     const json_t *body;                /* routes with takes_json: a JSON object; else NULL */
+    const char *raw_body;              /* routes with takes_upload: the bytes (NUL-terminated) */
+    size_t raw_len;
     void *app;                         /* http_config.app, the server's shared state */
     unsigned status;                   /* the HTTP status replied (set by the reply helpers) */
 } http_request;
@@ -56,7 +67,13 @@ typedef struct http_route {
     const char *path;     /* below /api/v1, no leading '/': "health", "jobs/x/epochs" with x = '*' */
     http_handler handler;
     int takes_json;       /* 1: the body must be a JSON object, parsed before the handler runs */
+    int takes_upload;     /* 1: the body is kept raw, up to max_upload bytes */
 } http_route;
+
+/* Called once per finished request, from the thread that served it: the matched route's
+ * pattern (NULL for a static file or an unknown path), the method, the status, the seconds. */
+typedef void (*http_done_hook)(void *app, const http_route *route, const char *method, unsigned status,
+                               double seconds);
 
 typedef struct http_config {
     const char *listen;      /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1" */
@@ -64,8 +81,11 @@ typedef struct http_config {
     const char *web_dir;     /* static files */
     const char *token;       /* bearer token required for writes; NULL or "" for none */
     size_t max_body;         /* 0: HTTP_DEFAULT_MAX_BODY */
+    size_t max_upload;       /* routes with takes_upload; 0: max_body */
+    unsigned threads;        /* the pool's threads; 0: 4 */
     const http_route *routes;/* the API's route table (required) */
     void *app;               /* handed to every handler as req->app */
+    http_done_hook on_done;  /* may be NULL */
 } http_config;
 
 typedef struct http_server http_server;
@@ -94,11 +114,30 @@ enum MHD_Result http_reply_error(http_request *req, unsigned status, const char 
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+/* Sends 204 No Content (a delete). */
+enum MHD_Result http_reply_no_content(http_request *req);
+/* Sends text (e.g. Prometheus' format) with `status` and `content_type`. */
+enum MHD_Result http_reply_text(http_request *req, unsigned status, const char *content_type, char *text, size_t len);
 /* Sends a library failure: OCTET_ERR_ARG → 400 "invalid" naming e->field, OCTET_ERR_NOMEM →
  * 503, others → 500 with the status's name (details go to the log, not the client). */
 enum MHD_Result http_reply_status(http_request *req, const octet_err *e);
 /* Adds a header to every reply this request sends from now on (e.g. Allow). */
 void http_reply_header(http_request *req, const char *name, const char *value);
+
+/* Replies 200 with a body of unknown length produced by `reader` (libmicrohttpd's content
+ * reader: it returns the bytes written, MHD_CONTENT_READER_END_OF_STREAM, or 0 after
+ * suspending the connection with http_suspend) and `free_cls` when the reply is done (also
+ * when the client went away). Sent with `content_type`, Cache-Control no-store. */
+enum MHD_Result http_reply_stream(http_request *req, const char *content_type, MHD_ContentReaderCallback reader,
+                                  void *cls, MHD_ContentReaderFreeCallback free_cls);
+/* Suspends a connection from inside its content reader (which then returns 0); resumes it
+ * from any thread. */
+void http_suspend(struct MHD_Connection *conn);
+void http_resume(struct MHD_Connection *conn);
+
+/* A query-string argument (decoded) or a request header, NULL when absent. */
+const char *http_query(const http_request *req, const char *name);
+const char *http_header(const http_request *req, const char *name);
 
 /* ------------------------------------------------------------------ pieces, exposed for tests */
 

@@ -26,7 +26,7 @@ typedef struct request_ctx {
     const http_route *route;           /* NULL: a static file */
     int replied;                       /* a reply is queued; ignore any further body */
     int too_large;                     /* the body went past the cap; 413 at the end */
-    char *body;                        /* kept only for routes that take JSON */
+    char *body;                        /* kept only for routes that take JSON or an upload */
     size_t body_len, body_cap, body_seen;
     json_t *json;                      /* the parsed body (owned) */
     char path[HTTP_MAX_URL + 1];       /* scratch the args point into */

@@ -83,6 +83,58 @@ enum MHD_Result http_reply_error(http_request *req, unsigned status, const char 
     return http_reply_json(req, status, root);
 }
 
+enum MHD_Result http_reply_no_content(http_request *req)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return http_queue(req, MHD_HTTP_NO_CONTENT, r);
+}
+
+enum MHD_Result http_reply_text(http_request *req, unsigned status, const char *content_type, char *text, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return http_queue(req, status, r);
+}
+
+enum MHD_Result http_reply_stream(http_request *req, const char *content_type, MHD_ContentReaderCallback reader,
+                                  void *cls, MHD_ContentReaderFreeCallback free_cls)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, cls, free_cls);
+    if (!r) {
+        free_cls(cls);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    return http_queue(req, MHD_HTTP_OK, r);
+}
+
+void http_suspend(struct MHD_Connection *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+void http_resume(struct MHD_Connection *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+const char *http_query(const http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(const http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
 enum MHD_Result http_reply_status(http_request *req, const octet_err *e)
 {
     switch (e->status) {

@@ -2,12 +2,15 @@
  * headers to the handler that answers it.
  *
  * First call (headers only): refuse what can be refused before reading a body: a target over
- * HTTP_MAX_URL (414), a Content-Length over the cap (413), an unknown API path (404), a known
- * one with the wrong method (405 + Allow), a write without the bearer token (401), a static
- * path with a method other than GET/HEAD (405). Middle calls: body chunks (body.c). Last call:
- * 413 if the body outgrew the cap, the strict JSON parse for routes that take a body (400),
- * then the handler or the static file. The completion callback logs one access line and frees
- * the request. The daemon runs one internal polling thread, so handlers run one at a time. */
+ * HTTP_MAX_URL (414), an unknown API path (404), a known one with the wrong method (405 +
+ * Allow), a write without the bearer token (401), a Content-Length over the route's cap (413),
+ * a body of another type where JSON is required (415), a static path with a method other than
+ * GET/HEAD (405). Middle calls: body chunks (body.c). Last call: 413 if the body outgrew the
+ * cap, the strict JSON parse for routes that take JSON (400), then the handler or the static
+ * file. The completion callback tells the done hook (metrics), logs one access line and frees
+ * the request. The daemon runs a pool of threads (http_config.threads), each serving its own
+ * connections, so handlers run concurrently; suspended connections (a stream waiting for its
+ * next event) hold no thread. */
 #define LOG_PREFIX "http"
 #include "config.h"
 #include "http/http_impl.h"
@@ -26,6 +29,14 @@
 static size_t max_body(const http_server *s)
 {
     return s->cfg.max_body ? s->cfg.max_body : HTTP_DEFAULT_MAX_BODY;
+}
+
+/* The body cap of a request: max_upload for routes that take an upload, else max_body. */
+static size_t body_cap(const request_ctx *rc)
+{
+    if (rc->route && rc->route->takes_upload && rc->srv->cfg.max_upload)
+        return rc->srv->cfg.max_upload;
+    return max_body(rc->srv);
 }
 
 static int is_read_method(const char *method)
@@ -51,13 +62,27 @@ static int content_length_too_big(request_ctx *rc)
     char *end = NULL;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    return errno == ERANGE || n > max_body(rc->srv);
+    return errno == ERANGE || n > body_cap(rc);
 }
 
 static enum MHD_Result reply_too_large(request_ctx *rc)
 {
     return http_reply_error(&rc->req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", "body",
-                            "the request body is over the limit of %zu bytes", max_body(rc->srv));
+                            "the request body is over the limit of %zu bytes", body_cap(rc));
+}
+
+/* True when a request that must carry JSON says its body is something else. No Content-Type
+ * at all is taken as JSON; "application/json" may carry parameters (charset). */
+static int wrong_content_type(const request_ctx *rc)
+{
+    const char *ct = MHD_lookup_connection_value(rc->req.conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    static const char json[] = "application/json";
+    size_t n = sizeof json - 1;
+    return strncasecmp(ct, json, n) || (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ');
 }
 
 /* Routes an API request; replies at once (404, 405, 401) or returns MHD_YES to read on. */
@@ -80,6 +105,11 @@ static enum MHD_Result begin_api(request_ctx *rc, const char *path)
         return http_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
                                 "this server needs \"Authorization: Bearer <token>\" for writes");
     }
+    if (content_length_too_big(rc))
+        return reply_too_large(rc);
+    if (rc->route->takes_json && wrong_content_type(rc))
+        return http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Content-Type",
+                                "%s takes a JSON body: send Content-Type: application/json", req->url);
     return MHD_YES;
 }
 
@@ -90,11 +120,11 @@ static enum MHD_Result begin_request(request_ctx *rc)
     if (strlen(req->url) > HTTP_MAX_URL)
         return http_reply_error(req, MHD_HTTP_URI_TOO_LONG, "uri_too_long", NULL, "the path is over %d bytes",
                                 HTTP_MAX_URL);
-    if (content_length_too_big(rc))
-        return reply_too_large(rc);
     const char *path = api_path(req->url);
     if (path)
         return begin_api(rc, path);
+    if (content_length_too_big(rc))
+        return reply_too_large(rc);
     if (!is_read_method(req->method)) {
         http_reply_header(req, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
         return http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
@@ -117,6 +147,10 @@ static enum MHD_Result finish_request(request_ctx *rc)
         if (http_parse_json_body(rc->body, rc->body_len, &rc->json, &e) != OCTET_OK)
             return http_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_json", e.field, "%s", e.message);
         req->body = rc->json;
+    }
+    if (rc->route->takes_upload) {
+        req->raw_body = rc->body ? rc->body : "";
+        req->raw_len = rc->body_len;
     }
     enum MHD_Result r = rc->route->handler(req);
     if (!rc->replied && r == MHD_YES) {
@@ -147,7 +181,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) {
         if (!rc->replied)
-            http_body_append(rc, upload_data, *upload_data_size, max_body(rc->srv));
+            http_body_append(rc, upload_data, *upload_data_size, body_cap(rc));
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -165,6 +199,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     double ms = (now.tv_sec - rc->started.tv_sec) * 1e3 + (now.tv_nsec - rc->started.tv_nsec) / 1e6;
+    if (rc->srv->cfg.on_done)
+        rc->srv->cfg.on_done(rc->srv->cfg.app, rc->route, rc->req.method, rc->req.status, ms / 1e3);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_info("%s %.200s %u %.1fms", rc->req.method, rc->req.url, rc->req.status, ms);
     else
@@ -232,11 +268,14 @@ int http_start(const http_config *cfg, http_server **out, octet_err *e)
         free(s);
         return rc;
     }
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     (ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned threads = cfg->threads ? cfg->threads : 4;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,  /* first, as MHD asks */
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                 MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                  MHD_OPTION_END);
     const union MHD_DaemonInfo *info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;

@@ -1,5 +1,7 @@
-/* store.c: the SQLite store: opening a connection in WAL mode, the schema migrations, and the
- * prepared statements the server runs. All of octet's SQL lives in server/store/.
+/* store.c: the SQLite store's connections: opening one in WAL mode, the schema migrations,
+ * the cache of prepared statements, transactions, the event log, and result rows as JSON. The
+ * queue, the history and the datasets are in store_jobs.c, store_history.c and
+ * store_datasets.c; all of octet's SQL lives in server/store/.
  *
  * Migrations are the files schema/NNN_name.sql (NNN: the version, any number of digits). At open
  * the store lists them, sorts them by version, and applies each one above the database's
@@ -9,31 +11,20 @@
  * is rolled back whole. 001_init.sql creates schema_version itself. */
 #define LOG_PREFIX "store"
 #include "config.h"
-#include "store/store.h"
+#include "store/store_impl.h"
 #include "fileio.h"
 #include "log.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { ST_SCHEMA_VERSION = 0, ST_COUNT };
-
 #define MAX_MIGRATION_BYTES ((size_t)16 << 20)  /* a schema file is SQL text, never this big */
-
-static const char *const statement_sql[ST_COUNT] = {
-    [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-};
-
-struct store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT];
-};
+#define SCHEMA_VERSION_SQL "SELECT COALESCE(MAX(version), 0) FROM schema_version"
 
 typedef struct migration {
     long version;
@@ -138,7 +129,7 @@ static int current_version(sqlite3 *db, long *version, octet_err *e)
     sqlite3_finalize(s);
     if (rc != OCTET_OK || !exists)
         return rc;
-    if (sqlite3_prepare_v2(db, statement_sql[ST_SCHEMA_VERSION], -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, SCHEMA_VERSION_SQL, -1, &s, NULL) != SQLITE_OK)
         return db_fail(db, e, "reading the schema version");
     rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(db, e, "reading the schema version");
     if (rc == OCTET_OK)
@@ -240,30 +231,20 @@ static int configure_connection(sqlite3 *db, octet_err *e)
     return rc;
 }
 
-static int prepare_statements(store *st, octet_err *e)
-{
-    for (int i = 0; i < ST_COUNT; i++)
-        if (sqlite3_prepare_v3(st->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i], NULL) != SQLITE_OK)
-            return db_fail(st->db, e, "preparing statements");
-    return OCTET_OK;
-}
-
-int store_open(const char *path, const char *schema_dir, store **out, octet_err *e)
+/* Opens the file with the connection settings; *out NULL on failure. */
+static int connect_db(const char *path, int create, store **out, octet_err *e)
 {
     *out = NULL;
     store *st = calloc(1, sizeof *st);
     if (!st)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     int rc = OCTET_OK;
-    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK)
         rc = octet_fail(e, OCTET_ERR_DB, "", "cannot open database %s: %s", path,
                         st->db ? sqlite3_errmsg(st->db) : "out of memory");
     if (rc == OCTET_OK)
         rc = configure_connection(st->db, e);
-    if (rc == OCTET_OK)
-        rc = migrate(st->db, schema_dir, e);
-    if (rc == OCTET_OK)
-        rc = prepare_statements(st, e);
     if (rc != OCTET_OK) {
         store_close(st);
         return rc;
@@ -272,23 +253,167 @@ int store_open(const char *path, const char *schema_dir, store **out, octet_err 
     return OCTET_OK;
 }
 
+int store_open(const char *path, const char *schema_dir, store **out, octet_err *e)
+{
+    store *st = NULL;
+    int rc = connect_db(path, 1, &st, e);
+    if (rc == OCTET_OK)
+        rc = migrate(st->db, schema_dir, e);
+    if (rc != OCTET_OK) {
+        store_close(st);
+        *out = NULL;
+        return rc;
+    }
+    *out = st;
+    return OCTET_OK;
+}
+
+int store_connect(const char *path, store **out, octet_err *e)
+{
+    return connect_db(path, 0, out, e);
+}
+
 void store_close(store *st)
 {
     if (!st)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
+    for (int i = 0; i < SS_COUNT; i++)
         sqlite3_finalize(st->st[i]);
     sqlite3_close(st->db);
     free(st);
+}
+
+/* ------------------------------------------------------------------ statements, transactions */
+
+int store_fail(store *st, octet_err *e, const char *what)
+{
+    return db_fail(st ? st->db : NULL, e, what);
+}
+
+sqlite3_stmt *store_stmt(store *st, int slot, const char *sql, octet_err *e)
+{
+    sqlite3_stmt *s = st->st[slot];
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+        store_fail(st, e, "preparing a statement");
+        log_err("the statement was: %s", sql);
+        return NULL;
+    }
+    st->st[slot] = s;
+    return s;
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_slot(store *st, int slot, const char *sql, const char *what, octet_err *e)
+{
+    sqlite3_stmt *s = store_stmt(st, slot, sql, e);
+    if (!s)
+        return OCTET_ERR_DB;
+    int rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : store_fail(st, e, what);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int store_begin(store *st, octet_err *e)
+{
+    return exec_slot(st, SS_BEGIN, "BEGIN IMMEDIATE", "starting a transaction", e);
+}
+
+int store_end(store *st, int rc, octet_err *e)
+{
+    if (rc == OCTET_OK && (rc = exec_slot(st, SS_COMMIT, "COMMIT", "committing", e)) == OCTET_OK)
+        return OCTET_OK;
+    octet_err ignored;
+    exec_slot(st, SS_ROLLBACK, "ROLLBACK", "rolling back", &ignored);
+    return rc;
+}
+
+int store_event_append(store *st, int64_t id, const char *type, const json_t *data, int64_t *seq, octet_err *e)
+{
+    sqlite3_stmt *s = store_stmt(st, SS_EVENT_SEQ, "UPDATE jobs SET last_event = last_event + 1 WHERE id = ?1 "
+                                 "RETURNING last_event", e);
+    if (!s)
+        return OCTET_ERR_DB;
+    sqlite3_bind_int64(s, 1, id);
+    int r = sqlite3_step(s);
+    int64_t n = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (r == SQLITE_DONE)
+        return octet_fail(e, OCTET_ERR_ARG, "", "job %lld does not exist", (long long)id);
+    if (r != SQLITE_ROW)
+        return store_fail(st, e, "numbering an event");
+    char *text = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!text)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    char now[32];
+    store_now(now, sizeof now);
+    s = store_stmt(st, SS_EVENT_INSERT, "INSERT INTO events (job_id, seq, type, data, created_at) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)", e);
+    int rc = s ? OCTET_OK : OCTET_ERR_DB;
+    if (s) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, n);
+        sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, now, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "appending an event");
+        sqlite3_reset(s);
+    }
+    free(text);
+    if (rc == OCTET_OK && seq)
+        *seq = n;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ rows as JSON */
+
+json_t *store_col_json(sqlite3_stmt *s, int i)
+{
+    switch (sqlite3_column_type(s, i)) {
+    case SQLITE_INTEGER: return json_integer((json_int_t)sqlite3_column_int64(s, i));
+    case SQLITE_FLOAT: return json_real(sqlite3_column_double(s, i));
+    case SQLITE_TEXT: return json_stringn((const char *)sqlite3_column_text(s, i), (size_t)sqlite3_column_bytes(s, i));
+    default: return json_null();
+    }
+}
+
+json_t *store_row_json(sqlite3_stmt *s)
+{
+    json_t *o = json_object();
+    int n = sqlite3_column_count(s);
+    for (int i = 0; o && i < n; i++)
+        json_object_set_new(o, sqlite3_column_name(s, i), store_col_json(s, i));
+    return o;
+}
+
+json_t *store_col_parsed(sqlite3_stmt *s, int i)
+{
+    const char *text = (const char *)sqlite3_column_text(s, i);
+    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    return j ? j : json_null();
+}
+
+void store_bind_text_or_null(sqlite3_stmt *s, int i, const char *text)
+{
+    if (text && *text)
+        sqlite3_bind_text(s, i, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
 }
 
 /* ------------------------------------------------------------------ queries */
 
 int store_schema_version(store *st, int *version, octet_err *e)
 {
-    sqlite3_stmt *s = st->st[ST_SCHEMA_VERSION];
     *version = 0;
-    int rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(st->db, e, "reading the schema version");
+    sqlite3_stmt *s = store_stmt(st, SS_SCHEMA_VERSION, SCHEMA_VERSION_SQL, e);
+    if (!s)
+        return OCTET_ERR_DB;
+    int rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : store_fail(st, e, "reading the schema version");
     if (rc == OCTET_OK)
         *version = sqlite3_column_int(s, 0);
     sqlite3_reset(s);
