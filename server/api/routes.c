@@ -14,8 +14,8 @@
 const http_route api_routes[] = {
     {.method = GET, .path = "health", .handler = api_health_get},
     {.method = GET, .path = "optimizers", .handler = api_optimizers_get},
-    {.method = POST, .path = "jobs", .handler = api_jobs_post, .takes_json = 1},
     {.method = GET, .path = "jobs", .handler = api_jobs_list},
+    {.method = POST, .path = "jobs", .handler = api_jobs_post, .takes_json = 1},
     {.method = GET, .path = "jobs/*", .handler = api_job_get},
     {.method = DELETE, .path = "jobs/*", .handler = api_job_delete},
     {.method = POST, .path = "jobs/*/cancel", .handler = api_job_cancel},

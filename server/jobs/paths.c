@@ -116,15 +116,16 @@ static int check_device(int cuda_devices, const job_spec *spec, octet_err *e)
 
 int jobs_check_spec(store *st, const char *data_dir, int cuda_devices, job_spec *spec, int resolve, octet_err *e)
 {
-    int rc = check_dataset(st, data_dir, spec, resolve, e);
-    if (rc == OCTET_OK)
-        rc = check_path(data_dir, spec->dataset.train_file, sizeof spec->dataset.train_file, "dataset.train_file",
+    /* the files first: an uploaded dataset.name becomes a train_file that is already resolved */
+    int rc = check_path(data_dir, spec->dataset.train_file, sizeof spec->dataset.train_file, "dataset.train_file",
                         resolve, e);
     if (rc == OCTET_OK)
         rc = check_path(data_dir, spec->dataset.eval_file, sizeof spec->dataset.eval_file, "dataset.eval_file",
                         resolve, e);
     if (rc == OCTET_OK)
         rc = check_path(data_dir, spec->model.path, sizeof spec->model.path, "model.path", resolve, e);
+    if (rc == OCTET_OK)
+        rc = check_dataset(st, data_dir, spec, resolve, e);
     if (rc == OCTET_OK)
         rc = check_device(cuda_devices, spec, e);
     return rc;
