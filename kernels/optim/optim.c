@@ -120,6 +120,19 @@ void optim_config_defaults(optim_kind k, optim_config *cfg)
 
 /* ------------------------------------------------------------------ validation */
 
+int optim_block_size_ok(int b)
+{
+    return b >= OPTIM_BLOCK_MIN && b <= OPTIM_BLOCK_MAX && (b & (b - 1)) == 0;
+}
+
+int optim_block_size_check(int b, const char *field, octet_err *e)
+{
+    if (optim_block_size_ok(b))
+        return OCTET_OK;
+    return octet_fail(e, OCTET_ERR_ARG, field, "must be a power of two from %d to %d, got %d", OPTIM_BLOCK_MIN,
+                      OPTIM_BLOCK_MAX, b);
+}
+
 static int check_unit_interval(double x, const char *field, octet_err *e)
 {
     if (!isfinite(x) || x < 0.0 || x >= 1.0)
@@ -181,10 +194,9 @@ static int validate_base_extras(const optim_config *cfg, octet_err *e)
 {
     const optim_hparams *h = &cfg->base;
     if (is_8bit_kind(cfg->kind)) {
-        int b = cfg->block_size;
-        if (b < 64 || b > 4096 || (b & (b - 1)))
-            return octet_fail(e, OCTET_ERR_ARG, "optimizer.block_size",
-                              "must be a power of two from 64 to 4096, got %d", b);
+        int rc = optim_block_size_check(cfg->block_size, "optimizer.block_size", e);
+        if (rc)
+            return rc;
         if (cfg->min_8bit_size < 0)
             return octet_fail(e, OCTET_ERR_ARG, "optimizer.min_8bit_size", "must be >= 0, got %lld",
                               (long long)cfg->min_8bit_size);

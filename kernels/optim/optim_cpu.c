@@ -309,7 +309,7 @@ uint8_t optim_cpu_nearest_code(const float *map, float x, int is_signed)
 
 /* ------------------------------------------------------------------ 8-bit Adam */
 
-#define MAX_BLOCK 4096
+#define MAX_BLOCK OPTIM_BLOCK_MAX /* the stack buffers below hold one block of the largest size */
 
 /* The vectorisable part of one block: fresh moments from the old codes (tail already padded
  * by the caller), their new absmax, and the parameter update from the fresh moments. Same float operations, in the same order, as the shared

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include "hd.h"
+#include "optim.h"
 #include "optim_math.h"
 
 OCTET_EXTERN_C_BEGIN

@@ -2,15 +2,11 @@
  * argument checks, the map on the device, and the call into the CPU or CUDA twin. */
 #include "config.h"
 #include "quant.h"
+#include "optim.h"
 #include "optim_impl.h"
 #include "qmap.h"
 
-int quant_check_block(int block, octet_err *e)
-{
-    if (block < 64 || block > 4096 || (block & (block - 1)))
-        return octet_fail(e, OCTET_ERR_ARG, "block_size", "must be a power of two from 64 to 4096, got %d", block);
-    return OCTET_OK;
-}
+int quant_check_block(int block, octet_err *e) { return optim_block_size_check(block, "block_size", e); }
 
 int64_t quant_nblocks(int64_t n, int block) { return (n + block - 1) / block; }
 
