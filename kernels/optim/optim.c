@@ -425,7 +425,7 @@ int optim_estimate(const optim_config *cfg, const optim_tensor *tensors, int n, 
 
 /* ------------------------------------------------------------------ create / destroy */
 
-static const optim_kernels *kernels_for(device *dev)
+const optim_kernels *optim_kernels_for(device *dev)
 {
 #ifdef HAVE_CUDA
     if (device_kind(dev) == OCTET_DEV_CUDA)
@@ -562,7 +562,7 @@ int optim_create(device *dev, const optim_config *cfg, const optim_tensor *tenso
     if (!o)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     o->dev = dev;
-    o->k = kernels_for(dev);
+    o->k = optim_kernels_for(dev);
     o->n = n;
     o->t = calloc((size_t)(n > 0 ? n : 1), sizeof *o->t);
     if (!o->t || (rc = copy_config(o, cfg))) {

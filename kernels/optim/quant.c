@@ -10,16 +10,6 @@ int quant_check_block(int block, octet_err *e) { return optim_block_size_check(b
 
 int64_t quant_nblocks(int64_t n, int block) { return (n + block - 1) / block; }
 
-static const optim_kernels *kernels_of(device *d)
-{
-#ifdef HAVE_CUDA
-    if (device_kind(d) == OCTET_DEV_CUDA)
-        return optim_kernels_cuda();
-#endif
-    (void)d;
-    return optim_kernels_cpu();
-}
-
 /* Puts the map on the device; returns NULL on allocation failure. */
 static float *map_on_device(device *d, int is_signed)
 {
@@ -44,7 +34,7 @@ int quant_blockwise(device *d, const float *x, int64_t n, int block, int is_sign
     float *map = map_on_device(d, is_signed);
     if (!map)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "could not place the map on %s", device_name(d));
-    rc = kernels_of(d)->quantize(x, n, block, map, is_signed, codes, absmax, device_stream(d));
+    rc = optim_kernels_for(d)->quantize(x, n, block, map, is_signed, codes, absmax, device_stream(d));
     if (rc == OCTET_OK)
         rc = device_sync(d);
     device_free(d, map);
@@ -62,7 +52,7 @@ int dequant_blockwise(device *d, const uint8_t *codes, int64_t n, int block, int
     float *map = map_on_device(d, is_signed);
     if (!map)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "could not place the map on %s", device_name(d));
-    rc = kernels_of(d)->dequantize(codes, n, block, map, absmax, x, device_stream(d));
+    rc = optim_kernels_for(d)->dequantize(codes, n, block, map, absmax, x, device_stream(d));
     if (rc == OCTET_OK)
         rc = device_sync(d);
     device_free(d, map);
