@@ -10,7 +10,7 @@
  * column vectors for Adafactor's matrices, one fp32 buffer for SGD with momentum. */
 #include "config.h"
 #include "api/api.h"
-#include "api/optim_params.h"
+#include "train/optim_json.h"
 #include "optim.h"
 
 typedef struct kind_text {

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "api/optim_params.h"
+#include "train/optim_json.h"
 #include "train/distilbert.h"
 
 #define SPEC_MAX_USER_GROUPS 32 /* leaves room for the Trainer's generated no-decay groups */

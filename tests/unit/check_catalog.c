@@ -6,7 +6,7 @@
 #include "config.h"
 #include "server_suites.h"
 #include "api/api.h"
-#include "api/optim_params.h"
+#include "train/optim_json.h"
 #include "optim.h"
 
 #include <math.h>

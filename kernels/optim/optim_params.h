@@ -1,16 +1,19 @@
-/* optim_params.h: the optimizer fields of a job spec: for each optimizer the fields it takes,
- * their JSON types, their defaults (read from the engine, never restated), their allowed
- * ranges, and how a JSON value sets the engine's optim_config.
+/* optim_params.h: the optimizers' parameter table: for each field of a job spec's "optimizer"
+ * object, its name, its JSON type, the optimizers that take it, where it lives in optim_config,
+ * its allowed range and a further rule in words, and a line of documentation. Defaults are not
+ * in the table: they are read from optim_config_defaults(), never restated.
  *
- * The catalog (GET /optimizers) renders this table, and a job spec's "optimizer" object is
- * applied through it, so the two cannot drift apart. The ranges repeat, as data, what
- * optim_config_validate() enforces; a unit test checks each bound against the engine. */
+ * The spec parser applies a job's "optimizer" object through this table and the catalog (GET
+ * /optimizers) renders it, so the two cannot drift apart; the JSON form of a field is
+ * server/train/optim_json.h's. The ranges repeat, as data, what optim_config_validate()
+ * enforces; a unit test checks each bound against the engine. Plain C: no JSON library. */
 #ifndef OCTET_OPTIM_PARAMS_H
 #define OCTET_OPTIM_PARAMS_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include "optim.h"
+
+OCTET_EXTERN_C_BEGIN
 
 typedef enum {
     OP_NUMBER = 0,      /* a finite number */
@@ -43,12 +46,14 @@ extern const int optim_params_count;
 
 /* The parameter `name` of optimizer k, or NULL when k does not take it. */
 const optim_param *optim_param_find(optim_kind k, const char *name);
-/* The value of p in cfg as JSON (a new reference; NULL when out of memory). */
-json_t *optim_param_get(const optim_param *p, const optim_config *cfg);
-/* Sets p in cfg from `value`. Checks the JSON type only (ranges are the engine's job:
- * optim_config_validate). Fails with OCTET_ERR_ARG naming "optimizer.<name>". */
-int optim_param_set(const optim_param *p, optim_config *cfg, const json_t *value, octet_err *e);
+/* p's value in cfg as a double: the one at `off`, or with `second` the one at `off2` (a pair's
+ * second number; an or-null entry's int flag, 0 when off2 is OP_UNSET). */
+double optim_param_load(const optim_param *p, const optim_config *cfg, int second);
+/* Stores v (converted to p's storage) at `off`, or with `second` at `off2`; storing at an
+ * OP_UNSET off2 does nothing. */
+void optim_param_store(const optim_param *p, optim_config *cfg, int second, double v);
 /* Writes p's range in words ("(0, inf)", "[0, 1)", "any") into buf. */
 void optim_param_range_text(const optim_param *p, char *buf, size_t len);
 
+OCTET_EXTERN_C_END
 #endif

@@ -1,9 +1,8 @@
-/* optim_params.c: the table of optimizer fields (see optim_params.h) and the getters and
- * setters that move values between JSON and the engine's optim_config by offset. */
+/* optim_params.c: the table of optimizer fields (see optim_params.h) and the loads and stores
+ * that move a field's value in and out of an optim_config by offset. */
 #include "config.h"
-#include "api/optim_params.h"
+#include "optim_params.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,74 +92,27 @@ static void store_number(optim_config *cfg, optim_param_storage s, size_t off, d
         *(double *)(void *)base = v;
 }
 
-json_t *optim_param_get(const optim_param *p, const optim_config *cfg)
+/* Where the value `second` names lives, and how it is stored; 0 when nowhere. */
+static int slot_of(const optim_param *p, int second, size_t *off, optim_param_storage *s)
 {
-    double v = load_number(cfg, p->storage, p->off);
-    switch (p->type) {
-    case OP_BOOLEAN: return json_boolean(v != 0.0);
-    case OP_INTEGER: return json_integer((json_int_t)v);
-    case OP_NUMBER_PAIR: return json_pack("[ff]", v, load_number(cfg, p->storage, p->off2));
-    case OP_NUMBER_OR_NULL: {
-        int unset = p->off2 == OP_UNSET ? v == 0.0 : load_number(cfg, OS_INT, p->off2) == 0.0;
-        return unset ? json_null() : json_real(v);
-    }
-    default: return json_real(v);
-    }
+    *off = second ? p->off2 : p->off;
+    *s = second && p->type == OP_NUMBER_OR_NULL ? OS_INT : p->storage;
+    return *off != OP_UNSET;
 }
 
-/* A JSON number as a double; 0 when `value` is not a number. */
-static int json_to_number(const json_t *value, double *v)
+double optim_param_load(const optim_param *p, const optim_config *cfg, int second)
 {
-    if (!json_is_number(value))
-        return 0;
-    *v = json_number_value(value);
-    return isfinite(*v);
+    size_t off;
+    optim_param_storage s;
+    return slot_of(p, second, &off, &s) ? load_number(cfg, s, off) : 0.0;
 }
 
-int optim_param_set(const optim_param *p, optim_config *cfg, const json_t *value, octet_err *e)
+void optim_param_store(const optim_param *p, optim_config *cfg, int second, double v)
 {
-    char field[64];
-    snprintf(field, sizeof field, "optimizer.%s", p->name);
-    double a = 0.0, b = 0.0;
-    switch (p->type) {
-    case OP_BOOLEAN:
-        if (!json_is_boolean(value))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be true or false");
-        store_number(cfg, p->storage, p->off, json_is_true(value));
-        return OCTET_OK;
-    case OP_INTEGER:
-        if (!json_is_integer(value))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be an integer");
-        if (p->storage == OS_INT && (json_integer_value(value) > INT32_MAX || json_integer_value(value) < INT32_MIN))
-            return octet_fail(e, OCTET_ERR_ARG, field, "is out of range");
-        store_number(cfg, p->storage, p->off, (double)json_integer_value(value));
-        return OCTET_OK;
-    case OP_NUMBER_PAIR:
-        if (!json_is_array(value) || json_array_size(value) != 2 || !json_to_number(json_array_get(value, 0), &a) ||
-            !json_to_number(json_array_get(value, 1), &b))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be an array of two finite numbers");
-        store_number(cfg, p->storage, p->off, a);
-        store_number(cfg, p->storage, p->off2, b);
-        return OCTET_OK;
-    case OP_NUMBER_OR_NULL:
-        if (json_is_null(value)) {
-            store_number(cfg, p->storage, p->off, 0.0);
-            if (p->off2 != OP_UNSET)
-                store_number(cfg, OS_INT, p->off2, 0);
-            return OCTET_OK;
-        }
-        if (!json_to_number(value, &a))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be a finite number or null");
-        store_number(cfg, p->storage, p->off, a);
-        if (p->off2 != OP_UNSET)
-            store_number(cfg, OS_INT, p->off2, 1);
-        return OCTET_OK;
-    default:
-        if (!json_to_number(value, &a))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be a finite number");
-        store_number(cfg, p->storage, p->off, a);
-        return OCTET_OK;
-    }
+    size_t off;
+    optim_param_storage s;
+    if (slot_of(p, second, &off, &s))
+        store_number(cfg, s, off, v);
 }
 
 void optim_param_range_text(const optim_param *p, char *buf, size_t len)
