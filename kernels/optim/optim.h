@@ -57,7 +57,8 @@ typedef struct optim_hparams {
     int scale_parameter, relative_step, warmup_init; /* adafactor flags */
 } optim_hparams;
 
-/* Which fields of a param_group override the base group. */
+/* Which fields of a param_group override the base group. The optimizers whose groups take
+ * each field, and its spec name, are its entry's in optim_params.h (group_kinds, group_set). */
 enum {
     OPTIM_SET_LR = 1 << 0,
     OPTIM_SET_BETAS = 1 << 1,

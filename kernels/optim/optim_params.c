@@ -12,6 +12,7 @@
 #define EIGHT (K(OPTIM_ADAM8BIT) | K(OPTIM_ADAMW8BIT))
 #define ALL ((1u << OPTIM_NKINDS) - 1)
 #define BASE(f) offsetof(optim_config, base.f)
+#define GROUP(kinds_, bit) .group_kinds = (kinds_), .group_set = (bit)
 
 #define GT(a) .has_min = 1, .min = (a), .min_open = 1
 #define GE(a) .has_min = 1, .min = (a)
@@ -21,18 +22,22 @@
 #define FLAG(f) .type = OP_BOOLEAN, .storage = OS_INT, .off = BASE(f), .off2 = OP_UNSET
 
 const optim_param optim_params[] = {
-    {.name = "lr", .type = OP_NUMBER, .kinds = ADAMS | K(OPTIM_SGD), NUM(lr), GT(0), .doc = "learning rate"},
-    {.name = "lr", .type = OP_NUMBER_OR_NULL, .kinds = K(OPTIM_ADAFACTOR), NUM(lr), GT(0),
+    {.name = "lr", .type = OP_NUMBER, .kinds = ADAMS | K(OPTIM_SGD), GROUP(ADAMS | K(OPTIM_SGD), OPTIM_SET_LR), NUM(lr),
+     GT(0), .doc = "learning rate"},
+    {.name = "lr", .type = OP_NUMBER_OR_NULL, .kinds = K(OPTIM_ADAFACTOR), GROUP(K(OPTIM_ADAFACTOR), OPTIM_SET_LR),
+     NUM(lr), GT(0),
      .rule = "null uses Adafactor's relative step; a number needs relative_step false (and scale_parameter false "
              "for the Trainer's behaviour)",
      .doc = "learning rate"},
-    {.name = "betas", .type = OP_NUMBER_PAIR, .kinds = ADAMS, .off = BASE(beta1), .off2 = BASE(beta2), GE(0), LT(1),
+    {.name = "betas", .type = OP_NUMBER_PAIR, .kinds = ADAMS, GROUP(ADAMS, OPTIM_SET_BETAS), .off = BASE(beta1),
+     .off2 = BASE(beta2), GE(0), LT(1),
      .doc = "decay rates of the first and second moment estimates"},
-    {.name = "eps", .type = OP_NUMBER, .kinds = ADAMS, NUM(eps), GT(0),
+    {.name = "eps", .type = OP_NUMBER, .kinds = ADAMS, GROUP(ADAMS, OPTIM_SET_EPS), NUM(eps), GT(0),
      .doc = "term added to the denominator for numerical stability"},
     {.name = "eps", .type = OP_NUMBER_PAIR, .kinds = K(OPTIM_ADAFACTOR), .off = BASE(eps), .off2 = BASE(eps2), GT(0),
      .doc = "eps1 added to the squared gradient; eps2 the floor of a parameter's RMS in scale_parameter"},
-    {.name = "weight_decay", .type = OP_NUMBER, .kinds = ALL, NUM(weight_decay), GE(0),
+    {.name = "weight_decay", .type = OP_NUMBER, .kinds = ALL, GROUP(ALL, OPTIM_SET_WEIGHT_DECAY), NUM(weight_decay),
+     GE(0),
      .doc = "weight decay (decoupled, except sgd, which adds it to the gradient as torch does)"},
     {.name = "min_8bit_size", .type = OP_INTEGER, .kinds = EIGHT, .storage = OS_INT64,
      .off = offsetof(optim_config, min_8bit_size), .off2 = OP_UNSET, GE(0),
@@ -41,7 +46,11 @@ const optim_param optim_params[] = {
      .off = offsetof(optim_config, block_size), .off2 = OP_UNSET, GE(OPTIM_BLOCK_MIN), LE(OPTIM_BLOCK_MAX),
      .rule = "a power of two",
      .doc = "elements per quantization block (one absmax each)"},
-    {.name = "momentum", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), NUM(momentum), GE(0),
+    {.name = "optim_bits", .type = OP_INTEGER, .kinds = 0, GROUP(EIGHT, OPTIM_SET_OPTIM_BITS), .storage = OS_INT,
+     .off = BASE(optim_bits), .off2 = OP_UNSET, GE(8), LE(32), .rule = "8, or 32 to keep fp32 states",
+     .doc = "bits of the optimizer states of the group's parameters (bitsandbytes' override)"},
+    {.name = "momentum", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), GROUP(K(OPTIM_SGD), OPTIM_SET_MOMENTUM),
+     NUM(momentum), GE(0),
      .doc = "momentum factor; 0 keeps no state"},
     {.name = "dampening", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), NUM(dampening), GE(0), LE(1),
      .doc = "dampening for momentum"},
@@ -71,9 +80,32 @@ const optim_param *optim_param_find(optim_kind k, const char *name)
     return NULL;
 }
 
-static double load_number(const optim_config *cfg, optim_param_storage s, size_t off)
+const optim_param *optim_param_find_group(optim_kind k, const char *name)
 {
-    const char *base = (const char *)cfg + off;
+    for (int i = 0; i < optim_params_count; i++)
+        if ((optim_params[i].group_kinds & K(k)) && !strcmp(optim_params[i].name, name))
+            return &optim_params[i];
+    return NULL;
+}
+
+void optim_param_group_kinds_text(const char *name, char *buf, size_t len)
+{
+    unsigned kinds = 0;
+    for (int i = 0; i < optim_params_count; i++)
+        if (!strcmp(optim_params[i].name, name))
+            kinds |= optim_params[i].group_kinds;
+    buf[0] = '\0';
+    for (int k = 0; k < OPTIM_NKINDS; k++)
+        if (kinds & K(k)) {
+            strncat(buf, buf[0] ? ", " : "", len - strlen(buf) - 1);
+            strncat(buf, optim_kind_name((optim_kind)k), len - strlen(buf) - 1);
+        }
+}
+
+/* `s` at byte `off` of the struct at `at` (an optim_config, or a group's optim_hparams). */
+static double load_number(const void *at, optim_param_storage s, size_t off)
+{
+    const char *base = (const char *)at + off;
     if (s == OS_INT)
         return *(const int *)(const void *)base;
     if (s == OS_INT64)
@@ -81,9 +113,9 @@ static double load_number(const optim_config *cfg, optim_param_storage s, size_t
     return *(const double *)(const void *)base;
 }
 
-static void store_number(optim_config *cfg, optim_param_storage s, size_t off, double v)
+static void store_number(void *at, optim_param_storage s, size_t off, double v)
 {
-    char *base = (char *)cfg + off;
+    char *base = (char *)at + off;
     if (s == OS_INT)
         *(int *)(void *)base = (int)v;
     else if (s == OS_INT64)
@@ -113,6 +145,30 @@ void optim_param_store(const optim_param *p, optim_config *cfg, int second, doub
     optim_param_storage s;
     if (slot_of(p, second, &off, &s))
         store_number(cfg, s, off, v);
+}
+
+/* Where the value `second` names lives in a group's optim_hparams; 0 when nowhere (an or-null
+ * field's flag is not a group's: a group's value is a plain number). */
+static int group_slot_of(const optim_param *p, int second, size_t *off)
+{
+    size_t at = second ? p->off2 : p->off;
+    if (!p->group_set || at == OP_UNSET || (second && p->type != OP_NUMBER_PAIR))
+        return 0;
+    *off = at - offsetof(optim_config, base);
+    return 1;
+}
+
+double optim_param_group_load(const optim_param *p, const optim_hparams *h, int second)
+{
+    size_t off;
+    return group_slot_of(p, second, &off) ? load_number(h, p->storage, off) : 0.0;
+}
+
+void optim_param_group_store(const optim_param *p, optim_hparams *h, int second, double v)
+{
+    size_t off;
+    if (group_slot_of(p, second, &off))
+        store_number(h, p->storage, off, v);
 }
 
 void optim_param_range_text(const optim_param *p, char *buf, size_t len)
