@@ -1,6 +1,6 @@
-/* dataset_impl.h: what the dataset sources (dataset_fashion.c, dataset_fortunes.c,
- * dataset_files.c) share with dataset.c and nothing else uses: a growable dataset builder,
- * the label map for named labels, and the text hash behind deterministic splits. */
+/* dataset_impl.h: what dataset_build.c gives the dataset sources (dataset_fashion.c,
+ * dataset_fortunes.c, dataset_files.c) and nothing else uses: a growable dataset builder, the
+ * label map for named labels, and the text hash behind deterministic splits. */
 #ifndef OCTET_TRAIN_DATASET_IMPL_H
 #define OCTET_TRAIN_DATASET_IMPL_H
 
