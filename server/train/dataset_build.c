@@ -105,11 +105,6 @@ int octet_dataset_limit(octet_dataset *d, size_t limit, uint64_t seed, octet_err
 
 /* ---- shared helpers (dataset_impl.h) ---- */
 
-char *ds_strdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 uint64_t ds_hash(const char *s, size_t n, uint64_t salt)
 {
     uint64_t h = 1469598103934665603ull ^ salt;

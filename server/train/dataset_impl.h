@@ -35,7 +35,4 @@ uint64_t ds_hash(const char *s, size_t n, uint64_t salt);
 /* Whether a text (and pair) belongs to the validation tenth. */
 int ds_is_eval(const char *text, const char *pair);
 
-/* strdup that tolerates NULL (returns NULL only then or when out of memory). */
-char *ds_strdup(const char *s);
-
 #endif

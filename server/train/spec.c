@@ -23,7 +23,6 @@ static const char *const sched_names[] = {"linear", "constant", "cosine"};
 static const char *const prec_names[] = {"fp32", "bf16", "fp16"};
 
 const char *spec_arch_name(spec_arch a) { return (unsigned)a < 2 ? arch_names[a] : "?"; }
-const char *spec_sched_name(spec_sched s) { return (unsigned)s < 3 ? sched_names[s] : "?"; }
 const char *spec_precision_name(spec_precision p) { return (unsigned)p < 3 ? prec_names[p] : "?"; }
 
 /* ------------------------------------------------------------------ readers of one value */

@@ -163,7 +163,6 @@ void trainer_memory_get(trainer *t, trainer_memory *out);
 int trainer_evaluate(trainer *t, trainer_epoch_metrics *m, octet_err *e);
 
 /* JSON of the reports (new references), as octet-train prints them and octetd stores them. */
-json_t *trainer_info_json(const trainer_info *i);
 json_t *trainer_step_json(const trainer_step_log *s);
 json_t *trainer_epoch_json(const trainer_epoch_metrics *m);
 json_t *trainer_memory_json(const trainer_memory *m);

@@ -1,7 +1,7 @@
-/* trainer_report.c: the JSON form of the trainer's reports (trainer.h): run info, logged
- * steps, epoch metrics and memory figures, as octet-train prints them and octetd stores and
- * serves them. Names follow Hugging Face Trainer's logs (loss, learning_rate, grad_norm,
- * eval_loss, eval_accuracy, eval_f1); a value that is not finite is written as null. */
+/* trainer_report.c: the JSON form of the trainer's reports (trainer.h): logged steps, epoch
+ * metrics and memory figures, as octet-train prints them and octetd stores and serves them.
+ * Names follow Hugging Face Trainer's logs (loss, learning_rate, grad_norm, eval_loss,
+ * eval_accuracy, eval_f1); a value that is not finite is written as null. */
 #include "config.h"
 #include "train/trainer_impl.h"
 
@@ -11,25 +11,6 @@
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static json_t *size(size_t x) { return json_integer((json_int_t)x); }
-
-json_t *trainer_info_json(const trainer_info *i)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "device", json_string(i->device ? i->device : ""));
-    json_object_set_new(o, "arch", json_string(i->arch ? i->arch : ""));
-    json_object_set_new(o, "train_samples", json_integer(i->n_train));
-    json_object_set_new(o, "eval_samples", json_integer(i->n_eval));
-    json_object_set_new(o, "num_labels", json_integer(i->num_labels));
-    json_object_set_new(o, "parameters", json_integer(i->n_parameters));
-    json_object_set_new(o, "max_length", json_integer(i->max_len));
-    json_object_set_new(o, "tokenizer", json_string(i->tokenizer ? i->tokenizer : ""));
-    json_object_set_new(o, "epochs", json_integer(i->epochs));
-    json_object_set_new(o, "steps_per_epoch", json_integer(i->steps_per_epoch));
-    json_object_set_new(o, "total_steps", json_integer(i->total_steps));
-    json_object_set_new(o, "warmup_steps", json_integer(i->warmup_steps));
-    json_object_set_new(o, "start_epoch", json_integer(i->start_epoch));
-    return o;
-}
 
 json_t *trainer_step_json(const trainer_step_log *s)
 {
