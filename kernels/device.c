@@ -306,7 +306,7 @@ void device_mem_stats_get(device *d, device_mem_stats *out)
         d->be->mem_info(d->ctx, &out->driver_free, &out->driver_total);
 }
 
-/* ---------------------------------------------------------------- issue 4 additions */
+/* ---------------------------------------------------------------- threads, the cap, free memory */
 
 int device_bind_thread(device *d)
 {

@@ -86,7 +86,7 @@ int device_sync(device *d);
 void device_mem_stats_get(device *d, device_mem_stats *out);
 const char *mem_category_name(mem_category c);
 
-/* ---- additions (issue 4, whole job on the GPU) ---- */
+/* ---- worker threads, the memory cap, free memory and allocation failures ---- */
 
 /* Makes d the current device of the calling thread (cudaSetDevice(index) on CUDA; nothing on
  * the CPU). A worker thread calls it before it touches d: the CUDA runtime's current device is

@@ -1231,8 +1231,7 @@ static int adam8_cpu(const optim_launch *L)
         nt = omp_get_num_threads();
         id = omp_get_thread_num();
 #endif
-        /* 3 x 33 KiB of stack (the old single-block code used 56): block i's first half, block
-         * i - 1's second, block i - 2's third */
+        /* 3 x 33 KiB of stack: block i's first half, block i - 1's second, block i - 2's third */
         adam8_pending pend[3];
         int64_t lo = L->n_units * id / nt, hi = L->n_units * (id + 1) / nt;
         int t = lo < hi ? tensor_of_unit(L, lo) : 0;
