@@ -75,7 +75,6 @@ static int cpu_sync(void *ctx) { (void)ctx; return OCTET_OK; }
 static const device_backend cpu_backend = {
     "cpu", cpu_alloc, cpu_free, cpu_memcpy, cpu_memcpy, cpu_memcpy, cpu_zero, cpu_sync, NULL, NULL};
 
-const device_backend *device_cpu_backend(void) { return &cpu_backend; }
 
 /* ---------------------------------------------------------------- selection */
 
@@ -319,16 +318,7 @@ void device_mem_stats_get(device *d, device_mem_stats *out)
         d->be->mem_info(d->ctx, &out->driver_free, &out->driver_total);
 }
 
-void device_mem_reset_peaks(device *d)
-{
-    pthread_mutex_lock(&d->lock);
-    for (int c = 0; c < MEM_NCATEGORIES; c++)
-        d->stats.peak[c] = d->stats.current[c];
-    d->stats.peak_total = d->stats.current_total;
-    pthread_mutex_unlock(&d->lock);
-}
-
-/* ---------------------------------------------------------------- issue 4 additions */
+/* ---------------------------------------------------------------- threads, the cap, free memory */
 
 int device_bind_thread(device *d)
 {

@@ -86,11 +86,9 @@ int device_zero(device *d, void *p, size_t bytes);
 int device_sync(device *d);
 
 void device_mem_stats_get(device *d, device_mem_stats *out);
-/* Forgets the peaks (sets them to the current figures), e.g. before measuring one phase. */
-void device_mem_reset_peaks(device *d);
 const char *mem_category_name(mem_category c);
 
-/* ---- additions (issue 4, whole job on the GPU) ---- */
+/* ---- worker threads, the memory cap, free memory and allocation failures ---- */
 
 /* Makes d the current device of the calling thread (cudaSetDevice(index) on CUDA; nothing on
  * the CPU). A worker thread calls it before it touches d: the CUDA runtime's current device is
@@ -115,9 +113,6 @@ void device_mem_available(device *d, size_t *free_bytes, size_t *total_bytes);
  * figures of device_mem_available and the ledger. `field` names the spec field at fault ("model",
  * "optimizer.name", ...; may be ""). e may be NULL. */
 int device_alloc_fail(device *d, octet_err *e, const char *field, size_t bytes, const char *what);
-
-/* The CPU backend table; always present. */
-const device_backend *device_cpu_backend(void);
 
 OCTET_EXTERN_C_END
 #endif

@@ -120,6 +120,19 @@ void optim_config_defaults(optim_kind k, optim_config *cfg)
 
 /* ------------------------------------------------------------------ validation */
 
+int optim_block_size_ok(int b)
+{
+    return b >= OPTIM_BLOCK_MIN && b <= OPTIM_BLOCK_MAX && (b & (b - 1)) == 0;
+}
+
+int optim_block_size_check(int b, const char *field, octet_err *e)
+{
+    if (optim_block_size_ok(b))
+        return OCTET_OK;
+    return octet_fail(e, OCTET_ERR_ARG, field, "must be a power of two from %d to %d, got %d", OPTIM_BLOCK_MIN,
+                      OPTIM_BLOCK_MAX, b);
+}
+
 static int check_unit_interval(double x, const char *field, octet_err *e)
 {
     if (!isfinite(x) || x < 0.0 || x >= 1.0)
@@ -181,10 +194,9 @@ static int validate_base_extras(const optim_config *cfg, octet_err *e)
 {
     const optim_hparams *h = &cfg->base;
     if (is_8bit_kind(cfg->kind)) {
-        int b = cfg->block_size;
-        if (b < 64 || b > 4096 || (b & (b - 1)))
-            return octet_fail(e, OCTET_ERR_ARG, "optimizer.block_size",
-                              "must be a power of two from 64 to 4096, got %d", b);
+        int rc = optim_block_size_check(cfg->block_size, "optimizer.block_size", e);
+        if (rc)
+            return rc;
         if (cfg->min_8bit_size < 0)
             return octet_fail(e, OCTET_ERR_ARG, "optimizer.min_8bit_size", "must be >= 0, got %lld",
                               (long long)cfg->min_8bit_size);
@@ -413,7 +425,7 @@ int optim_estimate(const optim_config *cfg, const optim_tensor *tensors, int n, 
 
 /* ------------------------------------------------------------------ create / destroy */
 
-static const optim_kernels *kernels_for(device *dev)
+const optim_kernels *optim_kernels_for(device *dev)
 {
 #ifdef HAVE_CUDA
     if (device_kind(dev) == OCTET_DEV_CUDA)
@@ -550,7 +562,7 @@ int optim_create(device *dev, const optim_config *cfg, const optim_tensor *tenso
     if (!o)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     o->dev = dev;
-    o->k = kernels_for(dev);
+    o->k = optim_kernels_for(dev);
     o->n = n;
     o->t = calloc((size_t)(n > 0 ? n : 1), sizeof *o->t);
     if (!o->t || (rc = copy_config(o, cfg))) {

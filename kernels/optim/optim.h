@@ -36,6 +36,9 @@ typedef enum {
 
 #define OPTIM_MAX_DIMS 4
 #define OPTIM_MAX_GROUPS 64
+/* Quantization blocks of the 8-bit optimizers (and of quant.h): a power of two in this range. */
+#define OPTIM_BLOCK_MIN 64
+#define OPTIM_BLOCK_MAX 4096
 
 /* Hyper-parameters of a group. Fields an optimizer does not use are ignored. */
 typedef struct optim_hparams {
@@ -54,7 +57,8 @@ typedef struct optim_hparams {
     int scale_parameter, relative_step, warmup_init; /* adafactor flags */
 } optim_hparams;
 
-/* Which fields of a param_group override the base group. */
+/* Which fields of a param_group override the base group. The optimizers whose groups take
+ * each field, and its spec name, are its entry's in optim_params.h (group_kinds, group_set). */
 enum {
     OPTIM_SET_LR = 1 << 0,
     OPTIM_SET_BETAS = 1 << 1,
@@ -74,7 +78,7 @@ typedef struct optim_config {
     optim_kind kind;
     optim_hparams base;
     int64_t min_8bit_size;  /* 8-bit: tensors with fewer elements keep fp32 states (4096) */
-    int block_size;         /* 8-bit: power of two in 64..4096 (256) */
+    int block_size;         /* 8-bit: optim_block_size_ok (256) */
     int n_groups;
     const optim_group_spec *groups;
 } optim_config;
@@ -120,6 +124,10 @@ int optim_kind_from_name(const char *name, optim_kind *k, octet_err *e);
 void optim_config_defaults(optim_kind k, optim_config *cfg);
 /* Checks every hyper-parameter of cfg (base and groups); no tensors needed. */
 int optim_config_validate(const optim_config *cfg, octet_err *e);
+/* Whether b is a quantization block size: a power of two from OPTIM_BLOCK_MIN to OPTIM_BLOCK_MAX. */
+int optim_block_size_ok(int b);
+/* The same as a status: OCTET_OK, or OCTET_ERR_ARG naming `field` with the rule and b. */
+int optim_block_size_check(int b, const char *field, octet_err *e);
 
 int optim_create(device *dev, const optim_config *cfg, const optim_tensor *tensors, int n_tensors,
                  optim **out, octet_err *e);

@@ -309,7 +309,7 @@ uint8_t optim_cpu_nearest_code(const float *map, float x, int is_signed)
 
 /* ------------------------------------------------------------------ 8-bit Adam */
 
-#define MAX_BLOCK 4096
+#define MAX_BLOCK OPTIM_BLOCK_MAX /* the stack buffers below hold one block of the largest size */
 
 /* The vectorisable part of one block: fresh moments from the old codes (tail already padded
  * by the caller), their new absmax, and the parameter update from the fresh moments. Same float operations, in the same order, as the shared
@@ -1231,8 +1231,7 @@ static int adam8_cpu(const optim_launch *L)
         nt = omp_get_num_threads();
         id = omp_get_thread_num();
 #endif
-        /* 3 x 33 KiB of stack (the old single-block code used 56): block i's first half, block
-         * i - 1's second, block i - 2's third */
+        /* 3 x 33 KiB of stack: block i's first half, block i - 1's second, block i - 2's third */
         adam8_pending pend[3];
         int64_t lo = L->n_units * id / nt, hi = L->n_units * (id + 1) / nt;
         int t = lo < hi ? tensor_of_unit(L, lo) : 0;

@@ -204,8 +204,11 @@ static __global__ void __launch_bounds__(MAX_THREADS)
     }
 }
 
-/* Threads per CUDA block for quantization blocks of B elements (B a power of two 64..4096). */
+/* Threads per CUDA block for quantization blocks of B elements (optim_block_size_ok(B)); the
+ * launches below take up to 16 elements per thread. */
 static int qblock_threads(int B) { return B < MAX_THREADS ? B : MAX_THREADS; }
+static_assert(OPTIM_BLOCK_MAX / MAX_THREADS <= 16 && OPTIM_BLOCK_MIN <= MAX_THREADS,
+              "the ADAM8_CASE / QUANT_CASE switches cover 1..16 elements per thread");
 
 /* Fails with OCTET_ERR_ARG when a list's grid does not fit one launch (never for real models:
  * it takes 2^31 units). */
@@ -238,7 +241,8 @@ static int adam8_launch(const optim_launch *L)
         ADAM8_CASE(8);
         ADAM8_CASE(16);
     default:
-        octet_log(OCTET_LOG_ERR, "optim", "adam8: block size %d is not a power of two in 64..4096", B);
+        octet_log(OCTET_LOG_ERR, "optim", "adam8: block size %d is not a power of two in %d..%d", B,
+                  OPTIM_BLOCK_MIN, OPTIM_BLOCK_MAX);
         return OCTET_ERR_ARG;
     }
 #undef ADAM8_CASE
@@ -779,7 +783,8 @@ static int quantize_launch(const float *x, int64_t n, int block, const float *co
         QUANT_CASE(8);
         QUANT_CASE(16);
     default:
-        octet_log(OCTET_LOG_ERR, "optim", "quantize: block size %d is not a power of two in 64..4096", block);
+        octet_log(OCTET_LOG_ERR, "optim", "quantize: block size %d is not a power of two in %d..%d", block,
+                  OPTIM_BLOCK_MIN, OPTIM_BLOCK_MAX);
         return OCTET_ERR_ARG;
     }
 #undef QUANT_CASE

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include "hd.h"
+#include "optim.h"
 #include "optim_math.h"
 
 OCTET_EXTERN_C_BEGIN
@@ -76,6 +77,9 @@ void optim_cpu_block_codes(const float *q1, const float *q2, const float *m, con
 #ifdef HAVE_CUDA
 const optim_kernels *optim_kernels_cuda(void);
 #endif
+/* The twin that runs on dev: the CUDA table for a CUDA device (in a build with CUDA), else
+ * the CPU table. Never NULL. */
+const optim_kernels *optim_kernels_for(device *dev);
 
 /* Workspace floats the Adafactor twin needs for a list (per-tensor sums and scales). */
 int64_t adafactor_workspace_floats(const optim_tensor_desc *tensors, int n);

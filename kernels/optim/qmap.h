@@ -13,7 +13,6 @@
 OCTET_EXTERN_C_BEGIN
 
 #define QMAP_SIZE 256
-#define QMAP_SIGNED_ZERO 127   /* index of 0.0 in the signed map */
 #define QMAP_SIGNED_PAD 128    /* bnb pads tail elements of state 1 with this code (+5.5e-7) */
 
 /* Fills out[256] with the signed (is_signed=1) or unsigned dynamic map for 8 total bits and 7

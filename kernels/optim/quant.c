@@ -2,27 +2,13 @@
  * argument checks, the map on the device, and the call into the CPU or CUDA twin. */
 #include "config.h"
 #include "quant.h"
+#include "optim.h"
 #include "optim_impl.h"
 #include "qmap.h"
 
-int quant_check_block(int block, octet_err *e)
-{
-    if (block < 64 || block > 4096 || (block & (block - 1)))
-        return octet_fail(e, OCTET_ERR_ARG, "block_size", "must be a power of two from 64 to 4096, got %d", block);
-    return OCTET_OK;
-}
+int quant_check_block(int block, octet_err *e) { return optim_block_size_check(block, "block_size", e); }
 
 int64_t quant_nblocks(int64_t n, int block) { return (n + block - 1) / block; }
-
-static const optim_kernels *kernels_of(device *d)
-{
-#ifdef HAVE_CUDA
-    if (device_kind(d) == OCTET_DEV_CUDA)
-        return optim_kernels_cuda();
-#endif
-    (void)d;
-    return optim_kernels_cpu();
-}
 
 /* Puts the map on the device; returns NULL on allocation failure. */
 static float *map_on_device(device *d, int is_signed)
@@ -48,7 +34,7 @@ int quant_blockwise(device *d, const float *x, int64_t n, int block, int is_sign
     float *map = map_on_device(d, is_signed);
     if (!map)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "could not place the map on %s", device_name(d));
-    rc = kernels_of(d)->quantize(x, n, block, map, is_signed, codes, absmax, device_stream(d));
+    rc = optim_kernels_for(d)->quantize(x, n, block, map, is_signed, codes, absmax, device_stream(d));
     if (rc == OCTET_OK)
         rc = device_sync(d);
     device_free(d, map);
@@ -66,7 +52,7 @@ int dequant_blockwise(device *d, const uint8_t *codes, int64_t n, int block, int
     float *map = map_on_device(d, is_signed);
     if (!map)
         return octet_fail(e, OCTET_ERR_NOMEM, "", "could not place the map on %s", device_name(d));
-    rc = kernels_of(d)->dequantize(codes, n, block, map, absmax, x, device_stream(d));
+    rc = optim_kernels_for(d)->dequantize(codes, n, block, map, absmax, x, device_stream(d));
     if (rc == OCTET_OK)
         rc = device_sync(d);
     device_free(d, map);

@@ -1,7 +1,7 @@
 /* quant.h: stand-alone block-wise quantization of a float buffer with the dynamic maps, as
  * bitsandbytes' quantize_blockwise / dequantize_blockwise (nearest rounding, no sign fix).
  *
- * The buffer is cut into blocks of `block` elements (a power of two from 64 to 4096; the last
+ * The buffer is cut into blocks of `block` elements (optim_block_size_ok in optim.h; the last
  * block may be partial); each block stores one fp32 absmax and one uint8 code per element.
  * Buffers live on the device `d`. Returns OCTET_OK or OCTET_ERR_ARG (bad block size, with a
  * message naming "block_size") or the backend's error. */

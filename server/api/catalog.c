@@ -3,14 +3,15 @@
  * param_group may set, and its optimizer-state memory.
  *
  * Nothing numeric is restated here: names come from optim_kind_name(), defaults from
- * optim_config_defaults(), fields and ranges from the optim_params table, and the state bytes
- * from optim_estimate() on two reference tensors (a 1024x1024 matrix and a 1024-element
- * vector), so the figures are the engine's exact layout: 8 B/param for AdamW, 2 B of codes
- * plus 8 B of absmax per 256-element block for 8-bit Adam (small tensors stay fp32), row and
- * column vectors for Adafactor's matrices, one fp32 buffer for SGD with momentum. */
+ * optim_config_defaults(), fields, ranges and param_group fields from the optim_params table
+ * (kernels/optim/optim_params.h), and the state bytes from optim_estimate() on two reference
+ * tensors (a 1024x1024 matrix and a 1024-element vector), so the figures are the engine's
+ * exact layout: 8 B/param for AdamW, 2 B of codes plus 8 B of absmax per 256-element block for
+ * 8-bit Adam (small tensors stay fp32), row and column vectors for Adafactor's matrices, one
+ * fp32 buffer for SGD with momentum. */
 #include "config.h"
 #include "api/api.h"
-#include "api/optim_params.h"
+#include "train/optim_json.h"
 #include "optim.h"
 
 typedef struct kind_text {
@@ -35,18 +36,13 @@ static const kind_text kind_texts[OPTIM_NKINDS] = {
                    "one fp32 momentum buffer when momentum > 0; nothing with momentum 0 (the default)"},
 };
 
-/* Fields a param_group may set, per optimizer. */
+/* Fields a param_group of optimizer k may set: "match" and the table's group fields of k. */
 static json_t *group_fields(optim_kind k)
 {
-    json_t *a = json_pack("[sss]", "match", "lr", "weight_decay");
-    if (k == OPTIM_ADAMW || k == OPTIM_ADAM8BIT || k == OPTIM_ADAMW8BIT) {
-        json_array_append_new(a, json_string("betas"));
-        json_array_append_new(a, json_string("eps"));
-    }
-    if (k == OPTIM_ADAM8BIT || k == OPTIM_ADAMW8BIT)
-        json_array_append_new(a, json_string("optim_bits"));
-    if (k == OPTIM_SGD)
-        json_array_append_new(a, json_string("momentum"));
+    json_t *a = json_pack("[s]", "match");
+    for (int i = 0; i < optim_params_count; i++)
+        if (optim_params[i].group_kinds & (1u << k))
+            json_array_append_new(a, json_string(optim_params[i].name));
     return a;
 }
 

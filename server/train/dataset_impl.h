@@ -1,6 +1,6 @@
-/* dataset_impl.h: what the dataset sources (dataset_fashion.c, dataset_fortunes.c,
- * dataset_files.c) share with dataset.c and nothing else uses: a growable dataset builder,
- * the label map for named labels, and the text hash behind deterministic splits. */
+/* dataset_impl.h: what dataset_build.c gives the dataset sources (dataset_fashion.c,
+ * dataset_fortunes.c, dataset_files.c) and nothing else uses: a growable dataset builder, the
+ * label map for named labels, and the text hash behind deterministic splits. */
 #ifndef OCTET_TRAIN_DATASET_IMPL_H
 #define OCTET_TRAIN_DATASET_IMPL_H
 
@@ -34,8 +34,5 @@ void label_map_free(label_map *m);
 uint64_t ds_hash(const char *s, size_t n, uint64_t salt);
 /* Whether a text (and pair) belongs to the validation tenth. */
 int ds_is_eval(const char *text, const char *pair);
-
-/* strdup that tolerates NULL (returns NULL only then or when out of memory). */
-char *ds_strdup(const char *s);
 
 #endif

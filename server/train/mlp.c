@@ -80,17 +80,6 @@ int64_t mlp_count_params(int in_features, const int *hidden, int n_hidden, int n
     return n + (in + 1) * num_labels;
 }
 
-size_t mlp_activation_bytes(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch)
-{
-    mlp_shape s = {in_features, n_hidden, {0}, num_labels};
-    for (int i = 0; i < n_hidden && i < MLP_MAX_HIDDEN; i++)
-        s.hidden[i] = hidden[i];
-    mlp_acts a;
-    model_arena ar = {NULL, 0};
-    mlp_layout(&a, &ar, &s, max_batch);
-    return (size_t)ar.used * sizeof(float);
-}
-
 /* ------------------------------------------------------------------ creation */
 
 static int check_size(int v, const char *field, octet_err *e)

@@ -40,10 +40,9 @@ int mlp_create(device *d, int in_features, const int *hidden, int n_hidden, int 
 /* The shape of an MLP built by mlp_create; OCTET_ERR_ARG when m is not an MLP. */
 int mlp_shape_of(const model *m, mlp_shape *out);
 
-/* Trainable parameters and activation bytes of an MLP of these sizes (no allocation), for
- * estimates. Sizes are assumed valid. */
+/* Trainable parameters of an MLP of these sizes (no allocation), for estimates. Sizes are
+ * assumed valid. */
 int64_t mlp_count_params(int in_features, const int *hidden, int n_hidden, int num_labels);
-size_t mlp_activation_bytes(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch);
 
 OCTET_EXTERN_C_END
 #endif

@@ -113,7 +113,7 @@ int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, 
  * LayerNorm weights 1 (names ending in "LayerNorm.weight" or "layer_norm.weight"). */
 int model_init_weights(model *m, float std, uint64_t seed, octet_err *e);
 
-/* ---- additions (issue 3, models) ---- */
+/* ---- construction, initialisation, parameter copies, activation memory ---- */
 
 /* A new, empty model on device d (its ops table looked up): no parameters yet. Fails with
  * OCTET_ERR_NODEV when the build has no ops twin for d's backend, OCTET_ERR_NOMEM. */

@@ -59,11 +59,6 @@ const char *octet_st_dtype_name(int dtype)
     return dtype >= 0 && dtype < OCTET_ST_NDTYPES ? st_dtypes[dtype].name : "?";
 }
 
-size_t octet_st_dtype_size(int dtype)
-{
-    return dtype >= 0 && dtype < OCTET_ST_NDTYPES ? st_dtypes[dtype].size : 0;
-}
-
 static int dtype_from_name(const char *s)
 {
     for (int i = 0; i < OCTET_ST_NDTYPES; i++)

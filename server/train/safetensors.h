@@ -50,8 +50,6 @@ typedef struct octet_st_file octet_st_file;
 
 /* "F32", "BF16", … or "?" for an out-of-range value. */
 const char *octet_st_dtype_name(int dtype);
-/* Bytes per element, 0 for an out-of-range value. */
-size_t octet_st_dtype_size(int dtype);
 
 /* Opens `path` and validates its header and layout. Fails with OCTET_ERR_IO (cannot open or
  * read), OCTET_ERR_FORMAT (anything malformed; the message names the file and the tensor) or

@@ -3,16 +3,17 @@
  * One small reader per JSON type (want_int, want_number, ...) checks a value and names its
  * path on failure; one function per spec object (model, dataset, optimizer, training) walks
  * that object's keys against its list of allowed keys, so an unknown key is refused with the
- * list of what is allowed. The optimizer's fields go through the optim_params table (the same
- * table the catalog shows), so the spec and GET /optimizers cannot disagree on names, types
- * or defaults; the engine's optim_config_validate() has the last word on ranges. */
+ * list of what is allowed. The optimizer's fields and its param_groups' fields go through the
+ * optim_params table (the same table the catalog shows), so the spec and GET /optimizers
+ * cannot disagree on names, types or defaults; the engine's optim_config_validate() has the
+ * last word on ranges. */
 #include "config.h"
 #include "train/spec.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "api/optim_params.h"
+#include "train/optim_json.h"
 #include "train/distilbert.h"
 
 #define SPEC_MAX_USER_GROUPS 32 /* leaves room for the Trainer's generated no-decay groups */
@@ -22,7 +23,6 @@ static const char *const sched_names[] = {"linear", "constant", "cosine"};
 static const char *const prec_names[] = {"fp32", "bf16", "fp16"};
 
 const char *spec_arch_name(spec_arch a) { return (unsigned)a < 2 ? arch_names[a] : "?"; }
-const char *spec_sched_name(spec_sched s) { return (unsigned)s < 3 ? sched_names[s] : "?"; }
 const char *spec_precision_name(spec_precision p) { return (unsigned)p < 3 ? prec_names[p] : "?"; }
 
 /* ------------------------------------------------------------------ readers of one value */
@@ -317,7 +317,7 @@ static int want_pair(const json_t *v, const char *field, double *a, double *b, o
     for (int i = 0; i < 2; i++) {
         const json_t *x = json_array_get(v, (size_t)i);
         if (!json_is_number(x) || !isfinite(json_number_value(x))) {
-            char f[96];
+            char f[128];
             snprintf(f, sizeof f, "%s[%d]", field, i);
             return octet_fail(e, OCTET_ERR_ARG, f, "must be a finite number");
         }
@@ -326,13 +326,47 @@ static int want_pair(const json_t *v, const char *field, double *a, double *b, o
     return OCTET_OK;
 }
 
+/* The keys a param_group of optimizer k takes ("match, lr, ..."), for messages. */
+static void group_fields(optim_kind k, char *buf, size_t len)
+{
+    snprintf(buf, len, "match");
+    for (int i = 0; i < optim_params_count; i++)
+        if (optim_params[i].group_kinds & (1u << k)) {
+            strncat(buf, ", ", len - strlen(buf) - 1);
+            strncat(buf, optim_params[i].name, len - strlen(buf) - 1);
+        }
+}
+
+/* Refuses a key of param_group `prefix` that the groups of optimizer k do not take, saying why:
+ * a field of the whole optimizer only, a group field of other optimizers, or unknown. */
+static int check_group_keys(const json_t *o, const char *prefix, optim_kind k, octet_err *e)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)o, key, v) {
+        if (!strcmp(key, "match") || optim_param_find_group(k, key))
+            continue;
+        char f[128], list[192];
+        snprintf(f, sizeof f, "%s.%s", prefix, key);
+        if (optim_param_find(k, key))
+            return octet_fail(e, OCTET_ERR_ARG, f, "%s's %s is set for the whole optimizer only", optim_kind_name(k),
+                              key);
+        optim_param_group_kinds_text(key, list, sizeof list);
+        if (list[0])
+            return octet_fail(e, OCTET_ERR_ARG, f, "is a param_group field of %s only, not of %s", list,
+                              optim_kind_name(k));
+        group_fields(k, list, sizeof list);
+        return octet_fail(e, OCTET_ERR_ARG, f, "unknown field; allowed: %s", list);
+    }
+    return OCTET_OK;
+}
+
 static int parse_group(const json_t *o, int i, spec_optimizer *so, octet_err *e)
 {
-    static const char *const keys[] = {"match", "lr", "betas", "eps", "weight_decay", "optim_bits", "momentum", NULL};
     char prefix[64], f[96];
     snprintf(prefix, sizeof prefix, "optimizer.param_groups[%d]", i);
     int rc = want_object(o, prefix, e);
-    if (rc || (rc = check_keys(o, prefix, keys, e)))
+    if (rc || (rc = check_group_keys(o, prefix, so->cfg.kind, e)))
         return rc;
     optim_group_spec *g = &so->groups[i];
     memset(g, 0, sizeof *g);
@@ -343,31 +377,12 @@ static int parse_group(const json_t *o, int i, spec_optimizer *so, octet_err *e)
     if ((rc = want_string(v, path_of(f, sizeof f, prefix, "match"), so->match[i], SPEC_MATCH_MAX, e)))
         return rc;
     g->match = NULL; /* spec_optim_config points it at so->match[i] */
-    const optim_kind k = so->cfg.kind;
-    struct { const char *key; unsigned bit; } fields[] = {
-        {"lr", OPTIM_SET_LR}, {"betas", OPTIM_SET_BETAS}, {"eps", OPTIM_SET_EPS},
-        {"weight_decay", OPTIM_SET_WEIGHT_DECAY}, {"optim_bits", OPTIM_SET_OPTIM_BITS}, {"momentum", OPTIM_SET_MOMENTUM}};
-    for (size_t j = 0; j < sizeof fields / sizeof fields[0]; j++) {
-        if (!(v = json_object_get(o, fields[j].key)))
+    for (int j = 0; j < optim_params_count; j++) {
+        const optim_param *p = &optim_params[j];
+        if (!(p->group_kinds & (1u << so->cfg.kind)) || !(v = json_object_get(o, p->name)))
             continue;
-        path_of(f, sizeof f, prefix, fields[j].key);
-        unsigned bit = fields[j].bit;
-        if (bit != OPTIM_SET_OPTIM_BITS && !optim_param_find(k, fields[j].key))
-            return octet_fail(e, OCTET_ERR_ARG, f, "is not a field of %s", optim_kind_name(k));
-        if (bit == OPTIM_SET_BETAS)
-            rc = want_pair(v, f, &g->hp.beta1, &g->hp.beta2, e);
-        else if (bit == OPTIM_SET_OPTIM_BITS)
-            rc = want_int32(v, f, 8, 32, &g->hp.optim_bits, e);
-        else if (bit == OPTIM_SET_EPS && k == OPTIM_ADAFACTOR)
-            rc = octet_fail(e, OCTET_ERR_ARG, f, "adafactor's eps is set for the whole optimizer only");
-        else {
-            double *dst = bit == OPTIM_SET_LR ? &g->hp.lr : bit == OPTIM_SET_EPS ? &g->hp.eps
-                        : bit == OPTIM_SET_WEIGHT_DECAY ? &g->hp.weight_decay : &g->hp.momentum;
-            rc = want_number(v, f, -INFINITY, 0, INFINITY, 0, dst, e);
-        }
-        if (rc)
+        if ((rc = optim_param_group_set(p, g, v, path_of(f, sizeof f, prefix, p->name), e)))
             return rc;
-        g->set |= bit;
     }
     return OCTET_OK;
 }
@@ -690,15 +705,14 @@ static json_t *dataset_json(const spec_dataset *d)
     return o;
 }
 
-static json_t *group_json(const optim_group_spec *g, const char *match)
+static json_t *group_json(optim_kind k, const optim_group_spec *g, const char *match)
 {
     json_t *o = json_pack("{ss}", "match", match);
-    if (g->set & OPTIM_SET_LR) json_object_set_new(o, "lr", json_real(g->hp.lr));
-    if (g->set & OPTIM_SET_BETAS) json_object_set_new(o, "betas", json_pack("[ff]", g->hp.beta1, g->hp.beta2));
-    if (g->set & OPTIM_SET_EPS) json_object_set_new(o, "eps", json_real(g->hp.eps));
-    if (g->set & OPTIM_SET_WEIGHT_DECAY) json_object_set_new(o, "weight_decay", json_real(g->hp.weight_decay));
-    if (g->set & OPTIM_SET_OPTIM_BITS) json_object_set_new(o, "optim_bits", json_integer(g->hp.optim_bits));
-    if (g->set & OPTIM_SET_MOMENTUM) json_object_set_new(o, "momentum", json_real(g->hp.momentum));
+    for (int i = 0; i < optim_params_count; i++) {
+        const optim_param *p = &optim_params[i];
+        if ((p->group_kinds & (1u << k)) && (g->set & p->group_set))
+            json_object_set_new(o, p->name, optim_param_group_get(p, &g->hp));
+    }
     return o;
 }
 
@@ -711,7 +725,7 @@ static json_t *optimizer_json(const spec_optimizer *so)
             json_object_set_new(o, optim_params[i].name, optim_param_get(&optim_params[i], c));
     json_t *groups = json_array();
     for (int i = 0; i < c->n_groups; i++)
-        json_array_append_new(groups, group_json(&so->groups[i], so->match[i]));
+        json_array_append_new(groups, group_json(c->kind, &so->groups[i], so->match[i]));
     json_object_set_new(o, "param_groups", groups);
     return o;
 }

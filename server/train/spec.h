@@ -128,7 +128,6 @@ void spec_optim_config(const job_spec *s, optim_config *cfg, optim_group_spec *g
 int spec_check_device(const job_spec *s, int device_kind_is_cuda, octet_err *e);
 
 const char *spec_arch_name(spec_arch a);
-const char *spec_sched_name(spec_sched s);
 const char *spec_precision_name(spec_precision p);
 
 #endif

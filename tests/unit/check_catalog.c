@@ -1,12 +1,15 @@
-/* check_catalog.c: the optimizer catalog agrees with the engine. Every optimizer is listed
- * under its engine name; every field's default, written back through optim_param_set, still
- * validates; every stated bound is the engine's bound (the value just outside fails
- * optim_config_validate, the value just inside passes); and the state bytes are the layout's
- * (AdamW 8, 8-bit Adam 2 + 8/256, SGD with momentum 4, Adafactor factored). */
+/* check_catalog.c: the optimizer catalog agrees with the engine and with the spec parser.
+ * Every optimizer is listed under its engine name; every field's default, written back
+ * through optim_param_set, still validates; every stated bound is the engine's bound (the
+ * value just outside fails optim_config_validate, the value just inside passes); the
+ * param_group fields listed are exactly the keys the spec parser takes in a param_group; and
+ * the state bytes are the layout's (AdamW 8, 8-bit Adam 2 + 8/256, SGD with momentum 4,
+ * Adafactor factored). */
 #include "config.h"
 #include "server_suites.h"
 #include "api/api.h"
-#include "api/optim_params.h"
+#include "train/optim_json.h"
+#include "train/spec.h"
 #include "optim.h"
 
 #include <math.h>
@@ -144,6 +147,102 @@ START_TEST(test_set_rejects_wrong_types)
 }
 END_TEST
 
+/* Every table entry a param_group may set says with which bit, lives in the hyper-parameters
+ * a group carries, and no two entries of one name apply to the same optimizer. */
+START_TEST(test_group_entries_consistent)
+{
+    for (int i = 0; i < optim_params_count; i++) {
+        const optim_param *p = &optim_params[i];
+        ck_assert_msg(!p->group_kinds == !p->group_set, "%s: group_kinds and group_set disagree", p->name);
+        if (p->group_set) {
+            size_t lo = offsetof(optim_config, base), hi = lo + sizeof(optim_hparams);
+            ck_assert_msg(p->off >= lo && p->off < hi, "%s: not in optim_hparams", p->name);
+            ck_assert_msg(p->off2 == OP_UNSET || p->type != OP_NUMBER_PAIR || (p->off2 >= lo && p->off2 < hi),
+                          "%s: second value not in optim_hparams", p->name);
+        }
+        for (int j = i + 1; j < optim_params_count; j++)
+            if (!strcmp(p->name, optim_params[j].name))
+                ck_assert_msg(!(p->kinds & optim_params[j].kinds) && !(p->group_kinds & optim_params[j].group_kinds),
+                              "two entries %s for one optimizer", p->name);
+    }
+}
+END_TEST
+
+/* A value of the type of the table's field `name` that the engine accepts in a group. */
+static json_t *group_sample(const char *name)
+{
+    for (int i = 0; i < optim_params_count; i++) {
+        const optim_param *p = &optim_params[i];
+        if (strcmp(p->name, name))
+            continue;
+        switch (p->type) {
+        case OP_NUMBER_PAIR: return json_pack("[ff]", 0.5, 0.5);
+        case OP_INTEGER: return json_integer(p->has_max ? (json_int_t)p->max : 1);
+        case OP_BOOLEAN: return json_false();
+        default: return json_real(0.5);
+        }
+    }
+    return json_integer(1);
+}
+
+/* Whether the spec parser takes `key` in a param_group of optimizer k; when it does not, the
+ * error must name that key. */
+static int parser_takes_group_key(optim_kind k, const char *key)
+{
+    json_t *group = json_pack("{s:s}", "match", "*");
+    if (strcmp(key, "match"))
+        json_object_set_new(group, key, group_sample(key));
+    json_t *spec = json_pack("{s:{s:s, s:[i]}, s:{s:s}, s:{s:s, s:[o]}}", "model", "arch", "mlp", "hidden", 4,
+                             "dataset", "name", "fashion-mnist", "optimizer", "name", optim_kind_name(k),
+                             "param_groups", group);
+    job_spec s;
+    octet_err e;
+    octet_err_clear(&e);
+    int rc = spec_parse(spec, 0, &s, &e);
+    json_decref(spec);
+    if (rc == OCTET_OK)
+        return 1;
+    char want[96];
+    snprintf(want, sizeof want, "optimizer.param_groups[0].%s", key);
+    ck_assert_msg(!strcmp(e.field, want), "%s group key %s: refused as %s (%s)", optim_kind_name(k), key, e.field,
+                  e.message);
+    return 0;
+}
+
+static int array_has(const json_t *a, const char *s)
+{
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (!strcmp(json_string_value(json_array_get(a, i)), s))
+            return 1;
+    return 0;
+}
+
+/* For every optimizer, param_group_fields is the set of keys the parser takes in a group: each
+ * listed key is taken, and each other candidate (every field name of the table, and one no
+ * optimizer knows) is refused. */
+START_TEST(test_group_fields_match_parser)
+{
+    json_t *c = api_optimizers_catalog();
+    for (int k = 0; k < OPTIM_NKINDS; k++) {
+        json_t *listed = json_object_get(json_array_get(json_object_get(c, "optimizers"), (size_t)k),
+                                         "param_group_fields");
+        ck_assert(array_has(listed, "match"));
+        for (size_t i = 0; i < json_array_size(listed); i++) {
+            const char *key = json_string_value(json_array_get(listed, i));
+            ck_assert_msg(parser_takes_group_key((optim_kind)k, key), "%s: catalog lists %s, the parser refuses it",
+                          optim_kind_name(k), key);
+        }
+        for (int i = 0; i <= optim_params_count; i++) {
+            const char *key = i < optim_params_count ? optim_params[i].name : "colour";
+            if (!array_has(listed, key))
+                ck_assert_msg(!parser_takes_group_key((optim_kind)k, key),
+                              "%s: the parser takes %s, the catalog does not list it", optim_kind_name(k), key);
+        }
+    }
+    json_decref(c);
+}
+END_TEST
+
 static double bpp(json_t *catalog, int k)
 {
     json_t *o = json_array_get(json_object_get(catalog, "optimizers"), (size_t)k);
@@ -173,6 +272,8 @@ Suite *suite_catalog(void)
     tcase_add_test(tc, test_bounds_match_engine);
     tcase_add_test(tc, test_block_size_power_of_two);
     tcase_add_test(tc, test_set_rejects_wrong_types);
+    tcase_add_test(tc, test_group_entries_consistent);
+    tcase_add_test(tc, test_group_fields_match_parser);
     tcase_add_test(tc, test_state_bytes);
     suite_add_tcase(s, tc);
     return s;

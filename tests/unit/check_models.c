@@ -1,4 +1,4 @@
-/* check_models.c: the models on their own (issue 3): DistilBERT's parameter names, shapes and
+/* check_models.c: the models on their own: DistilBERT's parameter names, shapes and
  * order as Hugging Face's named_parameters(), the parameter counts of every preset from the
  * published formula (and distilbert-base-uncased's 66,955,010), the MLP's nn.Sequential
  * names, config.json parsing and validation errors that name the field, the seeded

@@ -1,4 +1,4 @@
-/* check_models_hfdir.c: Hugging Face model directories (issue 3, item 4): octet's own
+/* check_models_hfdir.c: Hugging Face model directories: octet's own
  * checkpoints round-trip bit for bit (weights and config.json, DistilBERT and MLP), and
  * directories written by PyTorch (tests/reference/models_ref.py hfdir) load as Transformers
  * loads them into DistilBertForSequenceClassification: a DistilBertForMaskedLM checkpoint with

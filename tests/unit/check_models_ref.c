@@ -1,4 +1,4 @@
-/* check_models_ref.c: DistilBERT and the MLP against PyTorch (issue 3, item 10).
+/* check_models_ref.c: DistilBERT and the MLP against PyTorch.
  *
  * An unchecked fixture (run once, in the parent) builds each case's model here, overwrites its
  * weights with test values (tm_fill_params: no zero biases, LayerNorm weights away from 1),

@@ -1091,8 +1091,8 @@ END_TEST
 /* The moment rule of optim_math.h, on every CPU path: a block's old absmax and beta are
  * multiplied once, m = q1 * (a1 * beta1) + (1 - beta1) * g and v = q2 * (a2 * beta2) +
  * ((1 - beta2) * g) * g, not (q * a) * beta; the new absmax is exactly the largest |m|, |v| of the
- * block and the codes follow from them. Some blocks' absmax must differ under the old order,
- * or the test could not tell the rules apart. */
+ * block and the codes follow from them. Some blocks' absmax must differ under the order
+ * (q * a) * beta, or the test could not tell the rules apart. */
 START_TEST(test_adam8_moment_rule)
 {
     int64_t n = 64 * 256 + 77; /* a partial last block too */

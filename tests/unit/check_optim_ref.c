@@ -1,4 +1,4 @@
-/* check_optim_ref.c: the optimizer engine against PyTorch (reference tests, issue 2 item 5).
+/* check_optim_ref.c: the optimizer engine against PyTorch (reference tests).
  *
  * tests/reference/optim_ref.py computes, in PyTorch (torch.optim.AdamW, torch.optim.SGD and a
  * transcription of Hugging Face's Adafactor), K steps of every case from fixed seeds and writes

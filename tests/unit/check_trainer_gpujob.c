@@ -1,5 +1,5 @@
-/* check_trainer_gpujob.c: the device-independent parts of a job on the GPU (issue 4), checked on
- * the CPU (suite_trainer_gpujob):
+/* check_trainer_gpujob.c: the device-independent parts of a job on the GPU, checked on the CPU
+ * (suite_trainer_gpujob):
  *  - the fp16 loss scaler (loss_scale.h) against torch.cuda.amp.GradScaler's rules: a sequence
  *    of finite / non-finite flags gives the scale, growth tracker and skip decisions that
  *    GradScaler's _amp_update_scale_ gives (init 65536, backoff 0.5, growth 2.0 after 2000

@@ -144,6 +144,12 @@ static const bad_case bad_cases[] = {
     {NULL, "optimizer.param_groups", "[{\"match\": \"*\", \"betas\": [0.9, 1.5]}]",
      "optimizer.param_groups[0].betas[1]"},
     {NULL, "optimizer.param_groups", "[{\"match\": \"*\", \"optim_bits\": 8}]", "optimizer.param_groups[0].optim_bits"},
+    {NULL, "optimizer.param_groups", "[{\"match\": \"*\", \"optim_bits\": 32}]", "optimizer.param_groups[0].optim_bits"},
+    {BASE_SGD, "optimizer.param_groups", "[{\"match\": \"*\", \"optim_bits\": 32}]",
+     "optimizer.param_groups[0].optim_bits"},
+    {BASE_AF, "optimizer.param_groups", "[{\"match\": \"*\", \"optim_bits\": 32}]",
+     "optimizer.param_groups[0].optim_bits"},
+    {BASE_AF, "optimizer.param_groups", "[{\"match\": \"*\", \"eps\": 1e-30}]", "optimizer.param_groups[0].eps"},
     {NULL, "optimizer.param_groups", "[{\"match\": \"*\", \"colour\": 1}]", "optimizer.param_groups[0].colour"},
     {NULL, "optimizer.param_groups", "[{\"match\": \"*\", \"momentum\": 0.9}]", "optimizer.param_groups[0].momentum"},
     {NULL, "optimizer.param_groups", "[{\"match\": \"a\"}, {\"match\": 7}]", "optimizer.param_groups[1].match"},
@@ -152,6 +158,7 @@ static const bad_case bad_cases[] = {
     {BASE_A8, "optimizer.min_8bit_size", "-1", "optimizer.min_8bit_size"},
     {BASE_A8, "optimizer.min_8bit_size", "1.5", "optimizer.min_8bit_size"},
     {BASE_A8, "optimizer.param_groups", "[{\"match\": \"*\", \"optim_bits\": 4}]", "optimizer.param_groups[0].optim_bits"},
+    {BASE_A8, "optimizer.param_groups", "[{\"match\": \"*\", \"block_size\": 512}]", "optimizer.param_groups[0].block_size"},
     {BASE_SGD, "optimizer.momentum", "-1", "optimizer.momentum"},
     {BASE_SGD, "optimizer.nesterov", "true", "optimizer.nesterov"},
     {BASE_SGD, "optimizer.nesterov", "\"yes\"", "optimizer.nesterov"},
@@ -318,6 +325,31 @@ START_TEST(test_adafactor_lr_rule)
 }
 END_TEST
 
+/* optim_bits is a param_group field of the 8-bit optimizers only; for the others the error
+ * says which optimizers take it. */
+START_TEST(test_optim_bits_group_8bit_only)
+{
+    static const char *const names[] = {"adamw", "adafactor", "sgd"};
+    char json[512];
+    job_spec s;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(json, sizeof json,
+                 "{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                 " \"optimizer\": {\"name\": \"%s\", \"param_groups\": [{\"match\": \"*\", \"optim_bits\": 32}]}}",
+                 names[i]);
+        octet_err e;
+        octet_err_clear(&e);
+        ck_assert_int_eq(spec_parse_text(json, 0, &s, &e), OCTET_ERR_ARG);
+        ck_assert_str_eq(e.field, "optimizer.param_groups[0].optim_bits");
+        ck_assert_msg(strstr(e.message, "adam8bit, adamw8bit") != NULL, "%s: %s", names[i], e.message);
+    }
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"adam8bit\", \"param_groups\": [{\"match\": \"*\", \"optim_bits\": 32}]}}",
+                &s);
+    ck_assert(s.optimizer.groups[0].set == OPTIM_SET_OPTIM_BITS && s.optimizer.groups[0].hp.optim_bits == 32);
+}
+END_TEST
+
 START_TEST(test_precision_on_cpu)
 {
     job_spec s;
@@ -418,6 +450,7 @@ Suite *suite_trainer_spec(void)
     tcase_add_test(tc, test_server_paths);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_adafactor_lr_rule);
+    tcase_add_test(tc, test_optim_bits_group_8bit_only);
     tcase_add_test(tc, test_precision_on_cpu);
     tcase_add_test(tc, test_normalised_round_trip);
     tcase_add_test(tc, test_spec_files);

@@ -1,9 +1,8 @@
-/* optim_params.c: the table of optimizer fields (see optim_params.h) and the getters and
- * setters that move values between JSON and the engine's optim_config by offset. */
+/* optim_params.c: the table of optimizer fields (see optim_params.h) and the loads and stores
+ * that move a field's value in and out of an optim_config by offset. */
 #include "config.h"
-#include "api/optim_params.h"
+#include "optim_params.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #define EIGHT (K(OPTIM_ADAM8BIT) | K(OPTIM_ADAMW8BIT))
 #define ALL ((1u << OPTIM_NKINDS) - 1)
 #define BASE(f) offsetof(optim_config, base.f)
+#define GROUP(kinds_, bit) .group_kinds = (kinds_), .group_set = (bit)
 
 #define GT(a) .has_min = 1, .min = (a), .min_open = 1
 #define GE(a) .has_min = 1, .min = (a)
@@ -22,26 +22,35 @@
 #define FLAG(f) .type = OP_BOOLEAN, .storage = OS_INT, .off = BASE(f), .off2 = OP_UNSET
 
 const optim_param optim_params[] = {
-    {.name = "lr", .type = OP_NUMBER, .kinds = ADAMS | K(OPTIM_SGD), NUM(lr), GT(0), .doc = "learning rate"},
-    {.name = "lr", .type = OP_NUMBER_OR_NULL, .kinds = K(OPTIM_ADAFACTOR), NUM(lr), GT(0),
+    {.name = "lr", .type = OP_NUMBER, .kinds = ADAMS | K(OPTIM_SGD), GROUP(ADAMS | K(OPTIM_SGD), OPTIM_SET_LR), NUM(lr),
+     GT(0), .doc = "learning rate"},
+    {.name = "lr", .type = OP_NUMBER_OR_NULL, .kinds = K(OPTIM_ADAFACTOR), GROUP(K(OPTIM_ADAFACTOR), OPTIM_SET_LR),
+     NUM(lr), GT(0),
      .rule = "null uses Adafactor's relative step; a number needs relative_step false (and scale_parameter false "
              "for the Trainer's behaviour)",
      .doc = "learning rate"},
-    {.name = "betas", .type = OP_NUMBER_PAIR, .kinds = ADAMS, .off = BASE(beta1), .off2 = BASE(beta2), GE(0), LT(1),
+    {.name = "betas", .type = OP_NUMBER_PAIR, .kinds = ADAMS, GROUP(ADAMS, OPTIM_SET_BETAS), .off = BASE(beta1),
+     .off2 = BASE(beta2), GE(0), LT(1),
      .doc = "decay rates of the first and second moment estimates"},
-    {.name = "eps", .type = OP_NUMBER, .kinds = ADAMS, NUM(eps), GT(0),
+    {.name = "eps", .type = OP_NUMBER, .kinds = ADAMS, GROUP(ADAMS, OPTIM_SET_EPS), NUM(eps), GT(0),
      .doc = "term added to the denominator for numerical stability"},
     {.name = "eps", .type = OP_NUMBER_PAIR, .kinds = K(OPTIM_ADAFACTOR), .off = BASE(eps), .off2 = BASE(eps2), GT(0),
      .doc = "eps1 added to the squared gradient; eps2 the floor of a parameter's RMS in scale_parameter"},
-    {.name = "weight_decay", .type = OP_NUMBER, .kinds = ALL, NUM(weight_decay), GE(0),
+    {.name = "weight_decay", .type = OP_NUMBER, .kinds = ALL, GROUP(ALL, OPTIM_SET_WEIGHT_DECAY), NUM(weight_decay),
+     GE(0),
      .doc = "weight decay (decoupled, except sgd, which adds it to the gradient as torch does)"},
     {.name = "min_8bit_size", .type = OP_INTEGER, .kinds = EIGHT, .storage = OS_INT64,
      .off = offsetof(optim_config, min_8bit_size), .off2 = OP_UNSET, GE(0),
      .doc = "tensors with fewer elements keep fp32 states"},
     {.name = "block_size", .type = OP_INTEGER, .kinds = EIGHT, .storage = OS_INT,
-     .off = offsetof(optim_config, block_size), .off2 = OP_UNSET, GE(64), LE(4096), .rule = "a power of two",
+     .off = offsetof(optim_config, block_size), .off2 = OP_UNSET, GE(OPTIM_BLOCK_MIN), LE(OPTIM_BLOCK_MAX),
+     .rule = "a power of two",
      .doc = "elements per quantization block (one absmax each)"},
-    {.name = "momentum", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), NUM(momentum), GE(0),
+    {.name = "optim_bits", .type = OP_INTEGER, .kinds = 0, GROUP(EIGHT, OPTIM_SET_OPTIM_BITS), .storage = OS_INT,
+     .off = BASE(optim_bits), .off2 = OP_UNSET, GE(8), LE(32), .rule = "8, or 32 to keep fp32 states",
+     .doc = "bits of the optimizer states of the group's parameters (bitsandbytes' override)"},
+    {.name = "momentum", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), GROUP(K(OPTIM_SGD), OPTIM_SET_MOMENTUM),
+     NUM(momentum), GE(0),
      .doc = "momentum factor; 0 keeps no state"},
     {.name = "dampening", .type = OP_NUMBER, .kinds = K(OPTIM_SGD), NUM(dampening), GE(0), LE(1),
      .doc = "dampening for momentum"},
@@ -71,9 +80,32 @@ const optim_param *optim_param_find(optim_kind k, const char *name)
     return NULL;
 }
 
-static double load_number(const optim_config *cfg, optim_param_storage s, size_t off)
+const optim_param *optim_param_find_group(optim_kind k, const char *name)
 {
-    const char *base = (const char *)cfg + off;
+    for (int i = 0; i < optim_params_count; i++)
+        if ((optim_params[i].group_kinds & K(k)) && !strcmp(optim_params[i].name, name))
+            return &optim_params[i];
+    return NULL;
+}
+
+void optim_param_group_kinds_text(const char *name, char *buf, size_t len)
+{
+    unsigned kinds = 0;
+    for (int i = 0; i < optim_params_count; i++)
+        if (!strcmp(optim_params[i].name, name))
+            kinds |= optim_params[i].group_kinds;
+    buf[0] = '\0';
+    for (int k = 0; k < OPTIM_NKINDS; k++)
+        if (kinds & K(k)) {
+            strncat(buf, buf[0] ? ", " : "", len - strlen(buf) - 1);
+            strncat(buf, optim_kind_name((optim_kind)k), len - strlen(buf) - 1);
+        }
+}
+
+/* `s` at byte `off` of the struct at `at` (an optim_config, or a group's optim_hparams). */
+static double load_number(const void *at, optim_param_storage s, size_t off)
+{
+    const char *base = (const char *)at + off;
     if (s == OS_INT)
         return *(const int *)(const void *)base;
     if (s == OS_INT64)
@@ -81,9 +113,9 @@ static double load_number(const optim_config *cfg, optim_param_storage s, size_t
     return *(const double *)(const void *)base;
 }
 
-static void store_number(optim_config *cfg, optim_param_storage s, size_t off, double v)
+static void store_number(void *at, optim_param_storage s, size_t off, double v)
 {
-    char *base = (char *)cfg + off;
+    char *base = (char *)at + off;
     if (s == OS_INT)
         *(int *)(void *)base = (int)v;
     else if (s == OS_INT64)
@@ -92,74 +124,51 @@ static void store_number(optim_config *cfg, optim_param_storage s, size_t off, d
         *(double *)(void *)base = v;
 }
 
-json_t *optim_param_get(const optim_param *p, const optim_config *cfg)
+/* Where the value `second` names lives, and how it is stored; 0 when nowhere. */
+static int slot_of(const optim_param *p, int second, size_t *off, optim_param_storage *s)
 {
-    double v = load_number(cfg, p->storage, p->off);
-    switch (p->type) {
-    case OP_BOOLEAN: return json_boolean(v != 0.0);
-    case OP_INTEGER: return json_integer((json_int_t)v);
-    case OP_NUMBER_PAIR: return json_pack("[ff]", v, load_number(cfg, p->storage, p->off2));
-    case OP_NUMBER_OR_NULL: {
-        int unset = p->off2 == OP_UNSET ? v == 0.0 : load_number(cfg, OS_INT, p->off2) == 0.0;
-        return unset ? json_null() : json_real(v);
-    }
-    default: return json_real(v);
-    }
+    *off = second ? p->off2 : p->off;
+    *s = second && p->type == OP_NUMBER_OR_NULL ? OS_INT : p->storage;
+    return *off != OP_UNSET;
 }
 
-/* A JSON number as a double; 0 when `value` is not a number. */
-static int json_to_number(const json_t *value, double *v)
+double optim_param_load(const optim_param *p, const optim_config *cfg, int second)
 {
-    if (!json_is_number(value))
+    size_t off;
+    optim_param_storage s;
+    return slot_of(p, second, &off, &s) ? load_number(cfg, s, off) : 0.0;
+}
+
+void optim_param_store(const optim_param *p, optim_config *cfg, int second, double v)
+{
+    size_t off;
+    optim_param_storage s;
+    if (slot_of(p, second, &off, &s))
+        store_number(cfg, s, off, v);
+}
+
+/* Where the value `second` names lives in a group's optim_hparams; 0 when nowhere (an or-null
+ * field's flag is not a group's: a group's value is a plain number). */
+static int group_slot_of(const optim_param *p, int second, size_t *off)
+{
+    size_t at = second ? p->off2 : p->off;
+    if (!p->group_set || at == OP_UNSET || (second && p->type != OP_NUMBER_PAIR))
         return 0;
-    *v = json_number_value(value);
-    return isfinite(*v);
+    *off = at - offsetof(optim_config, base);
+    return 1;
 }
 
-int optim_param_set(const optim_param *p, optim_config *cfg, const json_t *value, octet_err *e)
+double optim_param_group_load(const optim_param *p, const optim_hparams *h, int second)
 {
-    char field[64];
-    snprintf(field, sizeof field, "optimizer.%s", p->name);
-    double a = 0.0, b = 0.0;
-    switch (p->type) {
-    case OP_BOOLEAN:
-        if (!json_is_boolean(value))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be true or false");
-        store_number(cfg, p->storage, p->off, json_is_true(value));
-        return OCTET_OK;
-    case OP_INTEGER:
-        if (!json_is_integer(value))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be an integer");
-        if (p->storage == OS_INT && (json_integer_value(value) > INT32_MAX || json_integer_value(value) < INT32_MIN))
-            return octet_fail(e, OCTET_ERR_ARG, field, "is out of range");
-        store_number(cfg, p->storage, p->off, (double)json_integer_value(value));
-        return OCTET_OK;
-    case OP_NUMBER_PAIR:
-        if (!json_is_array(value) || json_array_size(value) != 2 || !json_to_number(json_array_get(value, 0), &a) ||
-            !json_to_number(json_array_get(value, 1), &b))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be an array of two finite numbers");
-        store_number(cfg, p->storage, p->off, a);
-        store_number(cfg, p->storage, p->off2, b);
-        return OCTET_OK;
-    case OP_NUMBER_OR_NULL:
-        if (json_is_null(value)) {
-            store_number(cfg, p->storage, p->off, 0.0);
-            if (p->off2 != OP_UNSET)
-                store_number(cfg, OS_INT, p->off2, 0);
-            return OCTET_OK;
-        }
-        if (!json_to_number(value, &a))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be a finite number or null");
-        store_number(cfg, p->storage, p->off, a);
-        if (p->off2 != OP_UNSET)
-            store_number(cfg, OS_INT, p->off2, 1);
-        return OCTET_OK;
-    default:
-        if (!json_to_number(value, &a))
-            return octet_fail(e, OCTET_ERR_ARG, field, "must be a finite number");
-        store_number(cfg, p->storage, p->off, a);
-        return OCTET_OK;
-    }
+    size_t off;
+    return group_slot_of(p, second, &off) ? load_number(h, p->storage, off) : 0.0;
+}
+
+void optim_param_group_store(const optim_param *p, optim_hparams *h, int second, double v)
+{
+    size_t off;
+    if (group_slot_of(p, second, &off))
+        store_number(h, p->storage, off, v);
 }
 
 void optim_param_range_text(const optim_param *p, char *buf, size_t len)
