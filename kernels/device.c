@@ -39,14 +39,6 @@ struct device {
     size_t limit;              /* device_set_limit's cap on stats.current_total; 0 = none */
 };
 
-static const char *category_names[MEM_NCATEGORIES] = {
-    "params", "grads", "optimizer_state", "activations", "workspace"};
-
-const char *mem_category_name(mem_category c)
-{
-    return (c >= 0 && c < MEM_NCATEGORIES) ? category_names[c] : "unknown";
-}
-
 /* ---------------------------------------------------------------- CPU backend */
 
 static int cpu_alloc(void *ctx, void **p, size_t bytes)

@@ -86,7 +86,6 @@ int device_zero(device *d, void *p, size_t bytes);
 int device_sync(device *d);
 
 void device_mem_stats_get(device *d, device_mem_stats *out);
-const char *mem_category_name(mem_category c);
 
 /* ---- worker threads, the memory cap, free memory and allocation failures ---- */
 

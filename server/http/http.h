@@ -118,9 +118,6 @@ enum MHD_Result http_reply_error(http_request *req, unsigned status, const char 
 enum MHD_Result http_reply_no_content(http_request *req);
 /* Sends text (e.g. Prometheus' format) with `status` and `content_type`. */
 enum MHD_Result http_reply_text(http_request *req, unsigned status, const char *content_type, char *text, size_t len);
-/* Sends a library failure: OCTET_ERR_ARG → 400 "invalid" naming e->field, OCTET_ERR_NOMEM →
- * 503, others → 500 with the status's name (details go to the log, not the client). */
-enum MHD_Result http_reply_status(http_request *req, const octet_err *e);
 /* Adds a header to every reply this request sends from now on (e.g. Allow). */
 void http_reply_header(http_request *req, const char *name, const char *value);
 

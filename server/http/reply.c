@@ -1,5 +1,5 @@
 /* reply.c: every response octetd sends goes through here: JSON bodies, the one error shape,
- * library failures mapped to HTTP statuses, and extra headers such as Allow.
+ * streamed replies, and extra headers such as Allow.
  *
  * JSON is serialized compactly with 15 significant digits for reals (so 0.9 reads "0.9", not
  * "0.90000000000000002"), handed to MHD to free, and sent with Content-Type
@@ -133,18 +133,4 @@ const char *http_query(const http_request *req, const char *name)
 const char *http_header(const http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-enum MHD_Result http_reply_status(http_request *req, const octet_err *e)
-{
-    switch (e->status) {
-    case OCTET_ERR_ARG:
-        return http_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid", e->field, "%s", e->message);
-    case OCTET_ERR_NOMEM:
-        return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory; try again later");
-    default:
-        log_err("%s %s: %s: %s", req->method, req->url, octet_strerror(e->status), e->message);
-        return http_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "internal error (%s)",
-                                octet_strerror(e->status));
-    }
 }
