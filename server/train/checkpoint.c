@@ -291,6 +291,8 @@ int ckpt_load(const char *path, model *m, optim *o, json_t **state, octet_err *e
     }
     join(file, sizeof file, path, CKPT_WEIGHTS);
     int rc = ckpt_load_weights(file, m, e);
+    if (rc != OCTET_OK && e) /* the reader names the file in its field: the input at fault is the checkpoint */
+        snprintf(e->field, sizeof e->field, "checkpoint");
     join(file, sizeof file, path, CKPT_OPTIM);
     if (rc == OCTET_OK && (rc = optim_load_path(o, file, e)) != OCTET_OK) {
         char msg[sizeof e->message];

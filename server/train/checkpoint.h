@@ -33,7 +33,8 @@ int ckpt_find_latest(const char *dir, int64_t *step, char *path, size_t cap);
 /* Loads the weights of checkpoint directory `path` into m and the optimizer state into o, and
  * returns the trainer state in *state (a new reference). Fails with OCTET_ERR_IO,
  * OCTET_ERR_FORMAT (a damaged file), OCTET_ERR_MISMATCH (a tensor missing or of another shape,
- * an optimizer state of another optimizer or layout); the message names the file. */
+ * an optimizer state of another optimizer or layout); the message names the file, the field is
+ * "checkpoint". */
 int ckpt_load(const char *path, model *m, optim *o, json_t **state, octet_err *e);
 
 /* Writes m's weights to a safetensors file (atomically). Fails as ckpt_save. */

@@ -1019,6 +1019,27 @@ def sigkill_resumes_from_the_checkpoint(ctx):
 
 
 @test
+def a_job_that_cannot_resume_fails(ctx):
+    root = tempfile.mkdtemp(dir=ctx.root)
+    srv = Octetd(root).start()
+    jid = srv.submit(long_spec(epochs=3, name="damaged"))
+    first_event(srv, jid, "epoch")
+    srv.stop(signal.SIGKILL)
+    d = srv.checkpoint_dir(jid)
+    newest = sorted(os.listdir(d), key=lambda n: int(n.split("-")[1]))[-1]
+    with open(os.path.join(d, newest, "model.safetensors"), "r+b") as f:
+        f.truncate(100)  # a disk that lost the end of the file
+    srv.start()
+    job = srv.wait(jid)
+    assert job["status"] == "failed" and job["attempt"] == 2, job
+    assert job["error"]["field"] == "checkpoint" and newest in job["error"]["message"], job["error"]
+    assert len(srv.get("/api/v1/jobs/%d/epochs" % jid).json["epochs"]) >= 1  # what was recorded stays
+    r = srv.request("HEAD", "/api/v1/jobs/%d/events" % jid)
+    assert r.status == 200 and r.body == b""
+    assert srv.stop() == 0
+
+
+@test
 def every_operation_was_exercised(ctx):
     want = set()
     for tpl, item in OPENAPI.doc["paths"].items():
