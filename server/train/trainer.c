@@ -592,6 +592,23 @@ static int finish_epoch(trainer *t, double t0, octet_err *e)
     return rc ? callback_failed(rc, "epoch", e) : OCTET_OK;
 }
 
+/* The failure of a run that ended without applying a single optimizer step: every step was
+ * skipped as non-finite without NAN_STEPS_MAX of them in a row stopping it first (a short
+ * run, or fp16, whose loss-scale overflows do not count toward that stop). The overflows are
+ * steps not applied all the same: an fp16 run in which every step overflowed trained nothing
+ * either. */
+static int no_step_applied(const trainer *t, octet_err *e)
+{
+    char why[160] = "";
+    if (t->scaler.enabled)
+        snprintf(why, sizeof why, " (fp16: %lld of them overflowed the dynamic loss scale, which fell to %g; bf16 "
+                 "has the range to avoid that)", (long long)t->scaler.skipped, (double)t->scaler.scale);
+    return octet_fail(e, OCTET_ERR_NAN, "optimizer.lr",
+                      "no optimizer step was applied: the loss or the gradients were not finite (NaN/Inf) at "
+                      "every one of the %lld steps%s; lower the learning rate or check the data",
+                      (long long)t->global_step, why);
+}
+
 int trainer_train(trainer *t, trainer_result *res, octet_err *e)
 {
     t->t_start = now_s();
@@ -612,6 +629,8 @@ int trainer_train(trainer *t, trainer_result *res, octet_err *e)
             rc = finish_epoch(t, t0, e);
         run_epochs++;
     }
+    if (rc == OCTET_OK && t->global_step > 0 && optim_step_count(t->o) == 0)
+        rc = no_step_applied(t, e);
     if (rc == OCTET_OK) {
         int mr = report_memory(t, 1);
         if (mr)

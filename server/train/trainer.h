@@ -19,7 +19,10 @@
  *
  * A gradient norm that is not finite (a NaN/Inf loss or gradient) skips that optimizer step
  * (the gradients are dropped, as a loss scaler does); three such steps in a row stop the run
- * with OCTET_ERR_NAN naming the step. Cancellation is polled before every batch.
+ * with OCTET_ERR_NAN naming the step, and a run that ends without having applied a single
+ * optimizer step fails the same way, however few steps it had (a resumed run counts the steps
+ * applied before its checkpoint: the optimizer's step count, which the checkpoint restores).
+ * Cancellation is polled before every batch.
  *
  * The whole job runs on the job's device: batches are uploaded (device_upload), the loss and
  * predictions read back (device_download), weights and optimizer state cross only for
@@ -30,7 +33,9 @@
  * optimizer math; "fp16" adds GradScaler's dynamic loss scaling (loss_scale.h): the loss
  * gradient is multiplied by the scale, the gradients are unscaled before clipping, a non-finite
  * gradient skips the step and halves the scale. Such skips count toward the three-in-a-row stop
- * only once the scale has fallen below 1 (scaling can then no longer be the cause).
+ * only once the scale has fallen below 1 (scaling can then no longer be the cause), but they
+ * are steps not applied: a run in which every step overflowed fails as one whose every step was
+ * NaN.
  *
  * Memory: every device allocation of a job that fails (parameters, activations, optimizer
  * state) fails the job with OCTET_ERR_NOMEM and the figures "asked X bytes, Y free of Z"

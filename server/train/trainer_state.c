@@ -1,5 +1,7 @@
 /* trainer_state.c: the trainer's side of checkpoints (trainer_impl.h): the trainer state it
- * saves beside the weights and optimizer state (epoch, global step, the dropout step counter,
+ * saves beside the weights and optimizer state (epoch, global step, the optimizer steps
+ * applied (skipped non-finite steps excluded; the optimizer state restores the same count, so
+ * a resumed run knows whether any step was ever applied), the dropout step counter,
  * the shuffle's seed, the fp16 loss scaler's scale and growth tracker (GradScaler's state_dict,
  * present only for fp16), the metrics so far, the normalised spec), and resuming from it, which
  * refuses a checkpoint written for a spec that trains differently. */

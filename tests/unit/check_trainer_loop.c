@@ -3,7 +3,8 @@
  * Trainer's no-decay groups), and the loop as a whole: two CPU runs with one seed end with
  * identical weights, a run interrupted after an epoch (or cancelled mid-epoch) and resumed
  * ends bit-identical to an uninterrupted one (weights and optimizer state), a diverging run
- * stops with OCTET_ERR_NAN naming the step, and a checkpoint of another spec is refused. */
+ * stops with OCTET_ERR_NAN naming the step, a run that never applied a step fails, and a
+ * checkpoint of another spec is refused. */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -622,6 +623,64 @@ START_TEST(test_nan_stops)
 }
 END_TEST
 
+/* Puts a NaN into the first weight of t's model. */
+static void poison_first_weight(trainer *t)
+{
+    model *m = trainer_model(t);
+    float *w = malloc((size_t)m->params[0].n * sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(model_param_get(m, 0, w), OCTET_OK);
+    w[0] = NAN;
+    ck_assert_int_eq(model_param_set(m, 0, w), OCTET_OK);
+    free(w);
+}
+
+/* A run whose every step is skipped as non-finite fails however few steps it has (here 2, under
+ * the three-in-a-row stop): one NaN weight makes every loss NaN, as NaN propagates through the
+ * MLP's ReLU as through torch's (a ReLU that mapped NaN to 0 let such a model train "fine"). A
+ * resumed run whose own steps are all skipped still succeeds when steps were applied before
+ * its checkpoint. */
+START_TEST(test_all_steps_skipped_fails)
+{
+    fashion_subset(16, 8);
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [16]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"adamw\", \"lr\": 1e-3}, \"training\": {\"epochs\": 1,"
+                " \"batch_size\": 8, \"log_every\": 1000}}", &s);
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    trainer *t = NULL;
+    octet_err e;
+    trainer_result r;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_OK);
+    poison_first_weight(t);
+    ck_assert_int_eq(trainer_train(t, &r, &e), OCTET_ERR_NAN);
+    ck_assert_str_eq(e.field, "optimizer.lr");
+    ck_assert_msg(strstr(e.message, "no optimizer step was applied") && strstr(e.message, "2 steps"), "%s",
+                  e.message);
+    ck_assert_int_eq(r.global_step, 2);
+    trainer_close(t);
+
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "skipped"), 0);
+    s.training.epochs = 2;
+    memset(&c, 0, sizeof c);
+    o = run_options(&c, dir);
+    o.stop_after_epochs = 1;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_OK);
+    o.stop_after_epochs = 0;
+    o.resume = TRAINER_RESUME_REQUIRED;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_OK);
+    poison_first_weight(t);
+    ck_assert_msg(trainer_train(t, &r, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_int_eq(r.global_step, 4);
+    ck_assert_int_eq(optim_step_count(trainer_optim(t)), 2);
+    trainer_close(t);
+    test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_memory_figures)
 {
     fashion_subset(64, 16);
@@ -741,6 +800,7 @@ Suite *suite_trainer_loop(void)
     tcase_add_test(runs, test_resume_distilbert);
     tcase_add_test(runs, test_resume_refusals);
     tcase_add_test(runs, test_nan_stops);
+    tcase_add_test(runs, test_all_steps_skipped_fails);
     tcase_add_test(runs, test_memory_figures);
     tcase_add_test(runs, test_cli);
     suite_add_tcase(s, runs);
