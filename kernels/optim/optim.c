@@ -16,6 +16,7 @@
 #include "optim_impl.h"
 #include "qmap.h"
 #include "log.h"
+#include "fileio.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -1000,10 +1001,11 @@ int optim_save_path(optim *o, const char *path, octet_err *e)
 
 int optim_load_path(optim *o, const char *path, octet_err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return octet_fail(e, OCTET_ERR_IO, "optimizer_state", "cannot open %s", path);
-    int rc = optim_load(o, f, e);
+    FILE *f = NULL;
+    int rc = octet_fopen_regular(path, "optimizer_state", &f, e); /* never blocks on a FIFO */
+    if (rc != OCTET_OK)
+        return rc;
+    rc = optim_load(o, f, e);
     fclose(f);
     return rc;
 }

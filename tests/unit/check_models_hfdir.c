@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char g_dir[512];        /* the script's directories: g_dir/mlm, g_dir/base */
 static char g_error[1024];
@@ -296,6 +297,30 @@ START_TEST(test_bad_directories)
     test_write_text(dir, "config.json", "{\"model_type\": \"distilbert\", \"activation\": \"relu\"}");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
     ck_assert_msg(strstr(e.message, "activation"), "%s", e.message);
+    /* FIFOs (which would block a reader forever) as config.json, vocab.txt, model.safetensors:
+     * refused at once, naming model.path */
+    char fifo[1024];
+    test_mkfifo(dir, "config.json", fifo, sizeof fifo);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_IO);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_msg(strstr(e.message, "not a regular file"), "%s", e.message);
+    unlink(fifo);
+    test_write_text(dir, "config.json", "{\"model_type\": \"distilbert\", \"vocab_size\": 300, \"dim\": 8, "
+                    "\"n_heads\": 2, \"n_layers\": 1, \"hidden_dim\": 16, \"max_position_embeddings\": 16}");
+    test_mkfifo(dir, "vocab.txt", fifo, sizeof fifo);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, &tok, &e), OCTET_ERR_IO);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_ptr_null(tok);
+    unlink(fifo);
+    test_mkfifo(dir, "model.safetensors", fifo, sizeof fifo);
+    hfdir_options o = {2, -1.0f, 2, 8, 1, MODEL_ACT_FP32};
+    model *m = NULL;
+    device *dv = tm_device();
+    ck_assert_int_eq(hfdir_load_distilbert(dv, dir, &o, &m, NULL, NULL, &e), OCTET_ERR_IO);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_msg(strstr(e.message, "not a regular file"), "%s", e.message);
+    ck_assert_ptr_null(m);
+    device_close(dv);
     test_rmtree(dir);
 }
 END_TEST

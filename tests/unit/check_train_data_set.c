@@ -8,10 +8,12 @@
 #include "testlib.h"
 #include "train/dataset.h"
 #include "train/idx.h"
+#include "fileio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -88,6 +90,63 @@ START_TEST(test_idx_small_and_refusals)
     ck_assert_int_eq(octet_idx_read_labels(p, &l, &n, &e), OCTET_ERR_FORMAT);
     snprintf(p, sizeof p, "%s/absent.gz", dir);
     expect_fail(octet_idx_read_labels(p, &l, &n, &e), &e, OCTET_ERR_IO, "absent.gz");
+    test_rmtree(dir);
+}
+END_TEST
+
+/* A FIFO, a directory or a device named as a data file is refused at once, never waited on
+ * (a FIFO with no writer would block fopen() forever): OCTET_ERR_IO, "not a regular file",
+ * the field that named it. test_mkfifo's alarm fails the test if anything blocks. */
+START_TEST(test_non_regular_files_refused)
+{
+    char dir[256], fifo[512], good[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "fifo"), 0);
+    test_mkfifo(dir, "train.jsonl", fifo, sizeof fifo);
+    const char *others[2] = {dir, "/dev/null"};
+    char *buf;
+    size_t len;
+    octet_err e = {0};
+    expect_fail(octet_read_file(fifo, 1 << 20, "some.field", &buf, &len, &e), &e, OCTET_ERR_IO, "not a regular file");
+    ck_assert_str_eq(e.field, "some.field");
+    ck_assert_ptr_null(buf);
+    for (int i = 0; i < 2; i++)
+        expect_fail(octet_read_file(others[i], 1 << 20, "some.field", &buf, &len, &e), &e, OCTET_ERR_IO,
+                    "not a regular file");
+    float *px;
+    size_t n, r, c;
+    expect_fail(octet_idx_read_images(fifo, &px, &n, &r, &c, &e), &e, OCTET_ERR_IO, "not a regular file");
+    octet_dataset tr, ev;
+    octet_data_spec spec = {.train_file = fifo};
+    expect_fail(octet_data_load(&spec, &tr, &ev, &e), &e, OCTET_ERR_IO, "not a regular file");
+    ck_assert_str_eq(e.field, "dataset.train_file");
+    test_write_file(dir, "good.jsonl", "{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\", \"label\": 1}\n",
+                    strlen("{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\", \"label\": 1}\n"), good, sizeof good);
+    octet_data_spec spec2 = {.train_file = good, .eval_file = fifo};
+    expect_fail(octet_data_load(&spec2, &tr, &ev, &e), &e, OCTET_ERR_IO, "not a regular file");
+    ck_assert_str_eq(e.field, "dataset.eval_file");
+    /* fortunes: a FIFO among a language's files is passed over; as pt-br's one file, refused */
+    char root[512];
+    snprintf(root, sizeof root, "%s/fortunes", dir);
+    const char *subs[4] = {"de", "it", "es", "pl"};
+    char sub[1024];
+    ck_assert_int_eq(mkdir(root, 0755), 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", root, subs[i]);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        test_write_text(sub, "a", i == 0 ? "Guten Tag.\n%\nAuf Wiedersehen.\n" : "Ciao, amico.\n%\nHola, amigo.\n");
+    }
+    test_write_text(root, "wisdom", "Look before you leap.\n%\nHaste makes waste.\n");
+    test_write_text(root, "brasil", "Bom dia.\n%\nBoa noite.\n");
+    snprintf(sub, sizeof sub, "%s/de", root);
+    test_mkfifo(sub, "zz-fifo", NULL, 0);
+    octet_err_clear(&e);
+    int rc = octet_data_fortunes(root, 0, &tr, &ev, &e);
+    ck_assert_msg(rc == OCTET_OK, "%s", e.message);
+    octet_dataset_free(&tr);
+    octet_dataset_free(&ev);
+    test_mkfifo(root, "brasil", NULL, 0);
+    expect_fail(octet_data_fortunes(root, 0, &tr, &ev, &e), &e, OCTET_ERR_IO, "pt-br");
+    ck_assert_str_eq(e.field, "dataset.name");
     test_rmtree(dir);
 }
 END_TEST
@@ -505,6 +564,7 @@ Suite *suite_dataset(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_idx_small_and_refusals);
+    tcase_add_test(tc, test_non_regular_files_refused);
     tcase_add_test(tc, test_fashion_mnist);
     tcase_add_test(tc, test_fashion_mismatch_refused);
     tcase_add_test(tc, test_fortunes_fixture);

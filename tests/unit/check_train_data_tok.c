@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static octet_tokenizer *load_uncased(void)
 {
@@ -309,6 +310,17 @@ START_TEST(test_refused_inputs)
     ck_assert_int_eq(octet_tok_token_to_id(t, "hi"), 4);
     CK_PIECES(t, "hi [MASK]", "hi [UNK] [UNK] [UNK]");   /* "[" "MASK" "]": none in this vocab */
     octet_tok_free(t);
+    /* a FIFO as tokenizer_config.json or as vocab.txt is refused, never waited on */
+    test_mkfifo(dir, "tokenizer_config.json", cfg, sizeof cfg);
+    ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_IO);
+    ck_assert_msg(strstr(e.message, "not a regular file") && strstr(e.message, "tokenizer_config.json"), "%s",
+                  e.message);
+    unlink(cfg);
+    test_mkfifo(dir, "vocab.txt", p, sizeof p);
+    ck_assert_int_eq(octet_tok_load_vocab(p, NULL, &t, &e), OCTET_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(e.message, "not a regular file"));
+    ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_IO);
+    ck_assert_ptr_null(t);
     test_rmtree(dir);
 }
 END_TEST

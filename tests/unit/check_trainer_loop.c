@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "check_trainer.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
@@ -605,6 +606,46 @@ START_TEST(test_resume_refusals)
 }
 END_TEST
 
+/* A checkpoint whose files were replaced by FIFOs (a reader would block on them forever) is
+ * refused at once when resuming, naming the checkpoint: the trainer state, the weights, the
+ * optimizer state. */
+START_TEST(test_resume_refuses_fifos)
+{
+    fashion_subset(32, 8);
+    char dir[256], ck[512], fifo[1024];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "ckfifo"), 0);
+    job_spec s;
+    mlp_spec("adamw", &s);
+    s.training.epochs = 2;
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, dir);
+    o.stop_after_epochs = 1;
+    octet_err e;
+    trainer_result r;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_OK);
+    snprintf(ck, sizeof ck, "%s/checkpoint-1", dir);
+    const char *files[3] = {CKPT_STATE, CKPT_WEIGHTS, CKPT_OPTIM};
+    for (int i = 0; i < 3; i++) {
+        char keep[1024], saved[1100];
+        snprintf(keep, sizeof keep, "%s/%s", ck, files[i]);
+        snprintf(saved, sizeof saved, "%s.saved", keep);
+        ck_assert_int_eq(rename(keep, saved), 0);
+        test_mkfifo(ck, files[i], fifo, sizeof fifo);
+        memset(&c, 0, sizeof c);
+        o = run_options(&c, dir);
+        o.resume = TRAINER_RESUME_REQUIRED;
+        trainer *t = NULL;
+        ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_ERR_IO);
+        ck_assert_msg(!strcmp(e.field, "checkpoint") && strstr(e.message, "not a regular file"), "%s: %s: %s",
+                      files[i], e.field, e.message);
+        ck_assert_int_eq(unlink(fifo), 0);
+        ck_assert_int_eq(rename(saved, keep), 0);
+    }
+    test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_nan_stops)
 {
     fashion_subset(128, 16);
@@ -799,6 +840,7 @@ Suite *suite_trainer_loop(void)
     tcase_add_test(runs, test_resume_mlp);
     tcase_add_test(runs, test_resume_distilbert);
     tcase_add_test(runs, test_resume_refusals);
+    tcase_add_test(runs, test_resume_refuses_fifos);
     tcase_add_test(runs, test_nan_stops);
     tcase_add_test(runs, test_all_steps_skipped_fails);
     tcase_add_test(runs, test_memory_figures);
