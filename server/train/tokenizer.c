@@ -186,6 +186,8 @@ static int load_vocab_into(octet_tokenizer *t, const char *path, octet_err *e)
 {
     size_t len;
     int rc = octet_read_file(path, VOCAB_MAX_BYTES, path, &t->buf, &len, e);
+    if (rc == OCTET_OK)
+        rc = uc_check_utf8(t->buf, len, path, 1, NULL, path, e);
     if (rc != OCTET_OK)
         return rc;
     if (vocab_split(t, len) != OCTET_OK || vocab_index(t) != OCTET_OK)
@@ -270,6 +272,8 @@ static int apply_config(const char *path, octet_tokenizer *t, octet_err *e)
     char *text = NULL;
     size_t len = 0;
     int rc = octet_read_file(path, CONFIG_MAX_BYTES, path, &text, &len, e);
+    if (rc == OCTET_OK && (rc = uc_check_utf8(text, len, path, 1, NULL, path, e)) != OCTET_OK)
+        free(text);
     if (rc != OCTET_OK)
         return rc;
     json_error_t je;

@@ -151,6 +151,35 @@ START_TEST(test_non_regular_files_refused)
 }
 END_TEST
 
+/* The fortune files are text inputs like any other: a file that is not valid UTF-8 (here a
+ * Latin-1 one) fails the load naming file:line:column, instead of losing its entries
+ * silently. (Debian's own files are all UTF-8: test_fortunes_installed loads them.) */
+START_TEST(test_fortunes_refuse_invalid_utf8)
+{
+    char dir[256], sub[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "fortunes-utf8"), 0);
+    const char *subs[4] = {"de", "it", "es", "pl"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        test_write_text(sub, "a", i == 0 ? "Gr\xc3\xbc\xc3\x9f Gott.\n%\nAuf Wiedersehen.\n" : "Ciao.\n%\nHola.\n");
+    }
+    test_write_text(dir, "wisdom", "Look before you leap.\n%\nHaste makes waste.\n");
+    test_write_text(dir, "brasil", "Bom dia.\n%\nBoa noite.\n");
+    octet_dataset tr, ev;
+    octet_err e = {0};
+    ck_assert_msg(octet_data_fortunes(dir, 0, &tr, &ev, &e) == OCTET_OK, "%s", e.message);
+    octet_dataset_free(&tr);
+    octet_dataset_free(&ev);
+    snprintf(sub, sizeof sub, "%s/de", dir);
+    test_write_text(sub, "b", "Guten Tag.\n%\nSch\xf6nen Tag noch.\n");
+    expect_fail(octet_data_fortunes(dir, 0, &tr, &ev, &e), &e, OCTET_ERR_FORMAT, "/de/b:3:4: invalid UTF-8 (byte 0xF6)");
+    ck_assert_str_eq(e.field, "dataset.name");
+    ck_assert_uint_eq(tr.n, 0);
+    test_rmtree(dir);
+}
+END_TEST
+
 /* ---- Fashion-MNIST ---- */
 
 START_TEST(test_fashion_mnist)
@@ -440,6 +469,23 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_cases[] = {
+    /* text must be valid UTF-8 in every format (uc_check_utf8): a stray Latin-1 byte, an
+     * overlong form, a surrogate, a sequence cut short; the error names file:line and the byte
+     * column (JSONL) or the CSV column */
+    {"latin1.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"caf\xe9\",\"label\":1}\n", NULL, 0,
+     OCTET_ERR_FORMAT, "latin1.jsonl:2:13: invalid UTF-8 (byte 0xE9)"},
+    {"latin1.csv", "text,label\na,0\ncaf\xe9,1\n", NULL, 0, OCTET_ERR_FORMAT,
+     "latin1.csv:3: column 1 (text): invalid UTF-8 (byte 0xE9)"},
+    {"overlong.csv", "text,label\na,0\nb,\xc0\xaf\n", NULL, 0, OCTET_ERR_FORMAT,
+     "overlong.csv:3: column 2 (label): invalid UTF-8 (byte 0xC0)"},
+    {"surrogate.csv", "text,text_pair,label\na,\"x\ny\xed\xa0\x80\",0\n", NULL, 0, OCTET_ERR_FORMAT,
+     "surrogate.csv:3: column 2 (text_pair): invalid UTF-8 (byte 0xED)"},
+    {"othercol.csv", "text,label,note\na,0,\xff\n", NULL, 0, OCTET_ERR_FORMAT,
+     "othercol.csv:2: column 3: invalid UTF-8 (byte 0xFF)"},
+    {"header.csv", "text,label,n\xf6te\na,0,x\n", NULL, 0, OCTET_ERR_FORMAT,
+     "header.csv:1: column 3 (header): invalid UTF-8 (byte 0xF6)"},
+    {"cut.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":1}\n", "{\"text\":\"\xe2\x82\", \"label\":1}\n",
+     0, OCTET_ERR_FORMAT, "eval.jsonl:1:10: invalid UTF-8 (byte 0xE2)"},
     {"badjson.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":1}\n{\"text\": \"c\", \"label\" 1}\n",
      NULL, 0, OCTET_ERR_FORMAT, "badjson.jsonl:3:"},
     {"nolabel.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\"}\n", NULL, 0, OCTET_ERR_FORMAT,
@@ -569,6 +615,7 @@ Suite *suite_dataset(void)
     tcase_add_test(tc, test_fashion_mismatch_refused);
     tcase_add_test(tc, test_fortunes_fixture);
     tcase_add_test(tc, test_fortunes_installed);
+    tcase_add_test(tc, test_fortunes_refuse_invalid_utf8);
     tcase_add_test(tc, test_jsonl_named_labels);
     tcase_add_test(tc, test_csv_pairs_and_quoting);
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
