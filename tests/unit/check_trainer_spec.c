@@ -1,5 +1,6 @@
 /* check_trainer_spec.c: the job spec parser (server/train/spec.c): every field's bad value
- * refused with its own field path, unknown keys refused at every level, the Trainer's and the
+ * refused with its own field path (every optimizer field of the optim_params table with
+ * values out of range and overflowing ones), unknown keys refused at every level, the Trainer's and the
  * optimizers' defaults filled in, Adafactor's lr rule, and the normalised JSON parsing back to
  * the same spec. */
 #include <math.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include "api/optim_params.h"
 #include "check_trainer.h"
 #include "testlib.h"
 
@@ -222,6 +224,124 @@ START_TEST(test_not_json)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ optimizer fields */
+
+/* Parses a spec whose optimizer object is {"name": kind, <body>} and checks that it is refused
+ * naming `field`. */
+static void expect_optimizer_field(const char *kind, const char *body, const char *field)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+             " \"optimizer\": {\"name\": \"%s\", %s}}", kind, body);
+    job_spec s;
+    octet_err e;
+    octet_err_clear(&e);
+    int rc = spec_parse_text(json, 0, &s, &e);
+    ck_assert_msg(rc == OCTET_ERR_ARG, "%s: accepted {%s}", kind, body);
+    ck_assert_msg(!strcmp(e.field, field), "%s {%s}: field '%s' (%s), want '%s'", kind, body, e.field, e.message,
+                  field);
+}
+
+/* Every optimizer field of every optimizer (the optim_params table, so a new field is covered
+ * as it is added), and every param_groups field, with values out of its range and values that
+ * overflow: 1e309 overflows a double (jansson refuses the whole text), 1e39 a float (the
+ * engine's arithmetic), 99999999999999999999 a 64-bit integer. Each error must name the field
+ * itself, never another (a weight_decay of 1e39 used to pass and come back as a NaN loss
+ * blaming optimizer.lr). */
+START_TEST(test_optimizer_field_errors)
+{
+    int checked = 0;
+    for (int k = 0; k < OPTIM_NKINDS; k++) {
+        const char *kind = optim_kind_name((optim_kind)k);
+        for (int i = 0; i < optim_params_count; i++) {
+            const optim_param *p = &optim_params[i];
+            if (!(p->kinds & (1u << k)))
+                continue;
+            const char *values[6];
+            char lo[32], hi[32];
+            int nv = 0, negative = p->has_max && p->max <= 0.0;
+            if (p->type == OP_BOOLEAN) {
+                values[nv++] = "2";
+            } else {
+                if (p->has_min) {
+                    snprintf(lo, sizeof lo, "%.17g", p->min_open ? p->min : p->min - 1.0);
+                    values[nv++] = lo;
+                }
+                if (p->has_max) {
+                    snprintf(hi, sizeof hi, "%.17g", p->max_open ? p->max : p->max + 1.0);
+                    values[nv++] = hi;
+                }
+                values[nv++] = negative ? "-1e309" : "1e309";
+                if (p->type == OP_INTEGER)
+                    values[nv++] = "99999999999999999999";
+                else
+                    values[nv++] = negative ? "-1e39" : "1e39";
+            }
+            for (int v = 0; v < nv; v++) {
+                char body[256], field[96];
+                if (p->type != OP_NUMBER_PAIR) {
+                    snprintf(body, sizeof body, "\"%s\": %s", p->name, values[v]);
+                    snprintf(field, sizeof field, "optimizer.%s", p->name);
+                    expect_optimizer_field(kind, body, field);
+                    checked++;
+                    continue;
+                }
+                for (int at = 0; at < 2; at++) {
+                    snprintf(body, sizeof body, at ? "\"%s\": [0.5, %s]" : "\"%s\": [%s, 0.5]", p->name, values[v]);
+                    snprintf(field, sizeof field, "optimizer.%s[%d]", p->name, at);
+                    expect_optimizer_field(kind, body, field);
+                    checked++;
+                }
+            }
+        }
+        /* the fields of a parameter group */
+        static const struct {
+            const char *key, *bad[4];
+        } group[] = {{"lr", {"-1", "1e39", "1e309", NULL}},
+                     {"eps", {"0", "1e39", "1e309", NULL}},
+                     {"weight_decay", {"-1", "1e39", "1e309", NULL}},
+                     {"momentum", {"-1", "1e39", "1e309", NULL}},
+                     {"optim_bits", {"16", "4", "99999999999999999999", "1e309"}}};
+        for (size_t g = 0; g < sizeof group / sizeof group[0]; g++) {
+            int bits = !strcmp(group[g].key, "optim_bits");
+            if ((bits && k != OPTIM_ADAM8BIT && k != OPTIM_ADAMW8BIT) || (!bits && !optim_param_find(k, group[g].key)) ||
+                (k == OPTIM_ADAFACTOR && !strcmp(group[g].key, "eps")))
+                continue;
+            for (int v = 0; v < 4 && group[g].bad[v]; v++) {
+                char body[256], field[96];
+                snprintf(body, sizeof body, "\"param_groups\": [{\"match\": \"*.bias\", \"%s\": %s}]", group[g].key,
+                         group[g].bad[v]);
+                snprintf(field, sizeof field, "optimizer.param_groups[0].%s", group[g].key);
+                expect_optimizer_field(kind, body, field);
+                checked++;
+            }
+        }
+        if (optim_param_find(k, "betas") && k != OPTIM_ADAFACTOR) {
+            expect_optimizer_field(kind, "\"param_groups\": [{\"match\": \"*\", \"betas\": [1, 0.5]}]",
+                                   "optimizer.param_groups[0].betas[0]");
+            expect_optimizer_field(kind, "\"param_groups\": [{\"match\": \"*\", \"betas\": [0.5, 1e309]}]",
+                                   "optimizer.param_groups[0].betas[1]");
+            checked += 2;
+        }
+    }
+    ck_assert_int_ge(checked, 100);
+    /* decoupled decay multiplies the weights by 1 - lr x weight_decay: past 1 the field at
+     * fault is named, the base's and a group's */
+    expect_optimizer_field("adamw", "\"lr\": 1e-3, \"weight_decay\": 1e4", "optimizer.weight_decay");
+    expect_optimizer_field("adamw8bit", "\"lr\": 10, \"weight_decay\": 0.5", "optimizer.lr");
+    expect_optimizer_field("adam8bit", "\"lr\": 1e-3, \"param_groups\": [{\"match\": \"*\", \"weight_decay\": 2000}]",
+                           "optimizer.param_groups[0].weight_decay");
+    expect_optimizer_field("adamw", "\"param_groups\": [{\"match\": \"*\", \"lr\": 500}]",
+                           "optimizer.param_groups[0].lr");
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.5, \"weight_decay\": 2}}", &s); /* 1: allowed */
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"sgd\", \"lr\": 1e30}}", &s); /* no decay: any float lr */
+}
+END_TEST
+
 START_TEST(test_server_paths)
 {
     static const char *paths[] = {"\"/etc/passwd\"", "\"../x.jsonl\"", "\"a/../../x.jsonl\"", "\"a/..\""};
@@ -415,6 +535,7 @@ Suite *suite_trainer_spec(void)
     TCase *tc = tcase_create("spec");
     tcase_add_loop_test(tc, test_bad_values, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_not_json);
+    tcase_add_test(tc, test_optimizer_field_errors);
     tcase_add_test(tc, test_server_paths);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_adafactor_lr_rule);
