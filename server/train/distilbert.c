@@ -274,8 +274,18 @@ int distilbert_config_load(const char *path, distilbert_config *cfg, octet_err *
     octet_err_clear(&inner);
     rc = distilbert_config_from_json(root, "config.json", cfg, &inner);
     json_decref(root);
-    if (rc != OCTET_OK) /* the user named the directory: point there, quoting the key */
-        return octet_fail(e, rc, "model.path", "%s: %s: %s", path, strncmp(inner.field, "config.json.", 12) ? inner.field : inner.field + 12, inner.message);
+    if (rc == OCTET_OK) /* values in range too, or they would be blamed on model.config.* */
+        rc = distilbert_config_validate(cfg, &inner);
+    if (rc != OCTET_OK) { /* the user named the directory: point there, quoting the key */
+        const char *key = inner.field;
+        static const char *const prefixes[] = {"config.json.", "model.config.", "model."};
+        for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+            if (!strncmp(key, prefixes[i], strlen(prefixes[i]))) {
+                key += strlen(prefixes[i]);
+                break;
+            }
+        return octet_fail(e, rc, "model.path", "%s: %s: %s", path, key, inner.message);
+    }
     return OCTET_OK;
 }
 

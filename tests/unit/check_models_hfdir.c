@@ -293,6 +293,25 @@ START_TEST(test_bad_directories)
     test_write_text(dir, "config.json", "{\"dim\": 8,");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_FORMAT);
     ck_assert_msg(strstr(e.message, "config.json:1:"), "%s", e.message);
+    /* values out of range are the directory's fault too: model.path, naming the file and the
+     * config.json key, never the spec's inline overrides model.config.* */
+    static const struct {
+        const char *json, *key;
+    } out_of_range[] = {{"{\"dim\": 0}", "dim"},
+                        {"{\"dim\": 8, \"n_heads\": 3}", "n_heads"},
+                        {"{\"vocab_size\": 5, \"pad_token_id\": 7}", "pad_token_id"},
+                        {"{\"max_position_embeddings\": 100000000}", "max_position_embeddings"},
+                        {"{\"attention_dropout\": 1.5}", "attention_dropout"},
+                        {"{\"num_labels\": 0}", "num_labels"},
+                        {"{\"initializer_range\": -1}", "initializer_range"}};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        test_write_text(dir, "config.json", out_of_range[i].json);
+        ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
+        ck_assert_msg(!strcmp(e.field, "model.path"), "%s: field %s", out_of_range[i].json, e.field);
+        char want[64];
+        snprintf(want, sizeof want, "config.json: %s: ", out_of_range[i].key);
+        ck_assert_msg(strstr(e.message, want), "%s: %s lacks %s", out_of_range[i].json, e.message, want);
+    }
     /* an unsupported variant */
     test_write_text(dir, "config.json", "{\"model_type\": \"distilbert\", \"activation\": \"relu\"}");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
