@@ -10,6 +10,7 @@
  * by field, so the error names file:line and the byte column or the CSV column. */
 #include "train/dataset.h"
 #include "train/dataset_impl.h"
+#include "train/model.h"
 #include "fileio.h"
 #include "train/unicode.h"
 
@@ -21,7 +22,7 @@
 #include <string.h>
 
 #define DATA_FILE_MAX ((size_t)1 << 30)
-#define MAX_LABEL_ID 65535
+#define MAX_LABEL_ID (MODEL_MAX_LABELS - 1)
 
 enum { LABEL_STRING = 0, LABEL_INT = 1 };
 
@@ -507,6 +508,9 @@ static int resolve_name(const raw_file *f, const raw_row *r, label_ctx *lc, octe
     int id = label_map_id(&lc->map, r->label);
     if (id < 0)
         return nomem(f, e);
+    if (id > MAX_LABEL_ID)
+        return octet_fail(e, OCTET_ERR_FORMAT, f->field, "%s:%zu: label \"%s\" would be class %d: at most %d classes",
+                          f->path, r->line, r->label, id, MODEL_MAX_LABELS);
     if (lc->num_labels > 0 && id >= lc->num_labels)
         return octet_fail(e, OCTET_ERR_FORMAT, f->field,
                           "%s:%zu: label \"%s\" would be class %d, but model.num_labels is %d", f->path, r->line,

@@ -372,9 +372,9 @@ int distilbert_config_validate(const distilbert_config *c, octet_err *e)
     if (range_p(c->dropout, "dropout", e) || range_p(c->attention_dropout, "attention_dropout", e) ||
         range_p(c->seq_classif_dropout, "seq_classif_dropout", e))
         return OCTET_ERR_ARG;
-    if (c->num_labels < 1 || c->num_labels > DISTILBERT_MAX_LABELS)
+    if (c->num_labels < 1 || c->num_labels > MODEL_MAX_LABELS) /* 1: regression (model.h) */
         return octet_fail(e, OCTET_ERR_ARG, "model.num_labels", "must be an integer in 1..%d, got %d",
-                          DISTILBERT_MAX_LABELS, c->num_labels);
+                          MODEL_MAX_LABELS, c->num_labels);
     if (!(c->initializer_range >= 0.0f && c->initializer_range <= 1.0f))
         return octet_fail(e, OCTET_ERR_ARG, "model.config.initializer_range", "must be in [0, 1], got %g",
                           c->initializer_range);

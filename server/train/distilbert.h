@@ -50,8 +50,7 @@ typedef struct distilbert_config {
 #define DISTILBERT_MAX_DIM 16384
 #define DISTILBERT_MAX_LAYERS 128
 #define DISTILBERT_MAX_VOCAB 4000000
-#define DISTILBERT_MAX_POSITIONS 65536
-#define DISTILBERT_MAX_LABELS 100000
+#define DISTILBERT_MAX_POSITIONS 65536     /* num_labels: MODEL_MAX_LABELS (model.h) */
 
 /* HF's defaults (distilbert-base-uncased with 2 labels). */
 void distilbert_config_default(distilbert_config *cfg);

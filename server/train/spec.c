@@ -14,6 +14,7 @@
 #include <string.h>
 #include "api/optim_params.h"
 #include "train/distilbert.h"
+#include "train/model.h"
 
 #define SPEC_MAX_USER_GROUPS 32 /* leaves room for the Trainer's generated no-decay groups */
 
@@ -262,7 +263,8 @@ static int parse_model(const json_t *o, unsigned flags, spec_model *m, octet_err
         return rc;
     if (m->arch == SPEC_ARCH_MLP && m->n_hidden == 0)
         return octet_fail(e, OCTET_ERR_ARG, "model.hidden", "is required for arch mlp: the hidden layer sizes, e.g. [256, 128, 100]");
-    if ((v = given(o, "num_labels")) && (rc = want_int32(v, "model.num_labels", 2, 100000, &m->num_labels, e)))
+    if ((v = given(o, "num_labels")) &&
+        (rc = want_int32(v, "model.num_labels", MODEL_MIN_CLASSES, MODEL_MAX_LABELS, &m->num_labels, e)))
         return rc;
     if ((v = given(o, "dropout")) && (rc = want_number(v, "model.dropout", 0, 0, 1, 1, &m->dropout, e)))
         return rc;

@@ -75,8 +75,12 @@ static int resolve_labels(trainer *t, octet_err *e)
     int n = t->spec.model.num_labels;
     if (!n)
         n = t->train->num_classes > t->eval->num_classes ? t->train->num_classes : t->eval->num_classes;
-    if (n < 2)
-        return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d class: at least 2 are needed", n);
+    if (n < MODEL_MIN_CLASSES)
+        return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d class: at least %d are needed", n,
+                          MODEL_MIN_CLASSES);
+    if (n > MODEL_MAX_LABELS)
+        return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d classes: at most %d are supported", n,
+                          MODEL_MAX_LABELS);
     const octet_dataset *sets[2] = {t->train, t->eval};
     for (int s = 0; s < 2; s++)
         for (size_t i = 0; i < sets[s]->n; i++)

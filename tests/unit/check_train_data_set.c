@@ -9,6 +9,7 @@
 #include "train/dataset.h"
 #include "train/idx.h"
 #include "fileio.h"
+#include "train/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +470,9 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_cases[] = {
+    /* class ids stop at MODEL_MAX_LABELS - 1 (model.h), the one limit of num_labels */
+    {"toolarge.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":65536}\n", NULL, 0, OCTET_ERR_FORMAT,
+     "toolarge.jsonl:2: label 65536 is out of range (0..65535)"},
     /* text must be valid UTF-8 in every format (uc_check_utf8): a stray Latin-1 byte, an
      * overlong form, a surrogate, a sequence cut short; the error names file:line and the byte
      * column (JSONL) or the CSV column */
@@ -601,6 +605,16 @@ START_TEST(test_limits)
     octet_dataset *all[8] = {&full, &fev, &a, &aev, &b, &bev, &c, &cev};
     for (int i = 0; i < 8; i++)
         octet_dataset_free(all[i]);
+    /* the largest class id, MODEL_MAX_LABELS - 1, makes MODEL_MAX_LABELS classes */
+    char dir[256], trf[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "labels"), 0);
+    const char *body = "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":65535}\n";
+    test_write_file(dir, "max.jsonl", body, strlen(body), trf, sizeof trf);
+    ck_assert_msg(octet_data_files(trf, NULL, 0, &a, &aev, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_int_eq(a.num_classes, MODEL_MAX_LABELS);
+    octet_dataset_free(&a);
+    octet_dataset_free(&aev);
+    test_rmtree(dir);
 }
 END_TEST
 

@@ -11,6 +11,10 @@
 #include "api/optim_params.h"
 #include "check_trainer.h"
 #include "testlib.h"
+#include "train/distilbert.h"
+#include "train/hfdir.h"
+#include "train/mlp.h"
+#include "train/model.h"
 
 static const char BASE_MLP[] =
     "{\"name\": \"t\", \"model\": {\"arch\": \"mlp\", \"hidden\": [16], \"num_labels\": 10},"
@@ -91,6 +95,7 @@ static const bad_case bad_cases[] = {
     {NULL, "model.hidden", "[16, \"x\"]", "model.hidden[1]"},
     {NULL, "model.hidden", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", "model.hidden"},
     {NULL, "model.num_labels", "1", "model.num_labels"},
+    {NULL, "model.num_labels", "65537", "model.num_labels"},
     {NULL, "model.num_labels", "2.5", "model.num_labels"},
     {NULL, "model.dropout", "1.0", "model.dropout"},
     {NULL, "model.dropout", "-0.1", "model.dropout"},
@@ -342,6 +347,75 @@ START_TEST(test_optimizer_field_errors)
 }
 END_TEST
 
+/* num_labels has one range everywhere (model.h): a spec, a dataset and a job need
+ * MODEL_MIN_CLASSES = 2 classes and take up to MODEL_MAX_LABELS; the models take the same
+ * maximum and also 1 (a regression head); a model directory's config.json the same. Checked
+ * at each boundary. */
+START_TEST(test_num_labels_bounds)
+{
+    static const char *const bases[2] = {
+        "{\"model\": {\"arch\": \"mlp\", \"hidden\": [8], \"num_labels\": %d}, \"dataset\": {\"name\": \"fashion-mnist\"}}",
+        "{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\", \"num_labels\": %d},"
+        " \"dataset\": {\"name\": \"fortunes-lang\"}}"};
+    const int good[2] = {MODEL_MIN_CLASSES, MODEL_MAX_LABELS}, bad[3] = {0, MODEL_MIN_CLASSES - 1, MODEL_MAX_LABELS + 1};
+    for (int b = 0; b < 2; b++) {
+        char json[512];
+        job_spec s;
+        for (int i = 0; i < 2; i++) {
+            snprintf(json, sizeof json, bases[b], good[i]);
+            tr_parse_ok(json, &s);
+            ck_assert_int_eq(s.model.num_labels, good[i]);
+        }
+        for (int i = 0; i < 3; i++) {
+            snprintf(json, sizeof json, bases[b], bad[i]);
+            octet_err e;
+            ck_assert_msg(spec_parse_text(json, 0, &s, &e) == OCTET_ERR_ARG, "accepted %s", json);
+            ck_assert_str_eq(e.field, "model.num_labels");
+        }
+    }
+    /* the models: 1..MODEL_MAX_LABELS */
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    const int hidden[1] = {2};
+    model *m = NULL;
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, MODEL_MAX_LABELS, 1, 1, &m, &e), OCTET_OK);
+    model_destroy(m);
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, 1, 1, 1, &m, &e), OCTET_OK);
+    model_destroy(m);
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, MODEL_MAX_LABELS + 1, 1, 1, &m, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "model.num_labels");
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, 0, 1, 1, &m, &e), OCTET_ERR_ARG);
+    device_close(d);
+    distilbert_config c;
+    ck_assert_int_eq(distilbert_preset("distilbert-tiny", &c, &e), OCTET_OK);
+    const int db_good[3] = {1, 2, MODEL_MAX_LABELS}, db_bad[2] = {0, MODEL_MAX_LABELS + 1};
+    for (int i = 0; i < 3; i++) {
+        c.num_labels = db_good[i];
+        ck_assert_int_eq(distilbert_config_validate(&c, &e), OCTET_OK);
+    }
+    for (int i = 0; i < 2; i++) {
+        c.num_labels = db_bad[i];
+        ck_assert_int_eq(distilbert_config_validate(&c, &e), OCTET_ERR_ARG);
+        ck_assert_str_eq(e.field, "model.num_labels");
+    }
+    /* a model directory's config.json: the same range, reported as model.path */
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "labels"), 0);
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "{\"num_labels\": %d}", MODEL_MAX_LABELS);
+    test_write_text(dir, "config.json", cfg);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_OK);
+    ck_assert_int_eq(c.num_labels, MODEL_MAX_LABELS);
+    snprintf(cfg, sizeof cfg, "{\"num_labels\": %d}", MODEL_MAX_LABELS + 1);
+    test_write_text(dir, "config.json", cfg);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_ptr_nonnull(strstr(e.message, "num_labels"));
+    test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_server_paths)
 {
     static const char *paths[] = {"\"/etc/passwd\"", "\"../x.jsonl\"", "\"a/../../x.jsonl\"", "\"a/..\""};
@@ -536,6 +610,7 @@ Suite *suite_trainer_spec(void)
     tcase_add_loop_test(tc, test_bad_values, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_not_json);
     tcase_add_test(tc, test_optimizer_field_errors);
+    tcase_add_test(tc, test_num_labels_bounds);
     tcase_add_test(tc, test_server_paths);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_adafactor_lr_rule);
