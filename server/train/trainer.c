@@ -92,15 +92,28 @@ static int resolve_labels(trainer *t, octet_err *e)
     return OCTET_OK;
 }
 
-/* The tokenizer of a text model: the model directory's WordPiece, else the byte tokenizer. */
+/* The tokenizer of a text model: the model directory's WordPiece, else the byte tokenizer
+ * (DESIGN.md: "a byte-level tokenizer for models with no vocab"; hfdir_save writes no
+ * vocab.txt, so a directory octet saved from a byte-level model has none). Without a vocab.txt
+ * the byte ids must fit the model's embeddings: a directory whose vocab_size is smaller than
+ * the byte vocabulary is refused here, naming model.path, instead of failing on a token id in
+ * the middle of training. */
 static int make_tokenizer(trainer *t, distilbert_config *cfg, octet_err *e)
 {
     const spec_model *m = &t->spec.model;
     char dir[PATH_MAX];
     int rc;
     if (m->path[0]) {
-        if ((rc = hfdir_read_config(resolve(t, m->path, dir, sizeof dir), cfg, &t->tok, e)))
+        const char *path = resolve(t, m->path, dir, sizeof dir);
+        if ((rc = hfdir_read_config(path, cfg, &t->tok, e)))
             return rc;
+        if (!t->tok && cfg->vocab_size < OCTET_TOK_BYTE_VOCAB)
+            return octet_fail(e, OCTET_ERR_ARG, "model.path",
+                              "%s has no vocab.txt, so texts would be tokenized as bytes (ids 0..%d), but its "
+                              "config.json's vocab_size is %d: add the model's vocab.txt", path,
+                              OCTET_TOK_BYTE_VOCAB - 1, cfg->vocab_size);
+        if (!t->tok)
+            log_warn("%s has no vocab.txt: texts are tokenized as bytes", path);
     } else if ((rc = distilbert_preset(m->preset, cfg, e))) {
         return rc;
     }

@@ -15,6 +15,8 @@
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/distilbert.h"
+#include "train/hfdir.h"
+#include "train/tokenizer.h"
 #include "train/mlp.h"
 #include "testlib.h"
 #include <sys/wait.h>
@@ -822,6 +824,59 @@ START_TEST(test_cli)
 }
 END_TEST
 
+/* Saves a 1-layer distilbert-tiny with `vocab` rows and 6 labels (fortunes-lang's) to dir the way
+ * octet saves a model: config.json and model.safetensors, no vocab.txt. */
+static void save_model_dir(const char *dir, int vocab)
+{
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    distilbert_config c;
+    ck_assert_int_eq(distilbert_preset("distilbert-tiny", &c, &e), OCTET_OK);
+    c.vocab_size = vocab;
+    c.n_layers = 1;
+    c.num_labels = 6;
+    model *m = NULL;
+    ck_assert_msg(distilbert_create(d, &c, 2, 16, 1, &m, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_msg(hfdir_save(m, dir, &e) == OCTET_OK, "%s", e.message);
+    model_destroy(m);
+    device_close(d);
+}
+
+/* A model directory without vocab.txt falls back to the byte tokenizer (the layout octet saves);
+ * when its vocabulary cannot hold the byte ids, octet-train says so when it opens the run,
+ * naming model.path and vocab.txt (exit 2), never with a token-id error from inside training. */
+START_TEST(test_cli_model_dir_without_vocab)
+{
+    char dir[256], mdir[512], spec[512], args[1024], out[65536];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "novocab"), 0);
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    save_model_dir(mdir, 100);
+    snprintf(spec, sizeof spec, "%s/spec.json", dir);
+    FILE *f = fopen(spec, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"model\": {\"arch\": \"distilbert\", \"path\": \"%s\"}, \"dataset\": {\"name\": \"fortunes-lang\","
+               " \"train_limit\": 16, \"eval_limit\": 8, \"max_length\": 16}, \"training\": {\"epochs\": 1,"
+               " \"batch_size\": 8}}", mdir);
+    fclose(f);
+    snprintf(args, sizeof args, "%s --device cpu", spec);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 2);
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *err = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "field")), "model.path");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    ck_assert_msg(strstr(msg, "vocab.txt") && strstr(msg, "vocab_size is 100") && !strstr(msg, "token id"), "%s", msg);
+    json_decref(j);
+    /* a vocabulary that holds the byte ids trains */
+    test_rmtree(mdir);
+    save_model_dir(mdir, OCTET_TOK_BYTE_VOCAB);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"event\":\"epoch\""));
+    test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_trainer_loop(void)
 {
     Suite *s = suite_create("trainer_loop");
@@ -845,6 +900,7 @@ Suite *suite_trainer_loop(void)
     tcase_add_test(runs, test_all_steps_skipped_fails);
     tcase_add_test(runs, test_memory_figures);
     tcase_add_test(runs, test_cli);
+    tcase_add_test(runs, test_cli_model_dir_without_vocab);
     suite_add_tcase(s, runs);
     return s;
 }
