@@ -5,10 +5,11 @@
  * Standard output gets JSON lines only: {"event": "step", ...} every training.log_every
  * optimizer steps, {"event": "epoch", ...} after every epoch's evaluation, and at the end
  * {"event": "memory", ...} with the memory figures; human-readable progress goes to stderr.
- * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a field
- * that does not fit the data or the device (one JSON line {"error": {"code", "message",
- * "field"}} naming the field); 1 for a failure while running (the same JSON error line, with
- * the code of the failure). */
+ * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a spec
+ * file that cannot be read (missing, a directory, no permission) or parsed and a field that
+ * does not fit the data or the device (one JSON line {"error": {"code", "message", "field"}}
+ * naming the field); 1 for a failure while running (the same JSON error line, with the code
+ * of the failure). */
 #include "config.h"
 #define LOG_PREFIX "octet-train"
 
@@ -166,9 +167,9 @@ int main(int argc, char **argv)
     if (!spec)
         return fail(&e, OCTET_ERR_NOMEM, 1);
     int rc = load_spec(c.spec_path, spec, &e);
-    if (rc != OCTET_OK) {
+    if (rc != OCTET_OK) { /* missing, unreadable, not a file, not JSON: all a bad spec */
         free(spec);
-        return fail(&e, rc, rc == OCTET_ERR_ARG ? 2 : 1);
+        return fail(&e, rc, rc == OCTET_ERR_NOMEM ? 1 : 2);
     }
     trainer_options opt;
     memset(&opt, 0, sizeof opt);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "check_trainer.h"
 #include "train/checkpoint.h"
@@ -789,8 +790,31 @@ START_TEST(test_cli)
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "training.batch_size");
     json_decref(j);
     ck_assert_int_eq(run_cli("", out, sizeof out), 2);
-    snprintf(args, sizeof args, "%s/none.json", dir);
-    ck_assert_int_eq(run_cli(args, out, sizeof out), 1);
+    /* a spec that cannot be read is a bad spec too (the README's exit 2), with the JSON error
+     * line: missing, a directory, a FIFO (refused, not waited on), unreadable, not JSON */
+    char fifo[512], noperm[512], notjson[512];
+    test_mkfifo(dir, "fifo.json", fifo, sizeof fifo);
+    snprintf(noperm, sizeof noperm, "%s/noperm.json", dir);
+    f = fopen(noperm, "w");
+    fputs("{}", f);
+    fclose(f);
+    chmod(noperm, 0);
+    snprintf(notjson, sizeof notjson, "%s/notjson.json", dir);
+    f = fopen(notjson, "w");
+    fputs("{\"model\": ", f);
+    fclose(f);
+    char none[512];
+    snprintf(none, sizeof none, "%s/none.json", dir);
+    const char *unreadable[5] = {none, dir, fifo, notjson, geteuid() != 0 ? noperm : NULL};
+    for (int i = 0; i < 5; i++) {
+        if (!unreadable[i])
+            continue; /* root reads a file of mode 0 */
+        ck_assert_msg(run_cli(unreadable[i], out, sizeof out) == 2, "%s: %s", unreadable[i], out);
+        json_t *err = json_object_get(j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL), "error");
+        ck_assert_msg(json_is_string(json_object_get(err, "message")), "%s: %s", unreadable[i], out);
+        json_decref(j);
+    }
+    alarm(0); /* test_mkfifo's guard: the training runs below may take longer */
 
     snprintf(path, sizeof path, "%s/ok.json", dir);
     f = fopen(path, "w");

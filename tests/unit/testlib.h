@@ -71,7 +71,8 @@ void test_write_file(const char *dir, const char *name, const void *data, size_t
 /* Makes dir/name a FIFO with no writer (replacing a file of that name) and, when path is not
  * NULL, writes its path to path[cap]; then arms alarm(FIFO_TEST_SECONDS), so a reader that
  * would block on the FIFO ends the test with an error (a signal) instead of hanging it. For
- * use inside a test (Check forks each one, so the alarm dies with it). */
+ * use inside a test (Check forks each one, so the alarm dies with it); a test that goes on
+ * with slow work after its FIFO checks cancels it with alarm(0). */
 #define FIFO_TEST_SECONDS 20
 void test_mkfifo(const char *dir, const char *name, char *path, size_t cap);
 /* test_write_file of the NUL-terminated text, without the path. */
