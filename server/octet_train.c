@@ -1,6 +1,7 @@
 /* octet_train.c: `octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR]
  * [--resume]`, which runs one fine-tuning job from a spec file without a server, through the
- * same runner octetd uses (server/train/trainer.h).
+ * same runner octetd uses (server/train/trainer.h). `-h` / `--help` prints the usage for
+ * people on stdout and exits 0.
  *
  * Standard output gets JSON lines only: {"event": "step", ...} every training.log_every
  * optimizer steps, {"event": "epoch", ...} after every epoch's evaluation, and at the end
@@ -73,18 +74,47 @@ static int fail(const octet_err *e, int status, int exit_code)
     return exit_code;
 }
 
+#define USAGE "octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR] [--resume]"
+
 static int usage_error(const char *msg)
 {
     octet_err e;
-    octet_fail(&e, OCTET_ERR_ARG, "", "%s; usage: octet-train SPEC.json [--device cpu|cuda|auto] "
-               "[--checkpoint-dir DIR] [--resume]", msg);
+    octet_fail(&e, OCTET_ERR_ARG, "", "%s; usage: " USAGE, msg);
     return fail(&e, OCTET_ERR_ARG, 2);
 }
 
-/* Returns 0, or the exit status of a usage error (already printed). */
+/* -h / --help: the usage for people, on stdout. */
+static void print_help(void)
+{
+    fputs("usage: " USAGE "\n"
+          "\n"
+          "Runs one fine-tuning job from a job spec (JSON) without a server, through the same\n"
+          "runner octetd uses, and prints its progress as JSON lines on stdout: a \"step\" event\n"
+          "every training.log_every optimizer steps, an \"epoch\" event after each evaluation and\n"
+          "a \"memory\" event at the end. Human-readable progress goes to stderr.\n"
+          "\n"
+          "options:\n"
+          "  --device cpu|cuda|auto  the device to train on (default: the spec's training.device)\n"
+          "  --checkpoint-dir DIR    write a checkpoint (weights, optimizer and trainer state)\n"
+          "                          into DIR after every epoch; created if needed\n"
+          "  --resume                continue from the newest checkpoint in --checkpoint-dir\n"
+          "  -h, --help              print this help and exit\n"
+          "\n"
+          "exit status: 0 when the job finished; 2 for a bad spec or command line (one JSON line\n"
+          "{\"error\": {\"code\", \"message\", \"field\"}} naming the field); 1 for a failure while\n"
+          "running (the same JSON error line).\n",
+          stdout);
+}
+
+/* Returns 0, the exit status of a usage error (already printed), or -1 after -h / --help. */
 static int parse_args(int argc, char **argv, cli *c)
 {
     memset(c, 0, sizeof *c);
+    for (int i = 1; i < argc; i++) /* help wins over everything else on the line */
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            print_help();
+            return -1;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--device") && i + 1 < argc)
@@ -93,8 +123,6 @@ static int parse_args(int argc, char **argv, cli *c)
             c->checkpoint_dir = argv[++i];
         else if (!strcmp(a, "--resume"))
             c->resume = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return usage_error("help");
         else if (a[0] == '-' || c->spec_path)
             return usage_error(a[0] == '-' ? "unknown option or missing value" : "more than one spec file");
         else
@@ -160,7 +188,7 @@ int main(int argc, char **argv)
     cli c;
     int bad = parse_args(argc, argv, &c);
     if (bad)
-        return bad;
+        return bad < 0 ? 0 : bad;
     octet_err e;
     octet_err_clear(&e);
     job_spec *spec = malloc(sizeof *spec);

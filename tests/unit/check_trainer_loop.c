@@ -790,6 +790,14 @@ START_TEST(test_cli)
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "training.batch_size");
     json_decref(j);
     ck_assert_int_eq(run_cli("", out, sizeof out), 2);
+    /* -h / --help: usage for people on stdout, exit 0, whatever else is on the line */
+    const char *help[3] = {"--help", "-h", "spec.json --device cpu -h"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(run_cli(help[i], out, sizeof out), 0);
+        ck_assert_msg(!strncmp(out, "usage: octet-train SPEC.json", 28) && strstr(out, "--checkpoint-dir DIR") &&
+                          strstr(out, "exit status") && !json_loads(out, JSON_DISABLE_EOF_CHECK, NULL),
+                      "%s: %s", help[i], out);
+    }
     /* a spec that cannot be read is a bad spec too (the README's exit 2), with the JSON error
      * line: missing, a directory, a FIFO (refused, not waited on), unreadable, not JSON */
     char fifo[512], noperm[512], notjson[512];
