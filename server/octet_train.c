@@ -7,10 +7,11 @@
  * optimizer steps, {"event": "epoch", ...} after every epoch's evaluation, and at the end
  * {"event": "memory", ...} with the memory figures; human-readable progress goes to stderr.
  * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a spec
- * file that cannot be read (missing, a directory, no permission) or parsed and a field that
- * does not fit the data or the device (one JSON line {"error": {"code", "message", "field"}}
- * naming the field); 1 for a failure while running (the same JSON error line, with the code
- * of the failure). */
+ * file that cannot be read (missing, a directory, no permission) or parsed, a field that
+ * does not fit the data or the device, and a --checkpoint-dir that cannot be created or
+ * written, which is found before training starts (one JSON line {"error": {"code",
+ * "message", "field"}} naming the field); 1 for a failure while running (the same JSON error
+ * line, with the code of the failure). */
 #include "config.h"
 #define LOG_PREFIX "octet-train"
 
@@ -212,8 +213,10 @@ int main(int argc, char **argv)
     trainer_result res;
     rc = trainer_open(spec, &opt, &t, &e);
     free(spec);
-    if (rc != OCTET_OK) /* a field that does not fit the data or the device is the spec's fault */
-        return fail(&e, rc, rc == OCTET_ERR_ARG ? 2 : 1);
+    /* a field that does not fit the data or the device is the spec's fault; a checkpoint
+     * directory that cannot be written (checked before training) the command line's */
+    if (rc != OCTET_OK)
+        return fail(&e, rc, rc == OCTET_ERR_ARG || !strcmp(e.field, "checkpoint_dir") ? 2 : 1);
     rc = trainer_train(t, &res, &e);
     trainer_close(t);
     if (rc != OCTET_OK)

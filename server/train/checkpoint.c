@@ -53,6 +53,24 @@ static int make_dirs(const char *dir, octet_err *e)
     return OCTET_OK;
 }
 
+int ckpt_check_dir(const char *dir, octet_err *e)
+{
+    int rc = make_dirs(dir, e);
+    if (rc != OCTET_OK)
+        return rc;
+    char probe[PATH_MAX], name[64];
+    snprintf(name, sizeof name, ".octet-probe-%ld", (long)getpid());
+    if (join(probe, sizeof probe, dir, name))
+        return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "path too long: %s", dir);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "cannot write in %s: %s", dir, strerror(errno));
+    close(fd);
+    if (unlink(probe))
+        return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "cannot remove %s: %s", probe, strerror(errno));
+    return OCTET_OK;
+}
+
 static void fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY);

@@ -327,7 +327,10 @@ int trainer_open(const job_spec *spec, const trainer_options *opt, trainer **out
     t->spec = *spec;
     if (opt)
         t->opt = *opt;
-    int rc = build(t, e);
+    /* a checkpoint directory that cannot be written fails now, not after the first epoch */
+    int rc = t->opt.checkpoint_dir ? ckpt_check_dir(t->opt.checkpoint_dir, e) : OCTET_OK;
+    if (rc == OCTET_OK)
+        rc = build(t, e);
     if (rc == OCTET_OK && t->opt.resume && !t->opt.checkpoint_dir)
         rc = octet_fail(e, OCTET_ERR_ARG, "checkpoint_dir", "resuming needs a checkpoint directory");
     if (rc == OCTET_OK && t->opt.resume)

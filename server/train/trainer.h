@@ -42,6 +42,9 @@
  * (device_alloc_fail); everything the job holds is freed by trainer_close, so the worker runs
  * the next job on a clean device.
  *
+ * With a checkpoint directory, trainer_open first checks that it can be created and written
+ * (ckpt_check_dir), so a bad directory fails before any training, naming checkpoint_dir.
+ *
  * Every function returns OCTET_OK or a status with an octet_err naming the field at fault
  * ("dataset.name", "model.preset", "training.precision", ...). Nothing here exits. */
 #ifndef OCTET_TRAIN_TRAINER_H
@@ -150,7 +153,9 @@ typedef struct trainer trainer;
  * status of the part that failed: OCTET_ERR_ARG (a field that does not fit: unknown dataset
  * or preset, labels beyond model.num_labels, bf16 on the CPU, a param_group that matches no
  * parameter, ...), OCTET_ERR_NODEV, OCTET_ERR_IO / FORMAT (data, model directory or
- * checkpoint), OCTET_ERR_MISMATCH (a checkpoint of another spec), OCTET_ERR_NOMEM. */
+ * checkpoint; a checkpoint directory that cannot be created or written is OCTET_ERR_IO on
+ * checkpoint_dir, checked first), OCTET_ERR_MISMATCH (a checkpoint of another spec),
+ * OCTET_ERR_NOMEM. */
 int trainer_open(const job_spec *spec, const trainer_options *opt, trainer **out, octet_err *e);
 /* Trains the remaining epochs. Fails with OCTET_ERR_CANCEL, OCTET_ERR_NAN, OCTET_ERR_IO (a
  * checkpoint could not be written), a callback's status, or the device's. */

@@ -775,7 +775,7 @@ static int run_cli(const char *args, char *out, size_t cap)
 
 START_TEST(test_cli)
 {
-    char dir[256], path[512], args[1024], out[65536];
+    char dir[256], path[512], args[2048], out[65536];
     ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "cli"), 0);
     ck_assert_int_eq(system(NULL) != 0, 1);
     snprintf(path, sizeof path, "%s/bad.json", dir);
@@ -830,6 +830,14 @@ START_TEST(test_cli)
           " \"train_limit\": 64, \"eval_limit\": 32}, \"training\": {\"epochs\": 2, \"batch_size\": 16,"
           " \"log_every\": 2}}", f);
     fclose(f);
+    /* a checkpoint directory that cannot be made (under a regular file) is found before any
+     * training: exit 2, a JSON error on checkpoint_dir, no step or epoch line */
+    snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, path);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 2);
+    ck_assert_msg(!strstr(out, "\"event\""), "%s", out);
+    j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "checkpoint_dir");
+    json_decref(j);
     snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, dir);
     ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
     int steps = 0, epochs = 0, memory = 0;
