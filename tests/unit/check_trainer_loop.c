@@ -4,7 +4,8 @@
  * identical weights, a run interrupted after an epoch (or cancelled mid-epoch) and resumed
  * ends bit-identical to an uninterrupted one (weights and optimizer state), a diverging run
  * stops with OCTET_ERR_NAN naming the step, a run that never applied a step fails, and a
- * checkpoint of another spec is refused. */
+ * checkpoint of another spec is refused. The command lines last: octet-train's (run as a
+ * binary) and setup.sh serve's hand-over to octetd (on stand-ins). */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "check_trainer.h"
+#include "fileio.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/distilbert.h"
@@ -917,6 +919,61 @@ START_TEST(test_cli_model_dir_without_vocab)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ setup.sh serve */
+
+/* Writes an executable shell script dir/name. */
+static void write_script(const char *dir, const char *name, const char *body)
+{
+    char path[1024];
+    test_write_file(dir, name, body, strlen(body), path, sizeof path);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+}
+
+/* The text of dir/name ("" when it cannot be read; free()). */
+static char *slurp(const char *dir, const char *name)
+{
+    char path[1024], *buf = NULL;
+    size_t len = 0;
+    octet_err e;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (octet_read_file(path, 1 << 20, "test", &buf, &len, &e) != OCTET_OK)
+        buf = strdup("");
+    return buf;
+}
+
+/* `setup.sh serve` hands the caller's octetd options on after its defaults, and announces no
+ * address of its own: it used to print http://127.0.0.1:8080/ whatever --port or --listen said
+ * (octetd's own "listening on" line gives the real one). Run on a scratch copy whose octetd,
+ * make and dpkg-query are stand-ins, so nothing is installed, built or served. */
+START_TEST(test_setup_serve_announcement)
+{
+    char dir[256], bin[512], cmd[2048];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "setup"), 0);
+    snprintf(cmd, sizeof cmd, "cp '%s/setup.sh' '%s/setup.sh'", test_srcdir(), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(bin, sizeof bin, "%s/bin", dir);
+    ck_assert_int_eq(mkdir(bin, 0755), 0);
+    write_script(bin, "make", "#!/bin/sh\nexit 0\n");
+    write_script(bin, "dpkg-query", "#!/bin/sh\necho installed\n");
+    write_script(dir, "configure", "#!/bin/sh\nexit 0\n");
+    test_write_text(dir, "Makefile", "");
+    write_script(dir, "octetd", "#!/bin/sh\nprintf '%s\\n' \"$@\" >args\n"
+                                "echo 'octetd 0.1.0 listening on http://0.0.0.0:9123/'\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && PATH='%s':\"$PATH\" ./setup.sh serve --port 9123 --listen=0.0.0.0 >out 2>err",
+             dir, bin);
+    ck_assert_int_eq(system(cmd), 0);
+    char *err = slurp(dir, "err"), *out = slurp(dir, "out"), *args = slurp(dir, "args");
+    ck_assert_msg(strstr(err, "starting octetd") && !strstr(err, "8080") && !strstr(err, "127.0.0.1"), "%s", err);
+    ck_assert_msg(strstr(out, "listening on http://0.0.0.0:9123/"), "%s", out);
+    const char *tail = "--port\n9123\n--listen=0.0.0.0\n";
+    ck_assert_msg(strlen(args) > strlen(tail) && !strcmp(args + strlen(args) - strlen(tail), tail) &&
+                      strstr(args, "--db\ndata/octet.db\n"),
+                  "octetd got: %s", args);
+    free(err), free(out), free(args);
+    test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_trainer_loop(void)
 {
     Suite *s = suite_create("trainer_loop");
@@ -941,6 +998,7 @@ Suite *suite_trainer_loop(void)
     tcase_add_test(runs, test_memory_figures);
     tcase_add_test(runs, test_cli);
     tcase_add_test(runs, test_cli_model_dir_without_vocab);
+    tcase_add_test(runs, test_setup_serve_announcement);
     suite_add_tcase(s, runs);
     return s;
 }
