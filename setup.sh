@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh: the newcomer's two commands, and CI's one.
 #
-#   ./setup.sh serve [octetd options]   install what is missing, build, start octetd on
-#                                       127.0.0.1:8080 with data/octet.db (Ctrl-C stops it)
+#   ./setup.sh serve [octetd options]   install what is missing, build, start octetd with
+#                                       data/octet.db on 127.0.0.1:8080, or where --listen
+#                                       and --port say (octetd prints the address; Ctrl-C
+#                                       stops it)
 #   ./setup.sh test                     install what is missing, build, run every test
 #                                       (make check, then make distcheck)
 #
@@ -73,7 +75,9 @@ serve)
     install_missing
     build
     mkdir -p data
-    say "starting octetd on http://127.0.0.1:8080/ (Ctrl-C stops it)"
+    # The caller's options come last and override these defaults (also as --port=N, an
+    # abbreviation or port 0), so only octetd knows the address: its "listening on" line says it.
+    say "starting octetd; it prints the address it listens on (Ctrl-C stops it)"
     exec ./octetd --listen 127.0.0.1 --port 8080 --data-dir data --db data/octet.db "$@"
     ;;
 test)

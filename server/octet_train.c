@@ -1,14 +1,17 @@
 /* octet_train.c: `octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR]
  * [--resume]`, which runs one fine-tuning job from a spec file without a server, through the
- * same runner octetd uses (server/train/trainer.h).
+ * same runner octetd uses (server/train/trainer.h). `-h` / `--help` prints the usage for
+ * people on stdout and exits 0.
  *
  * Standard output gets JSON lines only: {"event": "step", ...} every training.log_every
  * optimizer steps, {"event": "epoch", ...} after every epoch's evaluation, and at the end
  * {"event": "memory", ...} with the memory figures; human-readable progress goes to stderr.
- * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a field
- * that does not fit the data or the device (one JSON line {"error": {"code", "message",
- * "field"}} naming the field); 1 for a failure while running (the same JSON error line, with
- * the code of the failure). */
+ * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a spec
+ * file that cannot be read (missing, a directory, no permission) or parsed, a field that
+ * does not fit the data or the device, and a --checkpoint-dir that cannot be created or
+ * written, which is found before training starts (one JSON line {"error": {"code",
+ * "message", "field"}} naming the field); 1 for a failure while running (the same JSON error
+ * line, with the code of the failure). */
 #include "config.h"
 #define LOG_PREFIX "octet-train"
 
@@ -56,18 +59,47 @@ static int fail(const octet_err *e, int status, int exit_code)
     return exit_code;
 }
 
+#define USAGE "octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR] [--resume]"
+
 static int usage_error(const char *msg)
 {
     octet_err e;
-    octet_fail(&e, OCTET_ERR_ARG, "", "%s; usage: octet-train SPEC.json [--device cpu|cuda|auto] "
-               "[--checkpoint-dir DIR] [--resume]", msg);
+    octet_fail(&e, OCTET_ERR_ARG, "", "%s; usage: " USAGE, msg);
     return fail(&e, OCTET_ERR_ARG, 2);
 }
 
-/* Returns 0, or the exit status of a usage error (already printed). */
+/* -h / --help: the usage for people, on stdout. */
+static void print_help(void)
+{
+    fputs("usage: " USAGE "\n"
+          "\n"
+          "Runs one fine-tuning job from a job spec (JSON) without a server, through the same\n"
+          "runner octetd uses, and prints its progress as JSON lines on stdout: a \"step\" event\n"
+          "every training.log_every optimizer steps, an \"epoch\" event after each evaluation and\n"
+          "a \"memory\" event at the end. Human-readable progress goes to stderr.\n"
+          "\n"
+          "options:\n"
+          "  --device cpu|cuda|auto  the device to train on (default: the spec's training.device)\n"
+          "  --checkpoint-dir DIR    write a checkpoint (weights, optimizer and trainer state)\n"
+          "                          into DIR after every epoch; created if needed\n"
+          "  --resume                continue from the newest checkpoint in --checkpoint-dir\n"
+          "  -h, --help              print this help and exit\n"
+          "\n"
+          "exit status: 0 when the job finished; 2 for a bad spec or command line (one JSON line\n"
+          "{\"error\": {\"code\", \"message\", \"field\"}} naming the field); 1 for a failure while\n"
+          "running (the same JSON error line).\n",
+          stdout);
+}
+
+/* Returns 0, the exit status of a usage error (already printed), or -1 after -h / --help. */
 static int parse_args(int argc, char **argv, cli *c)
 {
     memset(c, 0, sizeof *c);
+    for (int i = 1; i < argc; i++) /* help wins over everything else on the line */
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            print_help();
+            return -1;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--device") && i + 1 < argc)
@@ -76,8 +108,6 @@ static int parse_args(int argc, char **argv, cli *c)
             c->checkpoint_dir = argv[++i];
         else if (!strcmp(a, "--resume"))
             c->resume = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return usage_error("help");
         else if (a[0] == '-' || c->spec_path)
             return usage_error(a[0] == '-' ? "unknown option or missing value" : "more than one spec file");
         else
@@ -143,16 +173,16 @@ int main(int argc, char **argv)
     cli c;
     int bad = parse_args(argc, argv, &c);
     if (bad)
-        return bad;
+        return bad < 0 ? 0 : bad;
     octet_err e;
     octet_err_clear(&e);
     job_spec *spec = malloc(sizeof *spec);
     if (!spec)
         return fail(&e, OCTET_ERR_NOMEM, 1);
     int rc = load_spec(c.spec_path, spec, &e);
-    if (rc != OCTET_OK) {
+    if (rc != OCTET_OK) { /* missing, unreadable, not a file, not JSON: all a bad spec */
         free(spec);
-        return fail(&e, rc, rc == OCTET_ERR_ARG ? 2 : 1);
+        return fail(&e, rc, rc == OCTET_ERR_NOMEM ? 1 : 2);
     }
     trainer_options opt;
     memset(&opt, 0, sizeof opt);
@@ -167,8 +197,10 @@ int main(int argc, char **argv)
     trainer_result res;
     rc = trainer_open(spec, &opt, &t, &e);
     free(spec);
-    if (rc != OCTET_OK) /* a field that does not fit the data or the device is the spec's fault */
-        return fail(&e, rc, rc == OCTET_ERR_ARG ? 2 : 1);
+    /* a field that does not fit the data or the device is the spec's fault; a checkpoint
+     * directory that cannot be written (checked before training) the command line's */
+    if (rc != OCTET_OK)
+        return fail(&e, rc, rc == OCTET_ERR_ARG || !strcmp(e.field, "checkpoint_dir") ? 2 : 1);
     rc = trainer_train(t, &res, &e);
     trainer_close(t);
     if (rc != OCTET_OK)

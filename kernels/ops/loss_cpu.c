@@ -4,10 +4,14 @@
  * num_labels == 1 regression).
  *
  * Batches are small (B rows of a handful of classes), so rows run serially; the mean is summed
- * in double in row order. The losses are written to device memory like every other output so
- * that the CUDA twin has the same contract; the caller downloads the one float it logs. */
+ * in double in row order. NaN propagates as in PyTorch: a NaN logit makes its row's loss and
+ * gradient NaN (an ignored row's gradient too, torch's 0 x softmax), and the prediction is
+ * torch.argmax's, which takes NaN for the largest value (ops_argmax_row). The losses are
+ * written to device memory like every other output so that the CUDA twin has the same
+ * contract; the caller downloads the one float it logs. */
 #include "config.h"
 #include "ops_cpu.h"
+#include "ops_math.h"
 
 #include <math.h>
 
@@ -24,15 +28,6 @@ static float row_logsumexp(const float *x, int C, float *max_out)
     return mx + (float)log(s);
 }
 
-static int row_argmax(const float *x, int C)
-{
-    int best = 0;
-    for (int c = 1; c < C; c++)
-        if (x[c] > x[best])
-            best = c;
-    return best;
-}
-
 int crossentropy_forward_cpu(device *d, float *losses, float *loss, int *pred, const float *logits,
                              const int *labels, int B, int C)
 {
@@ -44,7 +39,7 @@ int crossentropy_forward_cpu(device *d, float *losses, float *loss, int *pred, c
     for (int b = 0; b < B; b++) {
         const float *x = logits + (int64_t)b * C; /* (C) */
         if (pred)
-            pred[b] = row_argmax(x, C);
+            pred[b] = ops_argmax_row(x, C);
         if (!labels)
             continue;
         int y = labels[b];
@@ -76,12 +71,12 @@ int crossentropy_backward_cpu(device *d, float *dlogits, const float *logits, co
         const float *x = logits + (int64_t)b * C; /* (C) */
         float *dx = dlogits + (int64_t)b * C;     /* (C) */
         int y = labels[b];
-        if (y < 0 || y >= C) {
+        float mx, lse = row_logsumexp(x, C, &mx);
+        if (y < 0 || y >= C) { /* 0 x the softmax: 0, or NaN where the row is not finite, as torch */
             for (int c = 0; c < C; c++)
-                dx[c] = 0.0f;
+                dx[c] = 0.0f * expf(x[c] - lse);
             continue;
         }
-        float mx, lse = row_logsumexp(x, C, &mx);
         for (int c = 0; c < C; c++)
             dx[c] = g * (expf(x[c] - lse) - (c == y ? 1.0f : 0.0f));
     }

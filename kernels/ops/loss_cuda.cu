@@ -3,9 +3,10 @@
  * ignore_index -100) with per-sample losses and the argmax prediction, and mean squared error.
  *
  * Classification heads have a handful of classes, so a sample is one thread's work: it runs the
- * CPU twin's row loops verbatim (max, exp-sum in double, log; the argmax by a sequential scan,
- * first index on ties, NaN never winning), which makes pred identical to the CPU twin's even
- * with NaN logits, and losses differ only where CUDA's expf/log round differently from glibc's.
+ * CPU twin's row loops verbatim (max, exp-sum in double, log; the argmax by ops_math.h's
+ * sequential scan, first index on ties, NaN winning as in torch.argmax), which makes pred
+ * identical to the CPU twin's even with NaN logits, and losses differ only where CUDA's
+ * expf/log round differently from glibc's.
  * The forward pass also needs the mean over samples (mse too): one CUDA block of OPS_THREADS
  * threads takes samples b = tid, tid + OPS_THREADS, ... and the per-thread double sums and counts
  * are combined by a fixed shared-memory tree, so the result is deterministic (it differs from
@@ -17,6 +18,7 @@
  * OCTET_ERR_CUDA (logged) when a launch fails; no exits. */
 #include "config.h"
 #include "ops_cuda.h"
+#include "ops_math.h"
 
 /* ------------------------------------------------------------------ per-row helpers (as loss_cpu.c) */
 
@@ -30,15 +32,6 @@ __device__ static float row_logsumexp(const float *x, int C)
     for (int c = 0; c < C; c++)
         s += expf(x[c] - mx);
     return mx + (float)log(s);
-}
-
-__device__ static int row_argmax(const float *x, int C)
-{
-    int best = 0;
-    for (int c = 1; c < C; c++)
-        if (x[c] > x[best])
-            best = c;
-    return best;
 }
 
 /* Adds the OPS_THREADS values of sum[] and cnt[] into element 0 by a fixed tree; every thread
@@ -69,7 +62,7 @@ static __global__ void __launch_bounds__(OPS_THREADS)
     for (int b = threadIdx.x; b < B; b += OPS_THREADS) {
         const float *x = logits + (int64_t)b * C; /* (C) */
         if (pred)
-            pred[b] = row_argmax(x, C);
+            pred[b] = ops_argmax_row(x, C);
         if (!labels)
             continue;
         int y = labels[b];
@@ -104,12 +97,12 @@ static __global__ void __launch_bounds__(OPS_THREADS)
         const float *x = logits + b * C; /* (C) */
         float *dx = dlogits + b * C;     /* (C) */
         int y = labels[b];
-        if (y < 0 || y >= C) {
+        float lse = row_logsumexp(x, C);
+        if (y < 0 || y >= C) { /* 0 x the softmax: 0, or NaN where the row is not finite, as torch */
             for (int c = 0; c < C; c++)
-                dx[c] = 0.0f;
+                dx[c] = 0.0f * expf(x[c] - lse);
             continue;
         }
-        float lse = row_logsumexp(x, C);
         for (int c = 0; c < C; c++)
             dx[c] = g * (expf(x[c] - lse) - (c == y ? 1.0f : 0.0f));
     }

@@ -23,7 +23,11 @@
  * Every entry returns OCTET_OK; OCTET_ERR_ARG when a dimension is not positive, a required
  * pointer is NULL or a probability is outside [0, 1]; the CUDA twin also OCTET_ERR_CUDA when a
  * launch or a cuBLAS call fails (logged with file:line). Ops never exit. Data errors that only a
- * full scan would find (an id or label out of range) are defined, not reported: see the entry. */
+ * full scan would find (an id or label out of range) are defined, not reported: see the entry.
+ * NaN and Inf are data too: they propagate through every entry as they do through PyTorch's
+ * ops (a NaN weight makes the logits, the loss and the gradients NaN), so the trainer's
+ * gradient-norm check sees them; no entry turns a NaN into a finite value, except a masked
+ * attention score, which is replaced by the mask fill as torch's masked_fill replaces it. */
 #ifndef OCTET_OPS_H
 #define OCTET_OPS_H
 
@@ -80,9 +84,10 @@ typedef struct ops_table {
 
     /* out = a + b (residual connections). out may alias a or b. */
     int (*add_forward)(device *d, float *out, const float *a, const float *b, int64_t N); /* all (N) */
-    /* out = relu(inp); out may alias inp. */
+    /* out = relu(inp) (NaN stays NaN, as torch.relu); out may alias inp. */
     int (*relu_forward)(device *d, float *out, const float *inp, int64_t N);               /* all (N) */
-    /* dinp = dout * (inp > 0); dinp may alias dout. */
+    /* dinp = dout * (inp > 0), where a NaN inp counts as > 0 (torch's threshold_backward);
+     * dinp may alias dout. */
     int (*relu_backward)(device *d, float *dinp, const float *inp, const float *dout, int64_t N);
     /* out = 0.5 inp (1 + erf(inp / sqrt 2)), exact GELU; out may NOT alias inp (backward needs inp). */
     int (*gelu_forward)(device *d, float *out, const float *inp, int64_t N);               /* all (N) */
@@ -215,7 +220,8 @@ typedef struct ops_table {
     /* Cross-entropy of logits against integer labels (torch.nn.CrossEntropyLoss, mean
      * reduction). losses[b] = logsumexp(logits[b]) - logits[b, labels[b]]; loss[0] = mean over
      * the samples whose label is in [0,C) (others — torch's ignore_index -100 — get loss 0 and
-     * no gradient; loss 0 when none counts); pred[b] = argmax of logits[b] (first on ties), for
+     * no gradient; loss 0 when none counts); pred[b] = argmax of logits[b] as torch.argmax (first
+     * on ties; NaN counts as the largest, so a row with NaN predicts its first NaN's class), for
      * accuracy and F1. losses, loss and pred may each be NULL. */
     int (*crossentropy_forward)(device *d,
                                 float *losses,       /* (B) */
@@ -224,8 +230,9 @@ typedef struct ops_table {
                                 const float *logits, /* (B,C) */
                                 const int *labels,   /* (B) */
                                 int B, int C);
-    /* dlogits = dloss * (softmax(logits) - onehot(label)) / n_counted (overwritten; 0 rows for
-     * ignored samples). dloss is the gradient of the objective w.r.t. the mean loss (1, or
+    /* dlogits = dloss * (softmax(logits) - onehot(label)) / n_counted (overwritten; ignored
+     * samples get 0 x softmax: 0 rows, NaN where the row's logits are not finite, as torch).
+     * dloss is the gradient of the objective w.r.t. the mean loss (1, or
      * 1/gradient_accumulation_steps). */
     int (*crossentropy_backward)(device *d,
                                  float *dlogits,      /* (B,C) */

@@ -2,8 +2,12 @@
  *
  * Everything here is OCTET_HD (static inline; __host__ __device__ under nvcc) and in the
  * common subset of C11 and C++, so both compilers evaluate the same float expressions in the
- * same order. Reductions (row sums, maxima, matmuls) are not here: they cannot be order-exact
- * across backends and are compared with tolerances instead.
+ * same order. Parallel reductions (row sums, maxima, matmuls) are not here: they cannot be
+ * order-exact across backends and are compared with tolerances instead (the argmax is a
+ * sequential scan, the same on both).
+ *
+ * NaN propagates as in PyTorch: every function here maps a NaN input to NaN (ReLU, GELU and
+ * its gradient, exp, erf, the half casts), and the argmax treats NaN as the largest value.
  *
  * The dropout mask comes from Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as
  * 1, 2, 3", SC'11; the generator cuRAND and PyTorch use), keyed by the job's seed and counted by
@@ -26,10 +30,14 @@
 
 /* --------------------------------------------------------------- activations */
 
-OCTET_HD float relu_one(float x) { return x > 0.0f ? x : 0.0f; }
+/* torch.relu (clamp_min(x, 0)): negatives become 0, everything else passes, so NaN stays NaN
+ * (and -0 stays -0). A NaN must never turn into a plausible 0 here: it would hide a broken
+ * model behind finite logits. */
+OCTET_HD float relu_one(float x) { return x < 0.0f ? 0.0f : x; }
 
-/* d relu / dx; 0 at x == 0, as torch. */
-OCTET_HD float relu_grad_one(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+/* d relu / dx as torch's threshold_backward: 0 where x <= 0 (0 at x == 0), else 1, so the
+ * gradient of a NaN input passes through as torch's does. */
+OCTET_HD float relu_grad_one(float x) { return x <= 0.0f ? 0.0f : 1.0f; }
 
 /* For the few functions that must inline into their callers' loops to vectorise there (the
  * library builds at -O2 by default, where GCC would rather call them). */
@@ -148,7 +156,7 @@ OCTET_HD OPS_INLINE float half_to_float_one(uint16_t h, int fp16)
 }
 
 /* exp(x) to within 1 ulp for x in [-87.33, 88] (Cephes' expf: x = n ln2 + r, |r| <= ln2/2, a
- * degree-6 polynomial in r, times 2^n from the exponent bits); 0 below, +inf above, 0 for NaN.
+ * degree-6 polynomial in r, times 2^n from the exponent bits); 0 below, +inf above, NaN for NaN.
  * Branch-free float arithmetic, so it vectorises on the host and gives the same bits on both
  * twins (no FMA contraction: -ffp-contract=off here, --fmad=false under nvcc). */
 OCTET_HD OPS_INLINE float ops_expf(float x)
@@ -166,14 +174,15 @@ OCTET_HD OPS_INLINE float ops_expf(float x)
     y = y * r + 5.0000001201e-1f;
     y = y * (r * r) + r + 1.0f;
     y = y * ops_bits_float(((int32_t)n + 127) << 23);
-    return x > -87.33654f ? (x <= 88.0f ? y : INFINITY) : 0.0f;
+    return x > -87.33654f ? (x <= 88.0f ? y : INFINITY) : (x != x ? x : 0.0f);
 }
 
 /* erf(x) to within 1.25 ulp over all floats (glibc's erff: 0.97), branch-free like ops_expf:
  *   |x| <  0.921875: x + x P(x^2), P of degree 6;
  *   |x| >= 0.921875: sign(x) (1 - exp(Q(min(|x|, 4) - 1))), Q ~ log erfc of degree 12
  * (beyond 4, erf rounds to +-1). Weighted least-squares fits of erf(x)/x - 1 and log erfc(x) in
- * double, rounded to float and measured over every float in [-6, 6]. erf(NaN) is 1. */
+ * double, rounded to float and measured over every float in [-6, 6]. erf(NaN) is NaN: the
+ * clamp below lets a NaN through into u, and ops_expf passes it on. */
 OCTET_HD OPS_INLINE float ops_erff(float x)
 {
     float a = fabsf(x), t = x * x;
@@ -185,7 +194,7 @@ OCTET_HD OPS_INLINE float ops_erff(float x)
     p = p * t + -3.7612634897232056e-01f;
     p = p * t + 1.2837916612625122e-01f;
     float small = x + x * p;
-    float u = (a < 4.0f ? a : 4.0f) - 1.0f;
+    float u = (a > 4.0f ? 4.0f : a) - 1.0f;
     float q = -6.5714549357664964e-09f;
     q = q * u + 1.353675571635904e-07f;
     q = q * u + -1.2545493746074499e-06f;
@@ -217,6 +226,21 @@ OCTET_HD OPS_INLINE float gelu_grad_one(float x)
     float cdf = 0.5f * (1.0f + ops_erff(x * 0.70710678118654752f));
     float pdf = 0.39894228040143268f * ops_expf(-0.5f * x * x); /* 1/sqrt(2 pi) */
     return cdf + x * pdf;
+}
+
+/* --------------------------------------------------------------- argmax */
+
+/* The index of the largest of x[0..n) as torch.argmax picks it: the first on ties, and NaN
+ * counts as larger than every number, so a row holding NaN gives the index of its first NaN
+ * (never a class chosen among the finite values as if the row were fine). A sequential scan,
+ * so both twins return the same index for any row. */
+OCTET_HD int ops_argmax_row(const float *x, int n)
+{
+    int best = 0;
+    for (int c = 1; c < n && x[best] == x[best]; c++)
+        if (x[c] > x[best] || x[c] != x[c])
+            best = c;
+    return best;
 }
 
 /* --------------------------------------------------------------- layernorm */

@@ -16,7 +16,9 @@
 #include "optim_impl.h"
 #include "qmap.h"
 #include "log.h"
+#include "fileio.h"
 
+#include <float.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
@@ -133,6 +135,14 @@ int optim_block_size_check(int b, const char *field, octet_err *e)
                       OPTIM_BLOCK_MAX, b);
 }
 
+/* The step runs in float: a hyper-parameter past FLT_MAX (NaN and inf included) would become
+ * inf there and turn the weights into NaN, a failure that would surface as a NaN loss
+ * blaming the learning rate. Each such field is refused here instead, by its own name. */
+static int beyond_float(double x) { return !(fabs(x) <= FLT_MAX); }
+
+/* The kinds whose weight decay is decoupled, p *= 1 - lr * weight_decay (optim_math.h). */
+static int is_decoupled_adam(optim_kind k) { return k == OPTIM_ADAMW || is_8bit_kind(k); }
+
 static int check_unit_interval(double x, const char *field, octet_err *e)
 {
     if (!isfinite(x) || x < 0.0 || x >= 1.0)
@@ -150,8 +160,9 @@ static int validate_hparams(optim_kind k, const optim_hparams *h, unsigned set, 
     if (set & OPTIM_SET_LR) {
         snprintf(f, sizeof f, "%s.lr", prefix);
         int lr_optional = k == OPTIM_ADAFACTOR && h->relative_step;
-        if (!isfinite(h->lr) || h->lr < 0.0 || (h->lr == 0.0 && !lr_optional))
-            return octet_fail(e, OCTET_ERR_ARG, f, "must be a finite number > 0, got %g", h->lr);
+        if (beyond_float(h->lr) || h->lr < 0.0 || (h->lr == 0.0 && !lr_optional))
+            return octet_fail(e, OCTET_ERR_ARG, f, "must be a number > 0 and at most %g, got %g", (double)FLT_MAX,
+                              h->lr);
     }
     if ((set & OPTIM_SET_BETAS) && k != OPTIM_SGD) {
         snprintf(f, sizeof f, "%s.betas[0]", prefix);
@@ -164,15 +175,27 @@ static int validate_hparams(optim_kind k, const optim_hparams *h, unsigned set, 
                 return rc;
         }
     }
-    if (set & OPTIM_SET_EPS) {
-        snprintf(f, sizeof f, "%s.eps", prefix);
-        if (k != OPTIM_SGD && (!isfinite(h->eps) || h->eps <= 0.0))
-            return octet_fail(e, OCTET_ERR_ARG, f, "must be a finite number > 0, got %g", h->eps);
+    if (set & OPTIM_SET_EPS) { /* adafactor's eps is the pair [eps1, eps2] */
+        snprintf(f, sizeof f, k == OPTIM_ADAFACTOR ? "%s.eps[0]" : "%s.eps", prefix);
+        if (k != OPTIM_SGD && (beyond_float(h->eps) || h->eps <= 0.0))
+            return octet_fail(e, OCTET_ERR_ARG, f, "must be a number > 0 and at most %g, got %g", (double)FLT_MAX,
+                              h->eps);
     }
     if (set & OPTIM_SET_WEIGHT_DECAY) {
         snprintf(f, sizeof f, "%s.weight_decay", prefix);
-        if (!isfinite(h->weight_decay) || h->weight_decay < 0.0)
-            return octet_fail(e, OCTET_ERR_ARG, f, "must be a finite number >= 0, got %g", h->weight_decay);
+        if (beyond_float(h->weight_decay) || h->weight_decay < 0.0)
+            return octet_fail(e, OCTET_ERR_ARG, f, "must be a number >= 0 and at most %g, got %g", (double)FLT_MAX,
+                              h->weight_decay);
+    }
+    /* Decoupled decay multiplies every weight by 1 - lr * weight_decay each step: past 1 it
+     * flips their signs and soon overflows them. Named by the larger culprit: weight_decay
+     * when it is above 1 or was set here without the lr, else lr. */
+    if ((set & (OPTIM_SET_LR | OPTIM_SET_WEIGHT_DECAY)) && is_decoupled_adam(k) && h->lr * h->weight_decay > 1.0) {
+        int wd = h->weight_decay > 1.0 || !(set & OPTIM_SET_LR);
+        snprintf(f, sizeof f, "%s.%s", prefix, wd ? "weight_decay" : "lr");
+        return octet_fail(e, OCTET_ERR_ARG, f,
+                          "lr x weight_decay must be at most 1 (each step multiplies the weights by 1 - lr x "
+                          "weight_decay), got %g x %g", h->lr, h->weight_decay);
     }
     if (set & OPTIM_SET_OPTIM_BITS) {
         snprintf(f, sizeof f, "%s.optim_bits", prefix);
@@ -184,8 +207,9 @@ static int validate_hparams(optim_kind k, const optim_hparams *h, unsigned set, 
     }
     if ((set & OPTIM_SET_MOMENTUM) && k == OPTIM_SGD) {
         snprintf(f, sizeof f, "%s.momentum", prefix);
-        if (!isfinite(h->momentum) || h->momentum < 0.0)
-            return octet_fail(e, OCTET_ERR_ARG, f, "must be a finite number >= 0, got %g", h->momentum);
+        if (beyond_float(h->momentum) || h->momentum < 0.0)
+            return octet_fail(e, OCTET_ERR_ARG, f, "must be a number >= 0 and at most %g, got %g", (double)FLT_MAX,
+                              h->momentum);
     }
     return OCTET_OK;
 }
@@ -214,14 +238,15 @@ static int validate_base_extras(const optim_config *cfg, octet_err *e)
                               "cannot be combined with relative_step (set relative_step false to use an lr)");
         if (h->warmup_init && !h->relative_step)
             return octet_fail(e, OCTET_ERR_ARG, "optimizer.warmup_init", "requires relative_step");
-        if (!isfinite(h->eps2) || h->eps2 <= 0.0)
-            return octet_fail(e, OCTET_ERR_ARG, "optimizer.eps[1]", "must be a finite number > 0, got %g", h->eps2);
-        if (!isfinite(h->clip_threshold) || h->clip_threshold <= 0.0)
+        if (beyond_float(h->eps2) || h->eps2 <= 0.0)
+            return octet_fail(e, OCTET_ERR_ARG, "optimizer.eps[1]", "must be a number > 0 and at most %g, got %g",
+                              (double)FLT_MAX, h->eps2);
+        if (beyond_float(h->clip_threshold) || h->clip_threshold <= 0.0)
             return octet_fail(e, OCTET_ERR_ARG, "optimizer.clip_threshold",
-                              "must be a finite number > 0, got %g", h->clip_threshold);
-        if (!isfinite(h->decay_rate) || h->decay_rate >= 0.0)
+                              "must be a number > 0 and at most %g, got %g", (double)FLT_MAX, h->clip_threshold);
+        if (beyond_float(h->decay_rate) || h->decay_rate >= 0.0)
             return octet_fail(e, OCTET_ERR_ARG, "optimizer.decay_rate",
-                              "must be a finite number < 0, got %g", h->decay_rate);
+                              "must be a number < 0 and at least %g, got %g", -(double)FLT_MAX, h->decay_rate);
     }
     return OCTET_OK;
 }
@@ -1012,10 +1037,11 @@ int optim_save_path(optim *o, const char *path, octet_err *e)
 
 int optim_load_path(optim *o, const char *path, octet_err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return octet_fail(e, OCTET_ERR_IO, "optimizer_state", "cannot open %s", path);
-    int rc = optim_load(o, f, e);
+    FILE *f = NULL;
+    int rc = octet_fopen_regular(path, "optimizer_state", &f, e); /* never blocks on a FIFO */
+    if (rc != OCTET_OK)
+        return rc;
+    rc = optim_load(o, f, e);
     fclose(f);
     return rc;
 }

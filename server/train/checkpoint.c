@@ -13,9 +13,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "fileio.h"
 #include "train/safetensors.h"
 
 #define CKPT_PREFIX "checkpoint-"
+#define CKPT_STATE_MAX ((size_t)256 << 20) /* the trainer state JSON (metrics grow with epochs) */
 
 /* out = a/b; returns 0, or -1 when it does not fit (out is then empty). */
 static int join(char *out, size_t cap, const char *a, const char *b)
@@ -48,6 +50,24 @@ static int make_dirs(const char *dir, octet_err *e)
     }
     if (mkdir(buf, 0755) && errno != EEXIST)
         return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "cannot create %s: %s", buf, strerror(errno));
+    return OCTET_OK;
+}
+
+int ckpt_check_dir(const char *dir, octet_err *e)
+{
+    int rc = make_dirs(dir, e);
+    if (rc != OCTET_OK)
+        return rc;
+    char probe[PATH_MAX], name[64];
+    snprintf(name, sizeof name, ".octet-probe-%ld", (long)getpid());
+    if (join(probe, sizeof probe, dir, name))
+        return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "path too long: %s", dir);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "cannot write in %s: %s", dir, strerror(errno));
+    close(fd);
+    if (unlink(probe))
+        return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "cannot remove %s: %s", probe, strerror(errno));
     return OCTET_OK;
 }
 
@@ -283,15 +303,22 @@ int ckpt_load(const char *path, model *m, optim *o, json_t **state, octet_err *e
     char file[PATH_MAX];
     *state = NULL;
     join(file, sizeof file, path, CKPT_STATE);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = octet_read_file(file, CKPT_STATE_MAX, "checkpoint", &text, &len, e);
+    if (rc != OCTET_OK)
+        return rc;
     json_error_t je;
-    json_t *st = json_load_file(file, 0, &je);
+    json_t *st = json_loadb(text, len, 0, &je);
+    free(text);
     if (!st || !json_is_object(st)) {
         json_decref(st);
-        return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s: not a trainer state (%s)", file, je.text);
+        return octet_fail(e, OCTET_ERR_FORMAT, "checkpoint", "%s: not a trainer state (%s)", file,
+                          st ? "not a JSON object" : je.text);
     }
     join(file, sizeof file, path, CKPT_WEIGHTS);
-    int rc = ckpt_load_weights(file, m, e);
-    if (rc != OCTET_OK && e) /* the reader names the file in its field: the input at fault is the checkpoint */
+    rc = ckpt_load_weights(file, m, e);
+    if (rc != OCTET_OK && e) /* the safetensors reader names the file, not the input */
         snprintf(e->field, sizeof e->field, "checkpoint");
     join(file, sizeof file, path, CKPT_OPTIM);
     if (rc == OCTET_OK && (rc = optim_load_path(o, file, e)) != OCTET_OK) {

@@ -20,6 +20,11 @@
 #define CKPT_OPTIM "optimizer.bin"
 #define CKPT_STATE "trainer_state.json"
 
+/* Makes sure checkpoints can be written under dir before anything is trained: creates it
+ * (and its parent) if missing, then creates and removes a probe file in it. Fails with
+ * OCTET_ERR_IO naming "checkpoint_dir" (the message names the path and the OS error). */
+int ckpt_check_dir(const char *dir, octet_err *e);
+
 /* Writes checkpoint-<step> under dir (created if missing) with m's weights, o's state and
  * `state` (borrowed), then removes older checkpoints. Fails with OCTET_ERR_IO (the message
  * names the path and the OS error; nothing half-written stays behind), OCTET_ERR_NOMEM, or the

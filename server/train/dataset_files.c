@@ -5,10 +5,14 @@
  * when the train file's labels are JSON integers (JSONL) or all decimal integers (CSV),
  * names otherwise, mapped to ids in first-seen order, train first. Every malformed row is
  * an error naming file:line and the column or key; a CSV record's line is the line where it
- * starts (a quoted field may span lines). */
+ * starts (a quoted field may span lines). Text must be valid UTF-8 (uc_check_utf8, the rule
+ * of every text input): a JSONL line is checked before jansson parses it, a CSV record field
+ * by field, so the error names file:line and the byte column or the CSV column. */
 #include "train/dataset.h"
 #include "train/dataset_impl.h"
+#include "train/model.h"
 #include "fileio.h"
+#include "train/unicode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +22,7 @@
 #include <string.h>
 
 #define DATA_FILE_MAX ((size_t)1 << 30)
-#define MAX_LABEL_ID 65535
+#define MAX_LABEL_ID (MODEL_MAX_LABELS - 1)
 
 enum { LABEL_STRING = 0, LABEL_INT = 1 };
 
@@ -110,13 +114,16 @@ static int jsonl_label(const raw_file *f, size_t line, json_t *o, raw_row *r, oc
 /* Parses one non-blank line into a row. */
 static int jsonl_row(raw_file *f, const char *s, size_t len, size_t line, octet_err *e)
 {
+    int rc = uc_check_utf8(s, len, f->path, line, NULL, f->field, e);
+    if (rc != OCTET_OK)
+        return rc;
     json_error_t je;
     json_t *o = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
     if (!o)
         return octet_fail(e, OCTET_ERR_FORMAT, f->field, "%s:%zu:%d: invalid JSON: %s", f->path, line, je.column,
                           je.text);
     raw_row r = {.line = line};
-    int rc = json_is_object(o) ? OCTET_OK
+    rc = json_is_object(o) ? OCTET_OK
                                : octet_fail(e, OCTET_ERR_FORMAT, f->field, "%s:%zu: expected a JSON object",
                                             f->path, line);
     if (rc == OCTET_OK)
@@ -301,6 +308,29 @@ static int header_is(const char *s, const char *name)
     return 1;
 }
 
+/* Every field of the record just read (starting on `line`) must be valid UTF-8; the error
+ * names the column, by its header name once the header is known (h NULL: the header row). */
+static int csv_utf8(const csv_reader *c, size_t line, const csv_cols *h, octet_err *e)
+{
+    for (size_t i = 0; i < c->nfields; i++) {
+        const char *s = c->fields[i];
+        size_t n = strlen(s);
+        if (uc_utf8_valid_prefix(s, n) != n) {
+            const char *name = !h ? "header" : (long)i == h->text ? "text" : (long)i == h->label ? "label"
+                             : (long)i == h->pair ? "text_pair" : NULL;
+            char where[64];
+            if (name)
+                snprintf(where, sizeof where, "column %zu (%s)", i + 1, name);
+            else
+                snprintf(where, sizeof where, "column %zu", i + 1);
+            return uc_check_utf8(s, n, c->f->path, line, where, c->f->field, e);
+        }
+        for (size_t k = 0; k < n; k++) /* a quoted field's newlines move the next field's line */
+            line += s[k] == '\n';
+    }
+    return OCTET_OK;
+}
+
 static int csv_header(csv_reader *c, size_t line, csv_cols *h, octet_err *e)
 {
     static const char *const names[3] = {"text", "label", "text_pair"};
@@ -358,10 +388,11 @@ static int parse_csv(raw_file *f, const char *buf, size_t len, octet_err *e)
         if (rc != OCTET_OK || record_blank(&c))
             continue;
         if (!have_header) {
-            rc = csv_header(&c, line, &h, e);
+            if ((rc = csv_utf8(&c, line, NULL, e)) == OCTET_OK)
+                rc = csv_header(&c, line, &h, e);
             have_header = 1;
             f->has_pair = h.pair >= 0;
-        } else {
+        } else if ((rc = csv_utf8(&c, line, &h, e)) == OCTET_OK) {
             rc = csv_row(&c, &h, line, f, e);
         }
     }
@@ -477,6 +508,9 @@ static int resolve_name(const raw_file *f, const raw_row *r, label_ctx *lc, octe
     int id = label_map_id(&lc->map, r->label);
     if (id < 0)
         return nomem(f, e);
+    if (id > MAX_LABEL_ID)
+        return octet_fail(e, OCTET_ERR_FORMAT, f->field, "%s:%zu: label \"%s\" would be class %d: at most %d classes",
+                          f->path, r->line, r->label, id, MODEL_MAX_LABELS);
     if (lc->num_labels > 0 && id >= lc->num_labels)
         return octet_fail(e, OCTET_ERR_FORMAT, f->field,
                           "%s:%zu: label \"%s\" would be class %d, but model.num_labels is %d", f->path, r->line,

@@ -6,11 +6,15 @@
  *   en     the top level (fortunes, fortunes-min), except brasil   de  de/ (fortunes-de)
  *   it     it/ (fortunes-it)                                      es  es/ (fortunes-es)
  *   pt-br  brasil (fortunes-br)                                   pl  pl/ (fortunes-pl)
- * The offensive collections live in off/ subdirectories and are never read. All files are
- * UTF-8 (checked: an entry that is not valid UTF-8 is skipped). Entries end at a line that is
- * exactly "%". Each is cleaned (backspace overstrikes undone, escape sequences and control
- * bytes dropped, whitespace runs made one space, trimmed) and kept when it has a letter and
- * at most 512 bytes. Duplicates are dropped; a text found under two languages is dropped
+ * The offensive collections live in off/ subdirectories and are never read. Every file read
+ * must be valid UTF-8, the rule of all text inputs (uc_check_utf8): one that is not fails the
+ * load with OCTET_ERR_FORMAT naming file:line:column. Debian's files all are (every file of
+ * fortunes, fortunes-min, -de, -it, -es, -br and -pl, off/ included, checked with bookworm's
+ * packages), so the counts below are unchanged; a Latin-1 file from elsewhere must be
+ * converted (iconv -f latin1 -t utf8) before use. Entries end at a line that is exactly "%".
+ * Each is cleaned (backspace overstrikes undone, escape sequences and control bytes dropped,
+ * whitespace runs made one space, trimmed; none of which can split a UTF-8 sequence) and kept
+ * when it has a letter and at most 512 bytes. Duplicates are dropped; a text found under two languages is dropped
  * from both. Files are read in name order, so the result only depends on the packages.
  *
  * Counts with Debian bookworm's packages (fortunes and fortunes-min 1:1.99.1-7.3, fortunes-de
@@ -26,6 +30,7 @@
 #include "train/dataset_impl.h"
 #include "fileio.h"
 #include "log.h"
+#include "train/unicode.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -129,24 +134,6 @@ static int list_files(const char *dir, char ***names, size_t *n)
 }
 
 /* ---- cleaning one entry ---- */
-
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        if (k == 0 || i + k > n)
-            return 0;
-        for (size_t j = 1; j < k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F) || (c == 0xF0 && s[i + 1] < 0x90) ||
-            (c == 0xF4 && s[i + 1] > 0x8F))
-            return 0;
-        i += k;
-    }
-    return 1;
-}
 
 /* Cleans src[0..n) into out (n + 1 bytes); returns the cleaned length. */
 static size_t clean_entry(const char *src, size_t n, char *out)
@@ -269,8 +256,7 @@ static int add_file_entries(corpus *c, char *buf, size_t len, int label)
         if (is_sep || i == len) {
             size_t end = is_sep ? line_start : len;
             size_t n = clean_entry(buf + entry_start, end - entry_start, clean);
-            if (n > 0 && n <= FORTUNE_MAX_BYTES && has_letter(clean, n) &&
-                utf8_valid((const unsigned char *)clean, n))
+            if (n > 0 && n <= FORTUNE_MAX_BYTES && has_letter(clean, n))
                 rc = corpus_add(c, clean, n, label);
             entry_start = i + 1;
         }
@@ -285,6 +271,8 @@ static int add_file(corpus *c, const char *path, int label, octet_err *e)
     char *buf;
     size_t len;
     int rc = octet_read_file(path, FORTUNE_FILE_MAX, "dataset.name", &buf, &len, e);
+    if (rc == OCTET_OK && (rc = uc_check_utf8(buf, len, path, 1, NULL, "dataset.name", e)) != OCTET_OK)
+        free(buf);
     if (rc != OCTET_OK)
         return rc;
     if (add_file_entries(c, buf, len, label) != 0)

@@ -28,6 +28,7 @@
  * (distilbert_activation_bytes has the exact figure). */
 #include "config.h"
 #include "distilbert.h"
+#include "fileio.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #include <string.h>
 
 #define LN_EPS 1e-12f
+#define CONFIG_JSON_MAX ((size_t)16 << 20) /* a model directory's config.json */
 
 /* The tensors of block l within m->params, in named_parameters() order. */
 enum {
@@ -255,12 +257,14 @@ int distilbert_config_from_json(const json_t *obj, const char *prefix, distilber
 
 int distilbert_config_load(const char *path, distilbert_config *cfg, octet_err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return octet_fail(e, OCTET_ERR_IO, "model.path", "cannot read %s", path);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = octet_read_file(path, CONFIG_JSON_MAX, "model.path", &text, &len, e);
+    if (rc != OCTET_OK)
+        return rc;
     json_error_t jerr;
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-    fclose(f);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         return octet_fail(e, OCTET_ERR_FORMAT, "model.path", "%s:%d:%d: %s", path, jerr.line, jerr.column,
@@ -268,10 +272,20 @@ int distilbert_config_load(const char *path, distilbert_config *cfg, octet_err *
     }
     octet_err inner;
     octet_err_clear(&inner);
-    int rc = distilbert_config_from_json(root, "config.json", cfg, &inner);
+    rc = distilbert_config_from_json(root, "config.json", cfg, &inner);
     json_decref(root);
-    if (rc != OCTET_OK) /* the user named the directory: point there, quoting the key */
-        return octet_fail(e, rc, "model.path", "%s: %s: %s", path, strncmp(inner.field, "config.json.", 12) ? inner.field : inner.field + 12, inner.message);
+    if (rc == OCTET_OK) /* values in range too, or they would be blamed on model.config.* */
+        rc = distilbert_config_validate(cfg, &inner);
+    if (rc != OCTET_OK) { /* the user named the directory: point there, quoting the key */
+        const char *key = inner.field;
+        static const char *const prefixes[] = {"config.json.", "model.config.", "model."};
+        for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+            if (!strncmp(key, prefixes[i], strlen(prefixes[i]))) {
+                key += strlen(prefixes[i]);
+                break;
+            }
+        return octet_fail(e, rc, "model.path", "%s: %s: %s", path, key, inner.message);
+    }
     return OCTET_OK;
 }
 
@@ -358,9 +372,9 @@ int distilbert_config_validate(const distilbert_config *c, octet_err *e)
     if (range_p(c->dropout, "dropout", e) || range_p(c->attention_dropout, "attention_dropout", e) ||
         range_p(c->seq_classif_dropout, "seq_classif_dropout", e))
         return OCTET_ERR_ARG;
-    if (c->num_labels < 1 || c->num_labels > DISTILBERT_MAX_LABELS)
+    if (c->num_labels < 1 || c->num_labels > MODEL_MAX_LABELS) /* 1: regression (model.h) */
         return octet_fail(e, OCTET_ERR_ARG, "model.num_labels", "must be an integer in 1..%d, got %d",
-                          DISTILBERT_MAX_LABELS, c->num_labels);
+                          MODEL_MAX_LABELS, c->num_labels);
     if (!(c->initializer_range >= 0.0f && c->initializer_range <= 1.0f))
         return octet_fail(e, OCTET_ERR_ARG, "model.config.initializer_range", "must be in [0, 1], got %g",
                           c->initializer_range);

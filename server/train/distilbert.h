@@ -50,8 +50,7 @@ typedef struct distilbert_config {
 #define DISTILBERT_MAX_DIM 16384
 #define DISTILBERT_MAX_LAYERS 128
 #define DISTILBERT_MAX_VOCAB 4000000
-#define DISTILBERT_MAX_POSITIONS 65536
-#define DISTILBERT_MAX_LABELS 100000
+#define DISTILBERT_MAX_POSITIONS 65536     /* num_labels: MODEL_MAX_LABELS (model.h) */
 
 /* HF's defaults (distilbert-base-uncased with 2 labels). */
 void distilbert_config_default(distilbert_config *cfg);
@@ -74,8 +73,12 @@ const char *distilbert_preset_name(int i);
  * "model.config.n_heads"). Fails with OCTET_ERR_ARG for a wrong type or an unsupported value.
  * Does not validate ranges: call distilbert_config_validate. */
 int distilbert_config_from_json(const json_t *obj, const char *prefix, distilbert_config *cfg, octet_err *e);
-/* Reads a config.json file and overlays it on cfg as above. OCTET_ERR_IO when unreadable,
- * OCTET_ERR_FORMAT when not a JSON object (the message names the file, line and column). */
+/* Reads a config.json file, overlays it on cfg as above and validates the result
+ * (distilbert_config_validate). OCTET_ERR_IO when unreadable, OCTET_ERR_FORMAT when not a JSON
+ * object (the message names the file, line and column), OCTET_ERR_ARG for a wrong or
+ * out-of-range value. Every failure names the field "model.path" (the spec field that chose
+ * the directory, not the inline overrides model.config.*), the message the file and the
+ * config.json key: "<path>: n_heads: must divide dim (8), got 3". */
 int distilbert_config_load(const char *path, distilbert_config *cfg, octet_err *e);
 /* The config as HF's config.json (architectures, model_type, activation, every field above,
  * id2label/label2id "LABEL_i"); a new reference, NULL when out of memory. */

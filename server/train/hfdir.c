@@ -170,8 +170,11 @@ int hfdir_load_weights(model *m, const char *path, int strict, hfdir_report *rep
         memset(rep_out, 0, sizeof *rep_out);
     octet_st_file *f = NULL;
     int rc = octet_st_open(path, &f, e);
-    if (rc != OCTET_OK)
+    if (rc != OCTET_OK) { /* the reader names the file; the spec field that chose it is model.path */
+        if (e)
+            snprintf(e->field, sizeof e->field, "model.path");
         return rc;
+    }
     char *taken = calloc(octet_st_count(f) + 1, 1);
     rc = taken ? check_shapes(m, f, path, taken, &rep, e) : octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
     if (rc == OCTET_OK)
@@ -205,8 +208,11 @@ static int read_tokenizer(const char *dir, const distilbert_config *cfg, octet_t
     if (!present)
         return OCTET_OK;
     int rc = octet_tok_load_dir(dir, tok, e);
-    if (rc != OCTET_OK)
+    if (rc != OCTET_OK) { /* the tokenizer names its file; the spec field that chose it is model.path */
+        if (e)
+            snprintf(e->field, sizeof e->field, "model.path");
         return rc;
+    }
     size_t V = octet_tok_vocab_size(*tok);
     if (V > (size_t)cfg->vocab_size) {
         octet_tok_free(*tok);

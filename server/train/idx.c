@@ -1,10 +1,14 @@
 /* idx.c: IDX (MNIST format) reading through zlib's gzread, which also reads uncompressed
- * files; see idx.h. The body is read straight into a byte buffer and then widened. */
+ * files; see idx.h. The file is opened by octet_open_regular (a FIFO or device is refused, not
+ * waited on) and handed to gzdopen. The body is read straight into a byte buffer and then
+ * widened. */
 #include "train/idx.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAX_DIMS 4
@@ -60,10 +64,16 @@ static int head_read(gzFile f, const char *path, int want_ndim, idx_head *h, oct
 static int idx_load(const char *path, int want_ndim, idx_head *h, unsigned char **body, octet_err *e)
 {
     *body = NULL;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return octet_fail(e, OCTET_ERR_IO, path, "%s: %s", path, errno ? strerror(errno) : "cannot open");
-    int rc = head_read(f, path, want_ndim, h, e);
+    int fd;
+    int rc = octet_open_regular(path, path, &fd, NULL, e);
+    if (rc != OCTET_OK)
+        return rc;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return octet_fail(e, OCTET_ERR_NOMEM, path, "%s: out of memory opening the gzip stream", path);
+    }
+    rc = head_read(f, path, want_ndim, h, e);
     if (rc == OCTET_OK && !(*body = malloc(h->count)))
         rc = octet_fail(e, OCTET_ERR_NOMEM, path, "%s: out of memory for %llu bytes", path,
                         (unsigned long long)h->count);

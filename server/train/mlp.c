@@ -82,17 +82,18 @@ int64_t mlp_count_params(int in_features, const int *hidden, int n_hidden, int n
 
 /* ------------------------------------------------------------------ creation */
 
-static int check_size(int v, const char *field, octet_err *e)
+static int check_size(int v, int most, const char *field, octet_err *e)
 {
-    if (v < 1 || v > MLP_MAX_WIDTH)
-        return octet_fail(e, OCTET_ERR_ARG, field, "must be an integer in 1..%d, got %d", MLP_MAX_WIDTH, v);
+    if (v < 1 || v > most)
+        return octet_fail(e, OCTET_ERR_ARG, field, "must be an integer in 1..%d, got %d", most, v);
     return OCTET_OK;
 }
 
 static int mlp_validate(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch,
                         octet_err *e)
 {
-    if (check_size(in_features, "dataset", e) || check_size(num_labels, "model.num_labels", e))
+    if (check_size(in_features, MLP_MAX_WIDTH, "dataset", e) ||
+        check_size(num_labels, MODEL_MAX_LABELS, "model.num_labels", e)) /* 1: regression (model.h) */
         return OCTET_ERR_ARG;
     if (n_hidden < 0 || n_hidden > MLP_MAX_HIDDEN || (n_hidden > 0 && !hidden))
         return octet_fail(e, OCTET_ERR_ARG, "model.hidden", "must list 0..%d layer sizes, got %d",
@@ -100,7 +101,7 @@ static int mlp_validate(int in_features, const int *hidden, int n_hidden, int nu
     for (int i = 0; i < n_hidden; i++) {
         char field[32];
         snprintf(field, sizeof field, "model.hidden[%d]", i);
-        if (check_size(hidden[i], field, e))
+        if (check_size(hidden[i], MLP_MAX_WIDTH, field, e))
             return OCTET_ERR_ARG;
     }
     if (max_batch < 1 || max_batch > (1 << 20))

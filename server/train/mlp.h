@@ -19,7 +19,7 @@
 OCTET_EXTERN_C_BEGIN
 
 #define MLP_MAX_HIDDEN 16      /* hidden layers */
-#define MLP_MAX_WIDTH 65536    /* features, hidden sizes and labels */
+#define MLP_MAX_WIDTH 65536    /* features and hidden sizes; labels: MODEL_MAX_LABELS */
 
 /* The sizes an MLP was built with. */
 typedef struct mlp_shape {

@@ -25,6 +25,18 @@ OCTET_EXTERN_C_BEGIN
 
 #define MODEL_MAX_DIMS 4
 
+/* num_labels, the size of the classifier head, in one place for every layer that checks it:
+ * the spec (model.num_labels), the datasets (class ids 0..MODEL_MAX_LABELS-1), the trainer,
+ * the MLP, DistilBERT and a model directory's config.json.
+ *  - A job classifies, and classification needs two classes: MODEL_MIN_CLASSES is the least
+ *    a spec or a dataset may have.
+ *  - The models also build a head of 1, Hugging Face's regression (MSE on float targets,
+ *    model_batch.targets); no dataset produces float targets, so only model code and its
+ *    reference tests use it, and a config.json saying 1 is overridden by the job's classes.
+ *  - MODEL_MAX_LABELS bounds them all. */
+#define MODEL_MIN_CLASSES 2
+#define MODEL_MAX_LABELS 65536
+
 typedef struct model_param {
     char *name;                       /* Hugging Face name, e.g. "distilbert.embeddings.word_embeddings.weight" */
     int ndim;

@@ -4,6 +4,7 @@
  * tensors sorted by offset must tile the data section exactly, from 0 to its end, with no
  * hole, overlap or trailing byte, and each must hold exactly numel x dtype-size bytes. */
 #include "train/safetensors.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -356,13 +357,12 @@ int octet_st_open(const char *path, octet_st_file **out, octet_err *e)
         free(f);
         return octet_fail(e, OCTET_ERR_NOMEM, path, "out of memory");
     }
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0) {
-        int rc = octet_fail(e, OCTET_ERR_IO, path, "%s: %s", path, strerror(errno));
+    int rc = octet_open_regular(path, path, &f->fd, NULL, e);
+    if (rc != OCTET_OK) {
         octet_st_close(f);
         return rc;
     }
-    int rc = read_header(f, e);
+    rc = read_header(f, e);
     if (rc != OCTET_OK) {
         octet_st_close(f);
         return rc;

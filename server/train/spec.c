@@ -15,6 +15,7 @@
 #include <string.h>
 #include "train/optim_json.h"
 #include "train/distilbert.h"
+#include "train/model.h"
 
 #define SPEC_MAX_USER_GROUPS 32 /* leaves room for the Trainer's generated no-decay groups */
 
@@ -262,7 +263,8 @@ static int parse_model(const json_t *o, unsigned flags, spec_model *m, octet_err
         return rc;
     if (m->arch == SPEC_ARCH_MLP && m->n_hidden == 0)
         return octet_fail(e, OCTET_ERR_ARG, "model.hidden", "is required for arch mlp: the hidden layer sizes, e.g. [256, 128, 100]");
-    if ((v = given(o, "num_labels")) && (rc = want_int32(v, "model.num_labels", 2, 100000, &m->num_labels, e)))
+    if ((v = given(o, "num_labels")) &&
+        (rc = want_int32(v, "model.num_labels", MODEL_MIN_CLASSES, MODEL_MAX_LABELS, &m->num_labels, e)))
         return rc;
     if ((v = given(o, "dropout")) && (rc = want_number(v, "model.dropout", 0, 0, 1, 1, &m->dropout, e)))
         return rc;
@@ -631,10 +633,78 @@ int spec_parse(const json_t *root, unsigned flags, job_spec *out, octet_err *e)
     return OCTET_OK;
 }
 
+/* The dotted path ("optimizer.weight_decay", "optimizer.betas[1]") of the value being read at
+ * byte `at` of JSON text that is well-formed up to there; "" when `at` is not inside the value
+ * of an object member or an array element. It names the field of a number that jansson refuses
+ * as out of range (1e309 overflows a double), which fails the whole parse, so no field would
+ * otherwise be known. */
+static void json_path_at(const char *text, size_t at, char *buf, size_t cap)
+{
+    enum { MAX_DEPTH = 16, KEY_MAX = 48 };
+    struct { int array, have_key; long index; char key[KEY_MAX]; } st[MAX_DEPTH];
+    int depth = 0, expect_key = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < at && text[i]; i++) {
+        char c = text[i];
+        if (c == '"') { /* a string: a key where one is expected, else a value to skip */
+            size_t j = i + 1, n = 0;
+            int key = depth > 0 && !st[depth - 1].array && expect_key;
+            for (; j < at && text[j] && text[j] != '"'; j++) {
+                if (text[j] == '\\' && text[j + 1])
+                    j++;
+                if (key && n + 1 < KEY_MAX)
+                    st[depth - 1].key[n++] = text[j];
+            }
+            if (key) {
+                st[depth - 1].key[n] = '\0';
+                st[depth - 1].have_key = 1;
+                expect_key = 0;
+            }
+            i = j;
+        } else if (c == '{' || c == '[') {
+            if (depth == MAX_DEPTH)
+                return;
+            st[depth].array = c == '[';
+            st[depth].have_key = 0;
+            st[depth].index = 0;
+            depth++;
+            expect_key = c == '{';
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+            expect_key = 0;
+        } else if (c == ',' && depth > 0) {
+            st[depth - 1].index++;
+            st[depth - 1].have_key = 0;
+            expect_key = !st[depth - 1].array;
+        }
+    }
+    if (depth == 0 || expect_key)
+        return;
+    size_t len = 0;
+    for (int d = 0; d < depth && len < cap; d++) {
+        if (!st[d].array && !st[d].have_key) {
+            buf[0] = '\0';
+            return;
+        }
+        int n = st[d].array ? snprintf(buf + len, cap - len, "[%ld]", st[d].index)
+                            : snprintf(buf + len, cap - len, "%s%s", len ? "." : "", st[d].key);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (len >= cap)
+        buf[0] = '\0';
+}
+
 int spec_parse_text(const char *text, unsigned flags, job_spec *out, octet_err *e)
 {
     json_error_t je;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+        char field[96];
+        json_path_at(text, (size_t)je.position, field, sizeof field);
+        if (field[0])
+            return octet_fail(e, OCTET_ERR_ARG, field, "is a number out of range (%s; line %d, column %d)", je.text,
+                              je.line, je.column);
+    }
     if (!root)
         return octet_fail(e, OCTET_ERR_ARG, "", "not valid JSON (line %d, column %d): %s", je.line, je.column, je.text);
     int rc = spec_parse(root, flags, out, e);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define VOCAB_MAX_BYTES ((size_t)64 << 20)
 #define CONFIG_MAX_BYTES ((size_t)1 << 20)
@@ -185,6 +186,8 @@ static int load_vocab_into(octet_tokenizer *t, const char *path, octet_err *e)
 {
     size_t len;
     int rc = octet_read_file(path, VOCAB_MAX_BYTES, path, &t->buf, &len, e);
+    if (rc == OCTET_OK)
+        rc = uc_check_utf8(t->buf, len, path, 1, NULL, path, e);
     if (rc != OCTET_OK)
         return rc;
     if (vocab_split(t, len) != OCTET_OK || vocab_index(t) != OCTET_OK)
@@ -266,12 +269,19 @@ static int config_max_length(const char *path, json_t *root, octet_tokenizer *t,
 
 static int apply_config(const char *path, octet_tokenizer *t, octet_err *e)
 {
+    char *text = NULL;
+    size_t len = 0;
+    int rc = octet_read_file(path, CONFIG_MAX_BYTES, path, &text, &len, e);
+    if (rc == OCTET_OK && (rc = uc_check_utf8(text, len, path, 1, NULL, path, e)) != OCTET_OK)
+        free(text);
+    if (rc != OCTET_OK)
+        return rc;
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = json_loadb(text, len, 0, &je);
+    free(text);
     if (!root)
         return octet_fail(e, OCTET_ERR_FORMAT, path, "%s:%d:%d: not valid JSON: %s", path, je.line, je.column, je.text);
-    int rc = json_is_object(root) ? OCTET_OK
-                                  : octet_fail(e, OCTET_ERR_FORMAT, path, "%s: not a JSON object", path);
+    rc = json_is_object(root) ? OCTET_OK : octet_fail(e, OCTET_ERR_FORMAT, path, "%s: not a JSON object", path);
     if (rc == OCTET_OK)
         rc = config_bool(path, root, "do_lower_case", &t->opt.do_lower_case, 0, e);
     if (rc == OCTET_OK)
@@ -294,11 +304,8 @@ int octet_tok_load_dir(const char *dir, octet_tokenizer **out, octet_err *e)
     int rc = OCTET_OK;
     if (!vocab || !config || !t)
         rc = octet_fail(e, OCTET_ERR_NOMEM, dir, "out of memory");
-    FILE *probe = rc == OCTET_OK ? fopen(config, "rb") : NULL;
-    if (probe) {
-        fclose(probe);
+    if (rc == OCTET_OK && access(config, F_OK) == 0) /* read through octet_read_file: never a FIFO */
         rc = apply_config(config, t, e);
-    }
     if (rc == OCTET_OK)
         rc = load_vocab_into(t, vocab, e);
     free(vocab);

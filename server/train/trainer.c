@@ -75,8 +75,12 @@ static int resolve_labels(trainer *t, octet_err *e)
     int n = t->spec.model.num_labels;
     if (!n)
         n = t->train->num_classes > t->eval->num_classes ? t->train->num_classes : t->eval->num_classes;
-    if (n < 2)
-        return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d class: at least 2 are needed", n);
+    if (n < MODEL_MIN_CLASSES)
+        return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d class: at least %d are needed", n,
+                          MODEL_MIN_CLASSES);
+    if (n > MODEL_MAX_LABELS)
+        return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d classes: at most %d are supported", n,
+                          MODEL_MAX_LABELS);
     const octet_dataset *sets[2] = {t->train, t->eval};
     for (int s = 0; s < 2; s++)
         for (size_t i = 0; i < sets[s]->n; i++)
@@ -88,15 +92,28 @@ static int resolve_labels(trainer *t, octet_err *e)
     return OCTET_OK;
 }
 
-/* The tokenizer of a text model: the model directory's WordPiece, else the byte tokenizer. */
+/* The tokenizer of a text model: the model directory's WordPiece, else the byte tokenizer
+ * (DESIGN.md: "a byte-level tokenizer for models with no vocab"; hfdir_save writes no
+ * vocab.txt, so a directory octet saved from a byte-level model has none). Without a vocab.txt
+ * the byte ids must fit the model's embeddings: a directory whose vocab_size is smaller than
+ * the byte vocabulary is refused here, naming model.path, instead of failing on a token id in
+ * the middle of training. */
 static int make_tokenizer(trainer *t, distilbert_config *cfg, octet_err *e)
 {
     const spec_model *m = &t->spec.model;
     char dir[PATH_MAX];
     int rc;
     if (m->path[0]) {
-        if ((rc = hfdir_read_config(resolve(t, m->path, dir, sizeof dir), cfg, &t->tok, e)))
+        const char *path = resolve(t, m->path, dir, sizeof dir);
+        if ((rc = hfdir_read_config(path, cfg, &t->tok, e)))
             return rc;
+        if (!t->tok && cfg->vocab_size < OCTET_TOK_BYTE_VOCAB)
+            return octet_fail(e, OCTET_ERR_ARG, "model.path",
+                              "%s has no vocab.txt, so texts would be tokenized as bytes (ids 0..%d), but its "
+                              "config.json's vocab_size is %d: add the model's vocab.txt", path,
+                              OCTET_TOK_BYTE_VOCAB - 1, cfg->vocab_size);
+        if (!t->tok)
+            log_warn("%s has no vocab.txt: texts are tokenized as bytes", path);
     } else if ((rc = distilbert_preset(m->preset, cfg, e))) {
         return rc;
     }
@@ -310,7 +327,10 @@ int trainer_open(const job_spec *spec, const trainer_options *opt, trainer **out
     t->spec = *spec;
     if (opt)
         t->opt = *opt;
-    int rc = build(t, e);
+    /* a checkpoint directory that cannot be written fails now, not after the first epoch */
+    int rc = t->opt.checkpoint_dir ? ckpt_check_dir(t->opt.checkpoint_dir, e) : OCTET_OK;
+    if (rc == OCTET_OK)
+        rc = build(t, e);
     if (rc == OCTET_OK && t->opt.resume && !t->opt.checkpoint_dir)
         rc = octet_fail(e, OCTET_ERR_ARG, "checkpoint_dir", "resuming needs a checkpoint directory");
     if (rc == OCTET_OK && t->opt.resume)
@@ -622,6 +642,23 @@ static int finish_epoch(trainer *t, double t0, octet_err *e)
     return rc ? callback_failed(rc, "epoch", e) : OCTET_OK;
 }
 
+/* The failure of a run that ended without applying a single optimizer step: every step was
+ * skipped as non-finite without NAN_STEPS_MAX of them in a row stopping it first (a short
+ * run, or fp16, whose loss-scale overflows do not count toward that stop). The overflows are
+ * steps not applied all the same: an fp16 run in which every step overflowed trained nothing
+ * either. */
+static int no_step_applied(const trainer *t, octet_err *e)
+{
+    char why[160] = "";
+    if (t->scaler.enabled)
+        snprintf(why, sizeof why, " (fp16: %lld of them overflowed the dynamic loss scale, which fell to %g; bf16 "
+                 "has the range to avoid that)", (long long)t->scaler.skipped, (double)t->scaler.scale);
+    return octet_fail(e, OCTET_ERR_NAN, "optimizer.lr",
+                      "no optimizer step was applied: the loss or the gradients were not finite (NaN/Inf) at "
+                      "every one of the %lld steps%s; lower the learning rate or check the data",
+                      (long long)t->global_step, why);
+}
+
 int trainer_train(trainer *t, trainer_result *res, octet_err *e)
 {
     t->t_start = now_s();
@@ -645,6 +682,8 @@ int trainer_train(trainer *t, trainer_result *res, octet_err *e)
     int suspended = rc == TRAINER_SUSPENDED;
     if (suspended)
         rc = OCTET_OK;
+    if (rc == OCTET_OK && !suspended && t->global_step > 0 && optim_step_count(t->o) == 0)
+        rc = no_step_applied(t, e);
     if (rc == OCTET_OK && !suspended) {
         int mr = report_memory(t, 1);
         if (mr)

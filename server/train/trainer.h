@@ -19,7 +19,10 @@
  *
  * A gradient norm that is not finite (a NaN/Inf loss or gradient) skips that optimizer step
  * (the gradients are dropped, as a loss scaler does); three such steps in a row stop the run
- * with OCTET_ERR_NAN naming the step. Cancellation is polled before every batch.
+ * with OCTET_ERR_NAN naming the step, and a run that ends without having applied a single
+ * optimizer step fails the same way, however few steps it had (a resumed run counts the steps
+ * applied before its checkpoint: the optimizer's step count, which the checkpoint restores).
+ * Cancellation is polled before every batch.
  *
  * A run can also be suspended (the suspend callback, polled before every optimizer step): it
  * writes a checkpoint of the position reached inside the epoch (the trainer state then holds
@@ -36,12 +39,17 @@
  * optimizer math; "fp16" adds GradScaler's dynamic loss scaling (loss_scale.h): the loss
  * gradient is multiplied by the scale, the gradients are unscaled before clipping, a non-finite
  * gradient skips the step and halves the scale. Such skips count toward the three-in-a-row stop
- * only once the scale has fallen below 1 (scaling can then no longer be the cause).
+ * only once the scale has fallen below 1 (scaling can then no longer be the cause), but they
+ * are steps not applied: a run in which every step overflowed fails as one whose every step was
+ * NaN.
  *
  * Memory: every device allocation of a job that fails (parameters, activations, optimizer
  * state) fails the job with OCTET_ERR_NOMEM and the figures "asked X bytes, Y free of Z"
  * (device_alloc_fail); everything the job holds is freed by trainer_close, so the worker runs
  * the next job on a clean device.
+ *
+ * With a checkpoint directory, trainer_open first checks that it can be created and written
+ * (ckpt_check_dir), so a bad directory fails before any training, naming checkpoint_dir.
  *
  * Every function returns OCTET_OK or a status with an octet_err naming the field at fault
  * ("dataset.name", "model.preset", "training.precision", ...). Nothing here exits. */
@@ -158,7 +166,9 @@ typedef struct trainer trainer;
  * status of the part that failed: OCTET_ERR_ARG (a field that does not fit: unknown dataset
  * or preset, labels beyond model.num_labels, bf16 on the CPU, a param_group that matches no
  * parameter, ...), OCTET_ERR_NODEV, OCTET_ERR_IO / FORMAT (data, model directory or
- * checkpoint), OCTET_ERR_MISMATCH (a checkpoint of another spec), OCTET_ERR_NOMEM. */
+ * checkpoint; a checkpoint directory that cannot be created or written is OCTET_ERR_IO on
+ * checkpoint_dir, checked first), OCTET_ERR_MISMATCH (a checkpoint of another spec),
+ * OCTET_ERR_NOMEM. */
 int trainer_open(const job_spec *spec, const trainer_options *opt, trainer **out, octet_err *e);
 /* Trains the remaining epochs. Fails with OCTET_ERR_CANCEL, OCTET_ERR_NAN, OCTET_ERR_IO (a
  * checkpoint could not be written), a callback's status, or the device's. */

@@ -1,10 +1,12 @@
 /* trainer_state.c: the trainer's side of checkpoints (trainer_impl.h): the trainer state it
- * saves beside the weights and optimizer state (epochs done, global step, the dropout step
- * counter, the shuffle's seed, the fp16 loss scaler's scale and growth tracker (GradScaler's
- * state_dict, present only for fp16), the metrics so far, the normalised spec, and for a
- * checkpoint written inside an epoch (a suspended run) "in_epoch": the optimizer steps done in
- * it and its running sums), and resuming from it, which refuses a checkpoint written for a spec
- * that trains differently. */
+ * saves beside the weights and optimizer state (epochs done, global step, the optimizer steps
+ * applied (skipped non-finite steps excluded; the optimizer state restores the same count, so
+ * a resumed run knows whether any step was ever applied), the dropout step counter, the
+ * shuffle's seed, the fp16 loss scaler's scale and growth tracker (GradScaler's state_dict,
+ * present only for fp16), the metrics so far, the normalised spec, and for a checkpoint
+ * written inside an epoch (a suspended run) "in_epoch": the optimizer steps done in it and its
+ * running sums), and resuming from it, which refuses a checkpoint written for a spec that
+ * trains differently. */
 #include "config.h"
 #define LOG_PREFIX "trainer"
 #include "train/trainer_impl.h"

@@ -1,5 +1,6 @@
-/* unicode.c: UTF-8, categories, lower-casing, NFD and NFC over code-point arrays, for the
- * BERT basic tokenizer; see unicode.h. Table lookups are binary searches over the sorted
+/* unicode.c: UTF-8 (decoding, encoding, and the validity check every text input goes
+ * through), categories, lower-casing, NFD and NFC over code-point arrays, for the BERT basic
+ * tokenizer and the data loaders; see unicode.h. Table lookups are binary searches over the sorted
  * arrays of unicode_tables.h; ASCII takes fast paths. */
 #include "train/unicode.h"
 
@@ -79,6 +80,44 @@ int uc_decode_utf8(const char *s, size_t len, uc_buf *out)
         i += n ? n : 1;
     }
     return 0;
+}
+
+size_t uc_utf8_valid_prefix(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] < 0x80) { /* ASCII runs: the common case */
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = utf8_seq(p + i, len - i, &cp);
+        if (!n)
+            break;
+        i += n;
+    }
+    return i;
+}
+
+int uc_check_utf8(const char *s, size_t len, const char *path, size_t line, const char *where, const char *field,
+                  octet_err *e)
+{
+    size_t bad = uc_utf8_valid_prefix(s, len);
+    if (bad == len)
+        return OCTET_OK;
+    size_t line_start = 0;
+    for (size_t i = 0; i < bad; i++)
+        if (s[i] == '\n') {
+            line++;
+            line_start = i + 1;
+        }
+    unsigned byte = (unsigned char)s[bad];
+    if (where)
+        return octet_fail(e, OCTET_ERR_FORMAT, field, "%s:%zu: %s: invalid UTF-8 (byte 0x%02X)", path, line, where,
+                          byte);
+    return octet_fail(e, OCTET_ERR_FORMAT, field, "%s:%zu:%zu: invalid UTF-8 (byte 0x%02X)", path, line,
+                      bad - line_start + 1, byte);
 }
 
 size_t uc_encode_utf8(uint32_t cp, char *out)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char g_dir[512];        /* the script's directories: g_dir/mlm, g_dir/base */
 static char g_error[1024];
@@ -292,10 +293,53 @@ START_TEST(test_bad_directories)
     test_write_text(dir, "config.json", "{\"dim\": 8,");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_FORMAT);
     ck_assert_msg(strstr(e.message, "config.json:1:"), "%s", e.message);
+    /* values out of range are the directory's fault too: model.path, naming the file and the
+     * config.json key, never the spec's inline overrides model.config.* */
+    static const struct {
+        const char *json, *key;
+    } out_of_range[] = {{"{\"dim\": 0}", "dim"},
+                        {"{\"dim\": 8, \"n_heads\": 3}", "n_heads"},
+                        {"{\"vocab_size\": 5, \"pad_token_id\": 7}", "pad_token_id"},
+                        {"{\"max_position_embeddings\": 100000000}", "max_position_embeddings"},
+                        {"{\"attention_dropout\": 1.5}", "attention_dropout"},
+                        {"{\"num_labels\": 0}", "num_labels"},
+                        {"{\"initializer_range\": -1}", "initializer_range"}};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        test_write_text(dir, "config.json", out_of_range[i].json);
+        ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
+        ck_assert_msg(!strcmp(e.field, "model.path"), "%s: field %s", out_of_range[i].json, e.field);
+        char want[64];
+        snprintf(want, sizeof want, "config.json: %s: ", out_of_range[i].key);
+        ck_assert_msg(strstr(e.message, want), "%s: %s lacks %s", out_of_range[i].json, e.message, want);
+    }
     /* an unsupported variant */
     test_write_text(dir, "config.json", "{\"model_type\": \"distilbert\", \"activation\": \"relu\"}");
     ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
     ck_assert_msg(strstr(e.message, "activation"), "%s", e.message);
+    /* FIFOs (which would block a reader forever) as config.json, vocab.txt, model.safetensors:
+     * refused at once, naming model.path */
+    char fifo[1024];
+    test_mkfifo(dir, "config.json", fifo, sizeof fifo);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_IO);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_msg(strstr(e.message, "not a regular file"), "%s", e.message);
+    unlink(fifo);
+    test_write_text(dir, "config.json", "{\"model_type\": \"distilbert\", \"vocab_size\": 300, \"dim\": 8, "
+                    "\"n_heads\": 2, \"n_layers\": 1, \"hidden_dim\": 16, \"max_position_embeddings\": 16}");
+    test_mkfifo(dir, "vocab.txt", fifo, sizeof fifo);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, &tok, &e), OCTET_ERR_IO);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_ptr_null(tok);
+    unlink(fifo);
+    test_mkfifo(dir, "model.safetensors", fifo, sizeof fifo);
+    hfdir_options o = {2, -1.0f, 2, 8, 1, MODEL_ACT_FP32};
+    model *m = NULL;
+    device *dv = tm_device();
+    ck_assert_int_eq(hfdir_load_distilbert(dv, dir, &o, &m, NULL, NULL, &e), OCTET_ERR_IO);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_msg(strstr(e.message, "not a regular file"), "%s", e.message);
+    ck_assert_ptr_null(m);
+    device_close(dv);
     test_rmtree(dir);
 }
 END_TEST

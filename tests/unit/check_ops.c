@@ -2,7 +2,8 @@
  * wrapper against naive loops for every transpose, the linear layer, residual add, ReLU, GELU,
  * the fused bias + GELU (bit for bit against the unfused pair), [CLS] selection, and the
  * global-norm helpers, each forward against a double reference and each backward against
- * finite differences. Odd shapes throughout (M = 21, K = 9, N = 5). */
+ * finite differences, and NaN propagating through them as through PyTorch's. Odd shapes
+ * throughout (M = 21, K = 9, N = 5). */
 #include "check_ops.h"
 #include "ops_math.h"
 
@@ -405,8 +406,45 @@ START_TEST(test_erf_exp_accuracy)
     ck_assert(ops_erff(0.0f) == 0.0f && ops_erff(10.0f) == 1.0f && ops_erff(-INFINITY) == -1.0f);
     worst = worst_ulp_error(ops_expf, exp, 0, 1999, 87.0f, &at);
     ck_assert_msg(worst <= 1.0, "ops_expf: %.3f ulp at %.9g", worst, (double)at);
-    ck_assert(ops_expf(0.0f) == 1.0f && ops_expf(-200.0f) == 0.0f && isinf(ops_expf(100.0f)) &&
-              ops_expf(NAN) == 0.0f);
+    ck_assert(ops_expf(0.0f) == 1.0f && ops_expf(-200.0f) == 0.0f && isinf(ops_expf(100.0f)));
+    ck_assert(isnan(ops_expf(NAN)) && isnan(ops_erff(NAN)) && isnan(ops_erff(-NAN)));
+}
+END_TEST
+
+/* NaN through the elementwise ops and the linear layer, as PyTorch (torch 2.x of Debian's
+ * python3-torch): torch.relu([nan, -1, 0, -0., 2]) = [nan, 0, 0, -0., 2] and its gradient
+ * under ones is [1, 0, 0, 0, 1]; gelu(nan) and its gradient are nan; a NaN weight makes its
+ * output column NaN even where the input is 0 (0 * nan), and the input gradient through it. */
+START_TEST(test_nan_propagates_dense)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    const float x[5] = {NAN, -1.0f, 0.0f, -0.0f, 2.0f}, ones[5] = {1, 1, 1, 1, 1};
+    const float grad_want[5] = {1.0f, 0.0f, 0.0f, 0.0f, 1.0f};
+    float y[5], g[5];
+    ck_assert_int_eq(ops->relu_forward(d, y, x, 5), OCTET_OK);
+    ck_assert_msg(isnan(y[0]), "relu(nan) = %g", (double)y[0]);
+    ck_assert(y[1] == 0.0f && y[2] == 0.0f && y[3] == 0.0f && signbit(y[3]) && y[4] == 2.0f);
+    ck_assert_int_eq(ops->relu_backward(d, g, x, ones, 5), OCTET_OK);
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(g[i] == grad_want[i], "relu grad[%d] = %g", i, (double)g[i]);
+    ck_assert_int_eq(ops->gelu_forward(d, y, x, 5), OCTET_OK);
+    ck_assert(isnan(y[0]) && isfinite(y[4]));
+    ck_assert_int_eq(ops->gelu_backward(d, g, x, ones, 5), OCTET_OK);
+    ck_assert(isnan(g[0]) && isfinite(g[4]));
+    float pre[4] = {0.5f, NAN, -1.0f, 2.0f}, out[4];
+    const float bias[2] = {0.0f, 1.0f};
+    ck_assert_int_eq(ops->bias_gelu_forward(d, pre, out, bias, 2, 2), OCTET_OK);
+    ck_assert(isfinite(out[0]) && isnan(out[1]) && isfinite(out[2]) && isfinite(out[3]));
+    /* inp (2,2) = [[0, 1], [1, 1]], weight (2,2) = [[nan, 1], [1, 1]]: out[:, 0] is NaN */
+    const float inp[4] = {0.0f, 1.0f, 1.0f, 1.0f}, w[4] = {NAN, 1.0f, 1.0f, 1.0f}, dout[4] = {1, 1, 1, 1};
+    float o[4], dinp[4], dw[4] = {0}, db[2] = {0};
+    ck_assert_int_eq(ops->matmul_forward(d, o, inp, w, NULL, 2, 2, 2), OCTET_OK);
+    ck_assert_msg(isnan(o[0]) && o[1] == 1.0f && isnan(o[2]) && o[3] == 2.0f, "out %g %g %g %g", (double)o[0],
+                  (double)o[1], (double)o[2], (double)o[3]);
+    ck_assert_int_eq(ops->matmul_backward(d, dinp, dw, db, dout, inp, w, 2, 2, 2, 0), OCTET_OK);
+    ck_assert(isnan(dinp[0]) && dinp[1] == 2.0f && isnan(dinp[2]) && dinp[3] == 2.0f);
+    ck_assert(dw[0] == 1.0f && dw[1] == 2.0f && db[0] == 2.0f); /* inp and dout are finite */
 }
 END_TEST
 
@@ -558,6 +596,7 @@ Suite *suite_ops_dense(void)
                         (int)(2 * sizeof bias_gelu_shapes / sizeof bias_gelu_shapes[0]));
     tcase_add_test(tc, test_bias_gelu_rejects_bad_arguments);
     tcase_add_test(tc, test_erf_exp_accuracy);
+    tcase_add_test(tc, test_nan_propagates_dense);
     tcase_add_test(tc, test_add_and_scale);
     tcase_add_loop_test(tc, test_token_select, 0, 2);
     suite_add_tcase(s, tc);

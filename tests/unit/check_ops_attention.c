@@ -203,12 +203,52 @@ START_TEST(test_attention_rejects_bad_arguments)
 }
 END_TEST
 
+/* NaN as in PyTorch: softmax([1, nan, 2]) is all NaN, but a NaN score at a masked key is
+ * replaced by the fill first (masked_fill), giving [0.2689, 0, 0.7311]; the backward pass of a
+ * NaN row is NaN at every unmasked key. A NaN query makes its row of attention NaN and leaves
+ * the other sequences of the batch alone. */
+START_TEST(test_nan_propagates_softmax_attention)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    const float s[6] = {1.0f, NAN, 2.0f, 1.0f, NAN, 2.0f};
+    const int keep_all[3] = {1, 1, 1}, skip_nan[3] = {1, 0, 1};
+    int mask[6];
+    memcpy(mask, keep_all, sizeof keep_all);
+    memcpy(mask + 3, skip_nan, sizeof skip_nan);
+    float p[6], dp[6];
+    ck_assert_int_eq(ops->softmax_forward(d, p, s, mask, 2, 1, 3, 1.0f), OCTET_OK);
+    ck_assert(isnan(p[0]) && isnan(p[1]) && isnan(p[2]));
+    ck_assert_float_eq_tol(p[3], 0.26894142f, 1e-6f);
+    ck_assert_float_eq(p[4], 0.0f);
+    ck_assert_float_eq_tol(p[5], 0.73105858f, 1e-6f);
+    const float dout[6] = {1.0f, 2.0f, 3.0f, NAN, 1.0f, 1.0f};
+    ck_assert_int_eq(ops->softmax_backward(d, dp, dout, p, mask, 2, 1, 3, 1.0f), OCTET_OK);
+    ck_assert(isnan(dp[0]) && isnan(dp[1]) && isnan(dp[2]));
+    ck_assert(isnan(dp[3]) && dp[4] == 0.0f && isnan(dp[5])); /* a masked key keeps gradient 0 */
+
+    int B = 2, T = 3, C = 4, H = 2, n = B * T * C, na = B * H * T * T;
+    test_rng r;
+    rng_seed(&r, 57);
+    float *q = frand(&r, n, 1.0f), *k = frand(&r, n, 1.0f), *v = frand(&r, n, 1.0f);
+    float *out = fbuf(n), *att = fbuf(na);
+    q[0] = NAN; /* batch 0, token 0, head 0 */
+    ck_assert_int_eq(ops->attention_forward(d, out, att, NULL, q, k, v, NULL, B, T, C, H,
+                                            (ops_dropout){0.0f, 0, 0}), OCTET_OK);
+    ck_assert(isnan(out[0]) && isnan(out[1]));               /* token 0, head 0 */
+    for (int i = T * C; i < n; i++)                           /* batch 1 */
+        ck_assert_msg(isfinite(out[i]), "out[%d] = %g", i, (double)out[i]);
+    free(q), free(k), free(v), free(out), free(att);
+}
+END_TEST
+
 Suite *suite_ops_attention(void)
 {
     Suite *s = suite_create("ops_attention");
     TCase *tc = tcase_create("softmax");
     tcase_add_loop_test(tc, test_softmax_masked_forward_backward, 0, 2);
     tcase_add_test(tc, test_softmax_without_mask);
+    tcase_add_test(tc, test_nan_propagates_softmax_attention);
     suite_add_tcase(s, tc);
     tc = tcase_create("attention");
     tcase_add_loop_test(tc, test_attention_forward_backward, 0, 3);

@@ -5,7 +5,8 @@
  * Dropout is checked as a random process: Philox4x32-10 against Random123's published
  * known-answer vectors; the same (seed, offset) gives the same mask whatever N or the thread
  * count, another seed or offset another mask; the kept fraction is 1-p within 5 standard
- * deviations; kept values are scaled by 1/(1-p); backward applies the forward's mask. */
+ * deviations; kept values are scaled by 1/(1-p); backward applies the forward's mask. NaN
+ * logits and inputs propagate as in PyTorch (checked against torch's values). */
 #include "check_ops.h"
 #include "ops_math.h"
 
@@ -100,6 +101,45 @@ START_TEST(test_crossentropy_known_value)
     ck_assert_float_eq_tol(loss, 0.7531091f, 1e-6f); /* (0.4076060 + ln 3) / 2 */
     ck_assert_int_eq(pred[0], 2);
     ck_assert_int_eq(pred[1], 0); /* ties: the first */
+}
+END_TEST
+
+/* NaN as in PyTorch: cross_entropy([[1, nan, 3], [1, 2, 3]], [0, 1], reduction='none') is
+ * [nan, 1.4076059] with a NaN mean; torch.argmax takes NaN for the largest value, so
+ * [[1, nan, 3, nan], [nan, 1, 2, 3], [1, 2, 3, 4]] predicts [1, 0, 3]; the gradient of an
+ * ignored row (-100) with a NaN logit is NaN too (0 x softmax), the other row's is
+ * softmax - onehot = [0.0900306, -0.7552715, 0.6652410]. */
+START_TEST(test_crossentropy_nan)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    const float logits[6] = {1.0f, NAN, 3.0f, 1.0f, 2.0f, 3.0f};
+    const int labels[2] = {0, 1}, ignored[2] = {-100, 1};
+    float losses[2], loss, dl[6];
+    int pred[3];
+    ck_assert_int_eq(ops->crossentropy_forward(d, losses, &loss, pred, logits, labels, 2, 3), OCTET_OK);
+    ck_assert(isnan(losses[0]) && isnan(loss));
+    ck_assert_float_eq_tol(losses[1], 1.4076059f, 1e-6f);
+    ck_assert_int_eq(pred[0], 1);
+    ck_assert_int_eq(pred[1], 2);
+    const float rows[12] = {1.0f, NAN, 3.0f, NAN, NAN, 1.0f, 2.0f, 3.0f, 1.0f, 2.0f, 3.0f, 4.0f};
+    ck_assert_int_eq(ops->crossentropy_forward(d, NULL, NULL, pred, rows, NULL, 3, 4), OCTET_OK);
+    ck_assert_int_eq(pred[0], 1);
+    ck_assert_int_eq(pred[1], 0);
+    ck_assert_int_eq(pred[2], 3);
+    ck_assert_int_eq(ops->crossentropy_forward(d, losses, &loss, NULL, logits, ignored, 2, 3), OCTET_OK);
+    ck_assert_float_eq(losses[0], 0.0f);
+    ck_assert_float_eq_tol(loss, 1.4076059f, 1e-6f);
+    ck_assert_int_eq(ops->crossentropy_backward(d, dl, logits, ignored, 2, 3, 1.0f), OCTET_OK);
+    ck_assert(isnan(dl[0]) && isnan(dl[1]) && isnan(dl[2]));
+    ck_assert_float_eq_tol(dl[3], 0.0900306f, 1e-6f);
+    ck_assert_float_eq_tol(dl[4], -0.7552715f, 1e-6f);
+    ck_assert_float_eq_tol(dl[5], 0.6652410f, 1e-6f);
+    ck_assert_int_eq(ops->crossentropy_backward(d, dl, logits, labels, 2, 3, 1.0f), OCTET_OK);
+    ck_assert(isnan(dl[0]) && isnan(dl[1]) && isnan(dl[2]) && isfinite(dl[3]));
+    /* a finite ignored row still gets exact zeros */
+    ck_assert_int_eq(ops->crossentropy_backward(d, dl, logits + 3, ignored, 1, 3, 1.0f), OCTET_OK);
+    ck_assert(dl[0] == 0.0f && dl[1] == 0.0f && dl[2] == 0.0f && !signbit(dl[0]));
 }
 END_TEST
 
@@ -330,16 +370,42 @@ START_TEST(test_dropout_edge_probabilities)
 }
 END_TEST
 
+/* NaN stays NaN whether its element is kept or dropped (torch multiplies by the 0/scale mask,
+ * and 0 * nan is nan), for every p, in both directions. */
+START_TEST(test_dropout_keeps_nan)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    int64_t n = 64;
+    float *x = fbuf(n), *y = fbuf(n);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = NAN;
+    const float ps[3] = {0.0f, 0.5f, 1.0f};
+    for (int k = 0; k < 3; k++) {
+        ops_dropout drop = {ps[k], 7, 3};
+        ck_assert_int_eq(ops->dropout_forward(d, y, x, n, drop), OCTET_OK);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg(isnan(y[i]), "p %g: y[%lld] = %g", (double)ps[k], (long long)i, (double)y[i]);
+        ck_assert_int_eq(ops->dropout_backward(d, y, x, n, drop), OCTET_OK);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert(isnan(y[i]));
+    }
+    free(x), free(y);
+}
+END_TEST
+
 Suite *suite_ops_loss(void)
 {
     Suite *s = suite_create("ops_loss");
     TCase *tc = tcase_create("losses");
     tcase_add_loop_test(tc, test_crossentropy_forward_backward, 0, 3);
     tcase_add_test(tc, test_crossentropy_known_value);
+    tcase_add_test(tc, test_crossentropy_nan);
     tcase_add_test(tc, test_mse_forward_backward);
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout");
     tcase_add_test(tc, test_philox_known_answers);
+    tcase_add_test(tc, test_dropout_keeps_nan);
     tcase_add_test(tc, test_dropout_run_matches_per_element_factor);
     tcase_add_test(tc, test_dropout_mask_follows_its_definition);
     tcase_add_loop_test(tc, test_dropout_keep_fraction_and_scale, 0, 3);

@@ -1,7 +1,8 @@
 /* check_ops_norm.c: LayerNorm and the embedding lookup against double references and finite
  * differences. LayerNorm runs with DistilBERT's eps = 1e-12 and with torch's default 1e-5, on
  * rows with a large offset (the two-pass variance must not cancel); the embedding runs with a
- * vocabulary of 5 over 21 tokens, so ids repeat, plus an out-of-range id and a padding_idx. */
+ * vocabulary of 5 over 21 tokens, so ids repeat, plus an out-of-range id and a padding_idx;
+ * NaN propagates through both as through PyTorch's. */
 #include "check_ops.h"
 
 #include <math.h>
@@ -208,6 +209,44 @@ START_TEST(test_embedding_padding_idx_gets_no_gradient)
 }
 END_TEST
 
+/* NaN as in PyTorch: nn.LayerNorm(3) of [[1, nan, 2], [1, 2, 3]] is [[nan, nan, nan], [-1.2247,
+ * 0, 1.2247]]; a NaN weight spoils its column only; a NaN upstream gradient spoils its row's
+ * input gradient and its column's parameter gradients. An embedding row holding NaN reaches the
+ * tokens with that id and no others, and a NaN upstream gradient reaches that id's gradient row. */
+START_TEST(test_nan_propagates_norm_embedding)
+{
+    const ops_table *ops = ops_test_table();
+    device *d = ops_test_device();
+    const float x[6] = {1.0f, NAN, 2.0f, 1.0f, 2.0f, 3.0f}, w1[3] = {1, 1, 1}, b0[3] = {0, 0, 0};
+    const float wnan[3] = {NAN, 1, 1};
+    float y[6], mean[2], rstd[2];
+    ck_assert_int_eq(ops->layernorm_forward(d, y, mean, rstd, x, w1, b0, 2, 3, 1e-5f), OCTET_OK);
+    ck_assert(isnan(y[0]) && isnan(y[1]) && isnan(y[2]) && isnan(mean[0]));
+    ck_assert_float_eq_tol(y[3], -1.2247356f, 1e-5f);
+    ck_assert_float_eq_tol(y[5], 1.2247356f, 1e-5f);
+    ck_assert_int_eq(ops->layernorm_forward(d, y, mean, rstd, x + 3, wnan, b0, 1, 3, 1e-5f), OCTET_OK);
+    ck_assert(isnan(y[0]) && isfinite(y[1]) && isfinite(y[2]));
+    const float dout[6] = {1.0f, 1.0f, 1.0f, NAN, 0.5f, 0.25f};
+    float dx[6], dw[3] = {0}, db[3] = {0};
+    ck_assert_int_eq(ops->layernorm_forward(d, y, mean, rstd, x + 3, w1, b0, 1, 3, 1e-5f), OCTET_OK);
+    float mean2[2] = {mean[0], mean[0]}, rstd2[2] = {rstd[0], rstd[0]}, x2[6] = {1, 2, 3, 1, 2, 3};
+    ck_assert_int_eq(ops->layernorm_backward(d, dx, dw, db, dout, x2, w1, mean2, rstd2, 2, 3), OCTET_OK);
+    ck_assert(isfinite(dx[0]) && isfinite(dx[1]) && isfinite(dx[2]));
+    ck_assert(isnan(dx[3]) && isnan(dx[4]) && isnan(dx[5]));
+    ck_assert(isnan(dw[0]) && isnan(db[0]) && isfinite(db[1]) && isfinite(dw[2]));
+
+    /* V = 3, C = 2, ids [[0, 1], [2, 1]]; row 1 of wte holds NaN */
+    const int ids[4] = {0, 1, 2, 1};
+    const float wte[6] = {0.5f, -0.5f, NAN, 1.0f, 2.0f, 3.0f};
+    float out[8], dwte[6] = {0};
+    ck_assert_int_eq(ops->embedding_forward(d, out, ids, wte, NULL, 2, 2, 2, 3), OCTET_OK);
+    ck_assert(out[0] == 0.5f && isnan(out[2]) && out[3] == 1.0f && out[4] == 2.0f && isnan(out[6]));
+    const float demb[8] = {1, 1, 1, 1, NAN, 1, 1, 1};
+    ck_assert_int_eq(ops->embedding_backward(d, dwte, NULL, demb, ids, 2, 2, 2, 3, -1), OCTET_OK);
+    ck_assert(dwte[0] == 1.0f && dwte[2] == 2.0f && isnan(dwte[4]) && dwte[5] == 1.0f);
+}
+END_TEST
+
 Suite *suite_ops_norm(void)
 {
     Suite *s = suite_create("ops_norm");
@@ -218,6 +257,7 @@ Suite *suite_ops_norm(void)
     tc = tcase_create("embedding");
     tcase_add_loop_test(tc, test_embedding_forward_backward, 0, 2);
     tcase_add_test(tc, test_embedding_padding_idx_gets_no_gradient);
+    tcase_add_test(tc, test_nan_propagates_norm_embedding);
     suite_add_tcase(s, tc);
     return s;
 }

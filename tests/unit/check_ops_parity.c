@@ -703,6 +703,55 @@ START_TEST(test_crossentropy_all_ignored)
 }
 END_TEST
 
+/* NaN at the same places on both twins and values within tol elsewhere (CUDA arithmetic
+ * returns a canonical NaN, so NaN bits may differ). */
+static void expect_nan_alike(const char *what, const float *ref, const float *g, int64_t n, double tol)
+{
+    float *got = gdown(g, n);
+    for (int64_t i = 0; i < n; i++) {
+        ck_assert_msg(isnan(ref[i]) == isnan(got[i]), "%s[%lld]: cpu %g cuda %g", what, (long long)i,
+                      (double)ref[i], (double)got[i]);
+        if (!isnan(ref[i]))
+            ck_assert_msg(fabs((double)ref[i] - got[i]) <= tol, "%s[%lld]: cpu %g cuda %g", what, (long long)i,
+                          (double)ref[i], (double)got[i]);
+    }
+    printf("parity %-30s n=%-8lld NaN at the same places\n", what, (long long)n);
+    free(got);
+}
+
+/* NaN on both twins as in PyTorch: ReLU keeps it (the same bits: a select), its gradient, GELU
+ * and its gradient give NaN at the same places as the CPU twin, and a NaN logit spoils its
+ * row's gradient, an ignored row's too (0 x softmax). */
+START_TEST(test_nan_propagation)
+{
+    enum { N = 8, B = 2, C = 3 };
+    const float a[N] = {NAN, -1.0f, 0.0f, -0.0f, 2.0f, NAN, 0.5f, -3.0f};
+    const float dy[N] = {1, 1, 1, 1, 1, NAN, 1, 1};
+    float *ga = gupf(a, N), *gdy = gupf(dy, N), *g = gzero(N), h[N];
+    BOTH_OK(CPU->relu_forward(cpu_dev, h, a, N), GPU->relu_forward(gpu_dev, g, ga, N));
+    ck_assert(isnan(h[0]) && isnan(h[5]));
+    expect("relu forward NaN", h, g, N, EXACT);
+    BOTH_OK(CPU->relu_backward(cpu_dev, h, a, dy, N), GPU->relu_backward(gpu_dev, g, ga, gdy, N));
+    ck_assert(h[0] == 1.0f && isnan(h[5]));
+    expect_nan_alike("relu backward NaN", h, g, N, 0.0);
+    BOTH_OK(CPU->gelu_forward(cpu_dev, h, a, N), GPU->gelu_forward(gpu_dev, g, ga, N));
+    ck_assert(isnan(h[0]) && isnan(h[5]));
+    expect_nan_alike("gelu forward NaN", h, g, N, 1e-6);
+    BOTH_OK(CPU->gelu_backward(cpu_dev, h, a, dy, N), GPU->gelu_backward(gpu_dev, g, ga, gdy, N));
+    ck_assert(isnan(h[0]) && isnan(h[5]));
+    expect_nan_alike("gelu backward NaN", h, g, N, 1e-6);
+    const float x[B * C] = {1.0f, NAN, 3.0f, 1.0f, 2.0f, 3.0f};
+    const int labels[B] = {-100, 1};
+    float dx[B * C], *gx = gupf(x, B * C), *gdx = gzero(B * C);
+    int *glabels = gupi(labels, B);
+    BOTH_OK(CPU->crossentropy_backward(cpu_dev, dx, x, labels, B, C, 1.0f),
+            GPU->crossentropy_backward(gpu_dev, gdx, gx, glabels, B, C, 1.0f));
+    ck_assert(isnan(dx[0]) && isnan(dx[1]) && isnan(dx[2]) && isfinite(dx[3]));
+    expect_nan_alike("crossentropy dlogits NaN", dx, gdx, B * C, 1e-6);
+    gfree(ga), gfree(gdy), gfree(g), gfree(gx), gfree(gdx), gfree(glabels);
+}
+END_TEST
+
 START_TEST(test_mse)
 {
     int B = _i ? 1000 : 13;
@@ -857,6 +906,7 @@ Suite *suite_ops_parity(void)
     tcase_add_checked_fixture(tc, open_devices, NULL);
     tcase_add_loop_test(tc, test_crossentropy, 0, NELEMS(ce_shapes));
     tcase_add_test(tc, test_crossentropy_all_ignored);
+    tcase_add_test(tc, test_nan_propagation);
     tcase_add_loop_test(tc, test_mse, 0, 2);
     tcase_add_test(tc, test_sumsq_and_clip);
     tcase_add_test(tc, test_rejects_bad_arguments);

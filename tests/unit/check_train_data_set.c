@@ -8,10 +8,13 @@
 #include "testlib.h"
 #include "train/dataset.h"
 #include "train/idx.h"
+#include "fileio.h"
+#include "train/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -88,6 +91,92 @@ START_TEST(test_idx_small_and_refusals)
     ck_assert_int_eq(octet_idx_read_labels(p, &l, &n, &e), OCTET_ERR_FORMAT);
     snprintf(p, sizeof p, "%s/absent.gz", dir);
     expect_fail(octet_idx_read_labels(p, &l, &n, &e), &e, OCTET_ERR_IO, "absent.gz");
+    test_rmtree(dir);
+}
+END_TEST
+
+/* A FIFO, a directory or a device named as a data file is refused at once, never waited on
+ * (a FIFO with no writer would block fopen() forever): OCTET_ERR_IO, "not a regular file",
+ * the field that named it. test_mkfifo's alarm fails the test if anything blocks. */
+START_TEST(test_non_regular_files_refused)
+{
+    char dir[256], fifo[512], good[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "fifo"), 0);
+    test_mkfifo(dir, "train.jsonl", fifo, sizeof fifo);
+    const char *others[2] = {dir, "/dev/null"};
+    char *buf;
+    size_t len;
+    octet_err e = {0};
+    expect_fail(octet_read_file(fifo, 1 << 20, "some.field", &buf, &len, &e), &e, OCTET_ERR_IO, "not a regular file");
+    ck_assert_str_eq(e.field, "some.field");
+    ck_assert_ptr_null(buf);
+    for (int i = 0; i < 2; i++)
+        expect_fail(octet_read_file(others[i], 1 << 20, "some.field", &buf, &len, &e), &e, OCTET_ERR_IO,
+                    "not a regular file");
+    float *px;
+    size_t n, r, c;
+    expect_fail(octet_idx_read_images(fifo, &px, &n, &r, &c, &e), &e, OCTET_ERR_IO, "not a regular file");
+    octet_dataset tr, ev;
+    octet_data_spec spec = {.train_file = fifo};
+    expect_fail(octet_data_load(&spec, &tr, &ev, &e), &e, OCTET_ERR_IO, "not a regular file");
+    ck_assert_str_eq(e.field, "dataset.train_file");
+    test_write_file(dir, "good.jsonl", "{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\", \"label\": 1}\n",
+                    strlen("{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\", \"label\": 1}\n"), good, sizeof good);
+    octet_data_spec spec2 = {.train_file = good, .eval_file = fifo};
+    expect_fail(octet_data_load(&spec2, &tr, &ev, &e), &e, OCTET_ERR_IO, "not a regular file");
+    ck_assert_str_eq(e.field, "dataset.eval_file");
+    /* fortunes: a FIFO among a language's files is passed over; as pt-br's one file, refused */
+    char root[512];
+    snprintf(root, sizeof root, "%s/fortunes", dir);
+    const char *subs[4] = {"de", "it", "es", "pl"};
+    char sub[1024];
+    ck_assert_int_eq(mkdir(root, 0755), 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", root, subs[i]);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        test_write_text(sub, "a", i == 0 ? "Guten Tag.\n%\nAuf Wiedersehen.\n" : "Ciao, amico.\n%\nHola, amigo.\n");
+    }
+    test_write_text(root, "wisdom", "Look before you leap.\n%\nHaste makes waste.\n");
+    test_write_text(root, "brasil", "Bom dia.\n%\nBoa noite.\n");
+    snprintf(sub, sizeof sub, "%s/de", root);
+    test_mkfifo(sub, "zz-fifo", NULL, 0);
+    octet_err_clear(&e);
+    int rc = octet_data_fortunes(root, 0, &tr, &ev, &e);
+    ck_assert_msg(rc == OCTET_OK, "%s", e.message);
+    octet_dataset_free(&tr);
+    octet_dataset_free(&ev);
+    test_mkfifo(root, "brasil", NULL, 0);
+    expect_fail(octet_data_fortunes(root, 0, &tr, &ev, &e), &e, OCTET_ERR_IO, "pt-br");
+    ck_assert_str_eq(e.field, "dataset.name");
+    test_rmtree(dir);
+}
+END_TEST
+
+/* The fortune files are text inputs like any other: a file that is not valid UTF-8 (here a
+ * Latin-1 one) fails the load naming file:line:column, instead of losing its entries
+ * silently. (Debian's own files are all UTF-8: test_fortunes_installed loads them.) */
+START_TEST(test_fortunes_refuse_invalid_utf8)
+{
+    char dir[256], sub[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "fortunes-utf8"), 0);
+    const char *subs[4] = {"de", "it", "es", "pl"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]);
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        test_write_text(sub, "a", i == 0 ? "Gr\xc3\xbc\xc3\x9f Gott.\n%\nAuf Wiedersehen.\n" : "Ciao.\n%\nHola.\n");
+    }
+    test_write_text(dir, "wisdom", "Look before you leap.\n%\nHaste makes waste.\n");
+    test_write_text(dir, "brasil", "Bom dia.\n%\nBoa noite.\n");
+    octet_dataset tr, ev;
+    octet_err e = {0};
+    ck_assert_msg(octet_data_fortunes(dir, 0, &tr, &ev, &e) == OCTET_OK, "%s", e.message);
+    octet_dataset_free(&tr);
+    octet_dataset_free(&ev);
+    snprintf(sub, sizeof sub, "%s/de", dir);
+    test_write_text(sub, "b", "Guten Tag.\n%\nSch\xf6nen Tag noch.\n");
+    expect_fail(octet_data_fortunes(dir, 0, &tr, &ev, &e), &e, OCTET_ERR_FORMAT, "/de/b:3:4: invalid UTF-8 (byte 0xF6)");
+    ck_assert_str_eq(e.field, "dataset.name");
+    ck_assert_uint_eq(tr.n, 0);
     test_rmtree(dir);
 }
 END_TEST
@@ -381,6 +470,26 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_cases[] = {
+    /* class ids stop at MODEL_MAX_LABELS - 1 (model.h), the one limit of num_labels */
+    {"toolarge.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":65536}\n", NULL, 0, OCTET_ERR_FORMAT,
+     "toolarge.jsonl:2: label 65536 is out of range (0..65535)"},
+    /* text must be valid UTF-8 in every format (uc_check_utf8): a stray Latin-1 byte, an
+     * overlong form, a surrogate, a sequence cut short; the error names file:line and the byte
+     * column (JSONL) or the CSV column */
+    {"latin1.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"caf\xe9\",\"label\":1}\n", NULL, 0,
+     OCTET_ERR_FORMAT, "latin1.jsonl:2:13: invalid UTF-8 (byte 0xE9)"},
+    {"latin1.csv", "text,label\na,0\ncaf\xe9,1\n", NULL, 0, OCTET_ERR_FORMAT,
+     "latin1.csv:3: column 1 (text): invalid UTF-8 (byte 0xE9)"},
+    {"overlong.csv", "text,label\na,0\nb,\xc0\xaf\n", NULL, 0, OCTET_ERR_FORMAT,
+     "overlong.csv:3: column 2 (label): invalid UTF-8 (byte 0xC0)"},
+    {"surrogate.csv", "text,text_pair,label\na,\"x\ny\xed\xa0\x80\",0\n", NULL, 0, OCTET_ERR_FORMAT,
+     "surrogate.csv:3: column 2 (text_pair): invalid UTF-8 (byte 0xED)"},
+    {"othercol.csv", "text,label,note\na,0,\xff\n", NULL, 0, OCTET_ERR_FORMAT,
+     "othercol.csv:2: column 3: invalid UTF-8 (byte 0xFF)"},
+    {"header.csv", "text,label,n\xf6te\na,0,x\n", NULL, 0, OCTET_ERR_FORMAT,
+     "header.csv:1: column 3 (header): invalid UTF-8 (byte 0xF6)"},
+    {"cut.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":1}\n", "{\"text\":\"\xe2\x82\", \"label\":1}\n",
+     0, OCTET_ERR_FORMAT, "eval.jsonl:1:10: invalid UTF-8 (byte 0xE2)"},
     {"badjson.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":1}\n{\"text\": \"c\", \"label\" 1}\n",
      NULL, 0, OCTET_ERR_FORMAT, "badjson.jsonl:3:"},
     {"nolabel.jsonl", "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\"}\n", NULL, 0, OCTET_ERR_FORMAT,
@@ -496,6 +605,16 @@ START_TEST(test_limits)
     octet_dataset *all[8] = {&full, &fev, &a, &aev, &b, &bev, &c, &cev};
     for (int i = 0; i < 8; i++)
         octet_dataset_free(all[i]);
+    /* the largest class id, MODEL_MAX_LABELS - 1, makes MODEL_MAX_LABELS classes */
+    char dir[256], trf[512];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "labels"), 0);
+    const char *body = "{\"text\":\"a\",\"label\":0}\n{\"text\":\"b\",\"label\":65535}\n";
+    test_write_file(dir, "max.jsonl", body, strlen(body), trf, sizeof trf);
+    ck_assert_msg(octet_data_files(trf, NULL, 0, &a, &aev, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_int_eq(a.num_classes, MODEL_MAX_LABELS);
+    octet_dataset_free(&a);
+    octet_dataset_free(&aev);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -505,10 +624,12 @@ Suite *suite_dataset(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_idx_small_and_refusals);
+    tcase_add_test(tc, test_non_regular_files_refused);
     tcase_add_test(tc, test_fashion_mnist);
     tcase_add_test(tc, test_fashion_mismatch_refused);
     tcase_add_test(tc, test_fortunes_fixture);
     tcase_add_test(tc, test_fortunes_installed);
+    tcase_add_test(tc, test_fortunes_refuse_invalid_utf8);
     tcase_add_test(tc, test_jsonl_named_labels);
     tcase_add_test(tc, test_csv_pairs_and_quoting);
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));

@@ -327,6 +327,10 @@ START_TEST(test_refuses_damaged_files)
     expect_refused(p, OCTET_ERR_FORMAT, "too short");
     snprintf(p, sizeof p, "%s/absent.safetensors", dir);
     expect_refused(p, OCTET_ERR_IO, "absent.safetensors");
+    /* a FIFO (it would block open() forever) and a directory are refused at once */
+    test_mkfifo(dir, "fifo.safetensors", p, sizeof p);
+    expect_refused(p, OCTET_ERR_IO, "not a regular file");
+    expect_refused(dir, OCTET_ERR_IO, "not a regular file");
     test_rmtree(dir);
 }
 END_TEST

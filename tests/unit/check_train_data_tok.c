@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static octet_tokenizer *load_uncased(void)
 {
@@ -132,6 +133,31 @@ START_TEST(test_long_words)
         strcat(acc, "\xC3\xA9");
     CK_PIECES(t, acc, "[UNK]");
     octet_tok_free(t);
+}
+END_TEST
+
+/* The validity rule of every text input: well-formed UTF-8 as uc_decode_utf8 accepts it. */
+START_TEST(test_utf8_validity)
+{
+    static const struct {
+        const char *s;
+        size_t valid;
+    } cases[] = {
+        {"plain ascii", 11},     {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14},
+        {"a\xe9" "b", 1},            /* Latin-1 */
+        {"a\xc0\xaf" "b", 1},        /* overlong '/' */
+        {"a\xed\xa0\x80", 1},     /* surrogate U+D800 */
+        {"a\xf4\x90\x80\x80", 1}, /* past U+10FFFF */
+        {"ab\xe2\x82", 2},        /* cut short */
+        {"\x80", 0},              /* a lone continuation byte */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(uc_utf8_valid_prefix(cases[i].s, strlen(cases[i].s)) == cases[i].valid, "case %zu", i);
+    octet_err e = {0};
+    ck_assert_int_eq(uc_check_utf8("ok\nfine", 7, "f.txt", 1, NULL, "x", &e), OCTET_OK);
+    ck_assert_int_eq(uc_check_utf8("ok\nab\xff", 6, "f.txt", 10, NULL, "x", &e), OCTET_ERR_FORMAT);
+    ck_assert_str_eq(e.message, "f.txt:11:3: invalid UTF-8 (byte 0xFF)");
+    ck_assert_str_eq(e.field, "x");
 }
 END_TEST
 
@@ -294,6 +320,16 @@ START_TEST(test_refused_inputs)
     snprintf(p, sizeof p, "%s/missing", dir);
     ck_assert_int_eq(octet_tok_load_dir(p, &t, &e), OCTET_ERR_IO);
     ck_assert_ptr_null(t);
+    /* a vocab.txt line and a tokenizer_config.json that are not UTF-8 (Latin-1 bytes) */
+    test_write_file(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\ncaf\xe9\n", 29, p, sizeof p);
+    ck_assert_int_eq(octet_tok_load_vocab(p, NULL, &t, &e), OCTET_ERR_FORMAT);
+    ck_assert_msg(strstr(e.message, "vocab.txt:5:4: invalid UTF-8 (byte 0xE9)"), "%s", e.message);
+    ck_assert_ptr_null(t);
+    test_write_file(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhi\n", 27, p, sizeof p);
+    test_write_file(dir, "tokenizer_config.json", "{\"unk_token\": \"[UNK]\",\n \"x\": \"\xe9\"}", 33, cfg, sizeof cfg);
+    ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_FORMAT);
+    ck_assert_msg(strstr(e.message, "tokenizer_config.json:2:8: invalid UTF-8"), "%s", e.message);
+    ck_assert_ptr_null(t);
     /* a model directory with a broken tokenizer_config.json */
     test_write_file(dir, "vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhi\r\n", 31, p, sizeof p);
     test_write_file(dir, "tokenizer_config.json", "{\"do_lower_case\": \"yes\"}", 24, cfg, sizeof cfg);
@@ -309,6 +345,17 @@ START_TEST(test_refused_inputs)
     ck_assert_int_eq(octet_tok_token_to_id(t, "hi"), 4);
     CK_PIECES(t, "hi [MASK]", "hi [UNK] [UNK] [UNK]");   /* "[" "MASK" "]": none in this vocab */
     octet_tok_free(t);
+    /* a FIFO as tokenizer_config.json or as vocab.txt is refused, never waited on */
+    test_mkfifo(dir, "tokenizer_config.json", cfg, sizeof cfg);
+    ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_IO);
+    ck_assert_msg(strstr(e.message, "not a regular file") && strstr(e.message, "tokenizer_config.json"), "%s",
+                  e.message);
+    unlink(cfg);
+    test_mkfifo(dir, "vocab.txt", p, sizeof p);
+    ck_assert_int_eq(octet_tok_load_vocab(p, NULL, &t, &e), OCTET_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(e.message, "not a regular file"));
+    ck_assert_int_eq(octet_tok_load_dir(dir, &t, &e), OCTET_ERR_IO);
+    ck_assert_ptr_null(t);
     test_rmtree(dir);
 }
 END_TEST
@@ -437,6 +484,7 @@ Suite *suite_tokenizer(void)
     tcase_add_test(tc, test_uncased_examples);
     tcase_add_test(tc, test_cased_and_accents);
     tcase_add_test(tc, test_long_words);
+    tcase_add_test(tc, test_utf8_validity);
     tcase_add_test(tc, test_basic_split);
     tcase_add_test(tc, test_encode_single_and_padding);
     tcase_add_test(tc, test_pair_truncation);

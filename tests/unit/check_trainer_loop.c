@@ -3,16 +3,23 @@
  * Trainer's no-decay groups), and the loop as a whole: two CPU runs with one seed end with
  * identical weights, a run interrupted after an epoch (or cancelled mid-epoch) and resumed
  * ends bit-identical to an uninterrupted one (weights and optimizer state), a diverging run
- * stops with OCTET_ERR_NAN naming the step, and a checkpoint of another spec is refused. */
+ * stops with OCTET_ERR_NAN naming the step, a run that never applied a step fails, and a
+ * checkpoint of another spec is refused. The command lines last: octet-train's (run as a
+ * binary) and setup.sh serve's hand-over to octetd (on stand-ins). */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "check_trainer.h"
+#include "fileio.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/distilbert.h"
+#include "train/hfdir.h"
+#include "train/tokenizer.h"
 #include "train/mlp.h"
 #include "testlib.h"
 #include <sys/wait.h>
@@ -691,6 +698,46 @@ START_TEST(test_resume_refusals)
 }
 END_TEST
 
+/* A checkpoint whose files were replaced by FIFOs (a reader would block on them forever) is
+ * refused at once when resuming, naming the checkpoint: the trainer state, the weights, the
+ * optimizer state. */
+START_TEST(test_resume_refuses_fifos)
+{
+    fashion_subset(32, 8);
+    char dir[256], ck[512], fifo[1024];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "ckfifo"), 0);
+    job_spec s;
+    mlp_spec("adamw", &s);
+    s.training.epochs = 2;
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, dir);
+    o.stop_after_epochs = 1;
+    octet_err e;
+    trainer_result r;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_OK);
+    snprintf(ck, sizeof ck, "%s/checkpoint-1", dir);
+    const char *files[3] = {CKPT_STATE, CKPT_WEIGHTS, CKPT_OPTIM};
+    for (int i = 0; i < 3; i++) {
+        char keep[1024], saved[1100];
+        snprintf(keep, sizeof keep, "%s/%s", ck, files[i]);
+        snprintf(saved, sizeof saved, "%s.saved", keep);
+        ck_assert_int_eq(rename(keep, saved), 0);
+        test_mkfifo(ck, files[i], fifo, sizeof fifo);
+        memset(&c, 0, sizeof c);
+        o = run_options(&c, dir);
+        o.resume = TRAINER_RESUME_REQUIRED;
+        trainer *t = NULL;
+        ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_ERR_IO);
+        ck_assert_msg(!strcmp(e.field, "checkpoint") && strstr(e.message, "not a regular file"), "%s: %s: %s",
+                      files[i], e.field, e.message);
+        ck_assert_int_eq(unlink(fifo), 0);
+        ck_assert_int_eq(rename(saved, keep), 0);
+    }
+    test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_nan_stops)
 {
     fashion_subset(128, 16);
@@ -706,6 +753,64 @@ START_TEST(test_nan_stops)
     ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_ERR_NAN);
     ck_assert_ptr_nonnull(strstr(e.message, "step"));
     ck_assert_int_eq(c.epochs, 0);
+}
+END_TEST
+
+/* Puts a NaN into the first weight of t's model. */
+static void poison_first_weight(trainer *t)
+{
+    model *m = trainer_model(t);
+    float *w = malloc((size_t)m->params[0].n * sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(model_param_get(m, 0, w), OCTET_OK);
+    w[0] = NAN;
+    ck_assert_int_eq(model_param_set(m, 0, w), OCTET_OK);
+    free(w);
+}
+
+/* A run whose every step is skipped as non-finite fails however few steps it has (here 2, under
+ * the three-in-a-row stop): one NaN weight makes every loss NaN, as NaN propagates through the
+ * MLP's ReLU as through torch's (a ReLU that mapped NaN to 0 let such a model train "fine"). A
+ * resumed run whose own steps are all skipped still succeeds when steps were applied before
+ * its checkpoint. */
+START_TEST(test_all_steps_skipped_fails)
+{
+    fashion_subset(16, 8);
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [16]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"adamw\", \"lr\": 1e-3}, \"training\": {\"epochs\": 1,"
+                " \"batch_size\": 8, \"log_every\": 1000}}", &s);
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    trainer *t = NULL;
+    octet_err e;
+    trainer_result r;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_OK);
+    poison_first_weight(t);
+    ck_assert_int_eq(trainer_train(t, &r, &e), OCTET_ERR_NAN);
+    ck_assert_str_eq(e.field, "optimizer.lr");
+    ck_assert_msg(strstr(e.message, "no optimizer step was applied") && strstr(e.message, "2 steps"), "%s",
+                  e.message);
+    ck_assert_int_eq(r.global_step, 2);
+    trainer_close(t);
+
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "skipped"), 0);
+    s.training.epochs = 2;
+    memset(&c, 0, sizeof c);
+    o = run_options(&c, dir);
+    o.stop_after_epochs = 1;
+    ck_assert_int_eq(trainer_run(&s, &o, &r, &e), OCTET_OK);
+    o.stop_after_epochs = 0;
+    o.resume = TRAINER_RESUME_REQUIRED;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_OK);
+    poison_first_weight(t);
+    ck_assert_msg(trainer_train(t, &r, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_int_eq(r.global_step, 4);
+    ck_assert_int_eq(optim_step_count(trainer_optim(t)), 2);
+    trainer_close(t);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -759,7 +864,7 @@ static int run_cli(const char *args, char *out, size_t cap)
 
 START_TEST(test_cli)
 {
-    char dir[256], path[512], args[1024], out[65536];
+    char dir[256], path[512], args[2048], out[65536];
     ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "cli"), 0);
     ck_assert_int_eq(system(NULL) != 0, 1);
     snprintf(path, sizeof path, "%s/bad.json", dir);
@@ -774,8 +879,39 @@ START_TEST(test_cli)
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "training.batch_size");
     json_decref(j);
     ck_assert_int_eq(run_cli("", out, sizeof out), 2);
-    snprintf(args, sizeof args, "%s/none.json", dir);
-    ck_assert_int_eq(run_cli(args, out, sizeof out), 1);
+    /* -h / --help: usage for people on stdout, exit 0, whatever else is on the line */
+    const char *help[3] = {"--help", "-h", "spec.json --device cpu -h"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(run_cli(help[i], out, sizeof out), 0);
+        ck_assert_msg(!strncmp(out, "usage: octet-train SPEC.json", 28) && strstr(out, "--checkpoint-dir DIR") &&
+                          strstr(out, "exit status") && !json_loads(out, JSON_DISABLE_EOF_CHECK, NULL),
+                      "%s: %s", help[i], out);
+    }
+    /* a spec that cannot be read is a bad spec too (the README's exit 2), with the JSON error
+     * line: missing, a directory, a FIFO (refused, not waited on), unreadable, not JSON */
+    char fifo[512], noperm[512], notjson[512];
+    test_mkfifo(dir, "fifo.json", fifo, sizeof fifo);
+    snprintf(noperm, sizeof noperm, "%s/noperm.json", dir);
+    f = fopen(noperm, "w");
+    fputs("{}", f);
+    fclose(f);
+    chmod(noperm, 0);
+    snprintf(notjson, sizeof notjson, "%s/notjson.json", dir);
+    f = fopen(notjson, "w");
+    fputs("{\"model\": ", f);
+    fclose(f);
+    char none[512];
+    snprintf(none, sizeof none, "%s/none.json", dir);
+    const char *unreadable[5] = {none, dir, fifo, notjson, geteuid() != 0 ? noperm : NULL};
+    for (int i = 0; i < 5; i++) {
+        if (!unreadable[i])
+            continue; /* root reads a file of mode 0 */
+        ck_assert_msg(run_cli(unreadable[i], out, sizeof out) == 2, "%s: %s", unreadable[i], out);
+        json_t *err = json_object_get(j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL), "error");
+        ck_assert_msg(json_is_string(json_object_get(err, "message")), "%s: %s", unreadable[i], out);
+        json_decref(j);
+    }
+    alarm(0); /* test_mkfifo's guard: the training runs below may take longer */
 
     snprintf(path, sizeof path, "%s/ok.json", dir);
     f = fopen(path, "w");
@@ -783,6 +919,14 @@ START_TEST(test_cli)
           " \"train_limit\": 64, \"eval_limit\": 32}, \"training\": {\"epochs\": 2, \"batch_size\": 16,"
           " \"log_every\": 2}}", f);
     fclose(f);
+    /* a checkpoint directory that cannot be made (under a regular file) is found before any
+     * training: exit 2, a JSON error on checkpoint_dir, no step or epoch line */
+    snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, path);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 2);
+    ck_assert_msg(!strstr(out, "\"event\""), "%s", out);
+    j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "checkpoint_dir");
+    json_decref(j);
     snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, dir);
     ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
     int steps = 0, epochs = 0, memory = 0;
@@ -809,6 +953,114 @@ START_TEST(test_cli)
 }
 END_TEST
 
+/* Saves a 1-layer distilbert-tiny with `vocab` rows and 6 labels (fortunes-lang's) to dir the way
+ * octet saves a model: config.json and model.safetensors, no vocab.txt. */
+static void save_model_dir(const char *dir, int vocab)
+{
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    distilbert_config c;
+    ck_assert_int_eq(distilbert_preset("distilbert-tiny", &c, &e), OCTET_OK);
+    c.vocab_size = vocab;
+    c.n_layers = 1;
+    c.num_labels = 6;
+    model *m = NULL;
+    ck_assert_msg(distilbert_create(d, &c, 2, 16, 1, &m, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_msg(hfdir_save(m, dir, &e) == OCTET_OK, "%s", e.message);
+    model_destroy(m);
+    device_close(d);
+}
+
+/* A model directory without vocab.txt falls back to the byte tokenizer (the layout octet saves);
+ * when its vocabulary cannot hold the byte ids, octet-train says so when it opens the run,
+ * naming model.path and vocab.txt (exit 2), never with a token-id error from inside training. */
+START_TEST(test_cli_model_dir_without_vocab)
+{
+    char dir[256], mdir[512], spec[512], args[1024], out[65536];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "novocab"), 0);
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    save_model_dir(mdir, 100);
+    snprintf(spec, sizeof spec, "%s/spec.json", dir);
+    FILE *f = fopen(spec, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"model\": {\"arch\": \"distilbert\", \"path\": \"%s\"}, \"dataset\": {\"name\": \"fortunes-lang\","
+               " \"train_limit\": 16, \"eval_limit\": 8, \"max_length\": 16}, \"training\": {\"epochs\": 1,"
+               " \"batch_size\": 8}}", mdir);
+    fclose(f);
+    snprintf(args, sizeof args, "%s --device cpu", spec);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 2);
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *err = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "field")), "model.path");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    ck_assert_msg(strstr(msg, "vocab.txt") && strstr(msg, "vocab_size is 100") && !strstr(msg, "token id"), "%s", msg);
+    json_decref(j);
+    /* a vocabulary that holds the byte ids trains */
+    test_rmtree(mdir);
+    save_model_dir(mdir, OCTET_TOK_BYTE_VOCAB);
+    ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"event\":\"epoch\""));
+    test_rmtree(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ setup.sh serve */
+
+/* Writes an executable shell script dir/name. */
+static void write_script(const char *dir, const char *name, const char *body)
+{
+    char path[1024];
+    test_write_file(dir, name, body, strlen(body), path, sizeof path);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+}
+
+/* The text of dir/name ("" when it cannot be read; free()). */
+static char *slurp(const char *dir, const char *name)
+{
+    char path[1024], *buf = NULL;
+    size_t len = 0;
+    octet_err e;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (octet_read_file(path, 1 << 20, "test", &buf, &len, &e) != OCTET_OK)
+        buf = strdup("");
+    return buf;
+}
+
+/* `setup.sh serve` hands the caller's octetd options on after its defaults, and announces no
+ * address of its own: it used to print http://127.0.0.1:8080/ whatever --port or --listen said
+ * (octetd's own "listening on" line gives the real one). Run on a scratch copy whose octetd,
+ * make and dpkg-query are stand-ins, so nothing is installed, built or served. */
+START_TEST(test_setup_serve_announcement)
+{
+    char dir[256], bin[512], cmd[2048];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "setup"), 0);
+    snprintf(cmd, sizeof cmd, "cp '%s/setup.sh' '%s/setup.sh'", test_srcdir(), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(bin, sizeof bin, "%s/bin", dir);
+    ck_assert_int_eq(mkdir(bin, 0755), 0);
+    write_script(bin, "make", "#!/bin/sh\nexit 0\n");
+    write_script(bin, "dpkg-query", "#!/bin/sh\necho installed\n");
+    write_script(dir, "configure", "#!/bin/sh\nexit 0\n");
+    test_write_text(dir, "Makefile", "");
+    write_script(dir, "octetd", "#!/bin/sh\nprintf '%s\\n' \"$@\" >args\n"
+                                "echo 'octetd 0.1.0 listening on http://0.0.0.0:9123/'\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && PATH='%s':\"$PATH\" ./setup.sh serve --port 9123 --listen=0.0.0.0 >out 2>err",
+             dir, bin);
+    ck_assert_int_eq(system(cmd), 0);
+    char *err = slurp(dir, "err"), *out = slurp(dir, "out"), *args = slurp(dir, "args");
+    ck_assert_msg(strstr(err, "starting octetd") && !strstr(err, "8080") && !strstr(err, "127.0.0.1"), "%s", err);
+    ck_assert_msg(strstr(out, "listening on http://0.0.0.0:9123/"), "%s", out);
+    const char *tail = "--port\n9123\n--listen=0.0.0.0\n";
+    ck_assert_msg(strlen(args) > strlen(tail) && !strcmp(args + strlen(args) - strlen(tail), tail) &&
+                      strstr(args, "--db\ndata/octet.db\n"),
+                  "octetd got: %s", args);
+    free(err), free(out), free(args);
+    test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_trainer_loop(void)
 {
     Suite *s = suite_create("trainer_loop");
@@ -828,9 +1080,13 @@ Suite *suite_trainer_loop(void)
     tcase_add_test(runs, test_suspend_resume);
     tcase_add_test(runs, test_resume_distilbert);
     tcase_add_test(runs, test_resume_refusals);
+    tcase_add_test(runs, test_resume_refuses_fifos);
     tcase_add_test(runs, test_nan_stops);
+    tcase_add_test(runs, test_all_steps_skipped_fails);
     tcase_add_test(runs, test_memory_figures);
     tcase_add_test(runs, test_cli);
+    tcase_add_test(runs, test_cli_model_dir_without_vocab);
+    tcase_add_test(runs, test_setup_serve_announcement);
     suite_add_tcase(s, runs);
     return s;
 }

@@ -1,5 +1,6 @@
 /* check_trainer_spec.c: the job spec parser (server/train/spec.c): every field's bad value
- * refused with its own field path, unknown keys refused at every level, the Trainer's and the
+ * refused with its own field path (every optimizer field of the optim_params table with
+ * values out of range and overflowing ones), unknown keys refused at every level, the Trainer's and the
  * optimizers' defaults filled in, Adafactor's lr rule, and the normalised JSON parsing back to
  * the same spec. */
 #include <math.h>
@@ -7,8 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include "optim_params.h"
 #include "check_trainer.h"
 #include "testlib.h"
+#include "train/distilbert.h"
+#include "train/hfdir.h"
+#include "train/mlp.h"
+#include "train/model.h"
 
 static const char BASE_MLP[] =
     "{\"name\": \"t\", \"model\": {\"arch\": \"mlp\", \"hidden\": [16], \"num_labels\": 10},"
@@ -89,6 +95,7 @@ static const bad_case bad_cases[] = {
     {NULL, "model.hidden", "[16, \"x\"]", "model.hidden[1]"},
     {NULL, "model.hidden", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", "model.hidden"},
     {NULL, "model.num_labels", "1", "model.num_labels"},
+    {NULL, "model.num_labels", "65537", "model.num_labels"},
     {NULL, "model.num_labels", "2.5", "model.num_labels"},
     {NULL, "model.dropout", "1.0", "model.dropout"},
     {NULL, "model.dropout", "-0.1", "model.dropout"},
@@ -226,6 +233,193 @@ START_TEST(test_not_json)
     ck_assert_ptr_nonnull(strstr(e.message, "line"));
     ck_assert_int_eq(spec_parse_text("[1, 2]", 0, &s, &e), OCTET_ERR_ARG);
     ck_assert_int_eq(spec_parse_text("{\"name\": \"a\", \"name\": \"b\"}", 0, &s, &e), OCTET_ERR_ARG);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ optimizer fields */
+
+/* Parses a spec whose optimizer object is {"name": kind, <body>} and checks that it is refused
+ * naming `field`. */
+static void expect_optimizer_field(const char *kind, const char *body, const char *field)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+             " \"optimizer\": {\"name\": \"%s\", %s}}", kind, body);
+    job_spec s;
+    octet_err e;
+    octet_err_clear(&e);
+    int rc = spec_parse_text(json, 0, &s, &e);
+    ck_assert_msg(rc == OCTET_ERR_ARG, "%s: accepted {%s}", kind, body);
+    ck_assert_msg(!strcmp(e.field, field), "%s {%s}: field '%s' (%s), want '%s'", kind, body, e.field, e.message,
+                  field);
+}
+
+/* Every optimizer field of every optimizer (the optim_params table, so a new field is covered
+ * as it is added), and every param_groups field, with values out of its range and values that
+ * overflow: 1e309 overflows a double (jansson refuses the whole text), 1e39 a float (the
+ * engine's arithmetic), 99999999999999999999 a 64-bit integer. Each error must name the field
+ * itself, never another (a weight_decay of 1e39 used to pass and come back as a NaN loss
+ * blaming optimizer.lr). */
+START_TEST(test_optimizer_field_errors)
+{
+    int checked = 0;
+    for (int k = 0; k < OPTIM_NKINDS; k++) {
+        const char *kind = optim_kind_name((optim_kind)k);
+        for (int i = 0; i < optim_params_count; i++) {
+            const optim_param *p = &optim_params[i];
+            if (!(p->kinds & (1u << k)))
+                continue;
+            const char *values[6];
+            char lo[32], hi[32];
+            int nv = 0, negative = p->has_max && p->max <= 0.0;
+            if (p->type == OP_BOOLEAN) {
+                values[nv++] = "2";
+            } else {
+                if (p->has_min) {
+                    snprintf(lo, sizeof lo, "%.17g", p->min_open ? p->min : p->min - 1.0);
+                    values[nv++] = lo;
+                }
+                if (p->has_max) {
+                    snprintf(hi, sizeof hi, "%.17g", p->max_open ? p->max : p->max + 1.0);
+                    values[nv++] = hi;
+                }
+                values[nv++] = negative ? "-1e309" : "1e309";
+                if (p->type == OP_INTEGER)
+                    values[nv++] = "99999999999999999999";
+                else
+                    values[nv++] = negative ? "-1e39" : "1e39";
+            }
+            for (int v = 0; v < nv; v++) {
+                char body[256], field[96];
+                if (p->type != OP_NUMBER_PAIR) {
+                    snprintf(body, sizeof body, "\"%s\": %s", p->name, values[v]);
+                    snprintf(field, sizeof field, "optimizer.%s", p->name);
+                    expect_optimizer_field(kind, body, field);
+                    checked++;
+                    continue;
+                }
+                for (int at = 0; at < 2; at++) {
+                    snprintf(body, sizeof body, at ? "\"%s\": [0.5, %s]" : "\"%s\": [%s, 0.5]", p->name, values[v]);
+                    snprintf(field, sizeof field, "optimizer.%s[%d]", p->name, at);
+                    expect_optimizer_field(kind, body, field);
+                    checked++;
+                }
+            }
+        }
+        /* the fields of a parameter group */
+        static const struct {
+            const char *key, *bad[4];
+        } group[] = {{"lr", {"-1", "1e39", "1e309", NULL}},
+                     {"eps", {"0", "1e39", "1e309", NULL}},
+                     {"weight_decay", {"-1", "1e39", "1e309", NULL}},
+                     {"momentum", {"-1", "1e39", "1e309", NULL}},
+                     {"optim_bits", {"16", "4", "99999999999999999999", "1e309"}}};
+        for (size_t g = 0; g < sizeof group / sizeof group[0]; g++) {
+            int bits = !strcmp(group[g].key, "optim_bits");
+            if ((bits && k != OPTIM_ADAM8BIT && k != OPTIM_ADAMW8BIT) || (!bits && !optim_param_find(k, group[g].key)) ||
+                (k == OPTIM_ADAFACTOR && !strcmp(group[g].key, "eps")))
+                continue;
+            for (int v = 0; v < 4 && group[g].bad[v]; v++) {
+                char body[256], field[96];
+                snprintf(body, sizeof body, "\"param_groups\": [{\"match\": \"*.bias\", \"%s\": %s}]", group[g].key,
+                         group[g].bad[v]);
+                snprintf(field, sizeof field, "optimizer.param_groups[0].%s", group[g].key);
+                expect_optimizer_field(kind, body, field);
+                checked++;
+            }
+        }
+        if (optim_param_find(k, "betas") && k != OPTIM_ADAFACTOR) {
+            expect_optimizer_field(kind, "\"param_groups\": [{\"match\": \"*\", \"betas\": [1, 0.5]}]",
+                                   "optimizer.param_groups[0].betas[0]");
+            expect_optimizer_field(kind, "\"param_groups\": [{\"match\": \"*\", \"betas\": [0.5, 1e309]}]",
+                                   "optimizer.param_groups[0].betas[1]");
+            checked += 2;
+        }
+    }
+    ck_assert_int_ge(checked, 100);
+    /* decoupled decay multiplies the weights by 1 - lr x weight_decay: past 1 the field at
+     * fault is named, the base's and a group's */
+    expect_optimizer_field("adamw", "\"lr\": 1e-3, \"weight_decay\": 1e4", "optimizer.weight_decay");
+    expect_optimizer_field("adamw8bit", "\"lr\": 10, \"weight_decay\": 0.5", "optimizer.lr");
+    expect_optimizer_field("adam8bit", "\"lr\": 1e-3, \"param_groups\": [{\"match\": \"*\", \"weight_decay\": 2000}]",
+                           "optimizer.param_groups[0].weight_decay");
+    expect_optimizer_field("adamw", "\"param_groups\": [{\"match\": \"*\", \"lr\": 500}]",
+                           "optimizer.param_groups[0].lr");
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.5, \"weight_decay\": 2}}", &s); /* 1: allowed */
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"sgd\", \"lr\": 1e30}}", &s); /* no decay: any float lr */
+}
+END_TEST
+
+/* num_labels has one range everywhere (model.h): a spec, a dataset and a job need
+ * MODEL_MIN_CLASSES = 2 classes and take up to MODEL_MAX_LABELS; the models take the same
+ * maximum and also 1 (a regression head); a model directory's config.json the same. Checked
+ * at each boundary. */
+START_TEST(test_num_labels_bounds)
+{
+    static const char *const bases[2] = {
+        "{\"model\": {\"arch\": \"mlp\", \"hidden\": [8], \"num_labels\": %d}, \"dataset\": {\"name\": \"fashion-mnist\"}}",
+        "{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\", \"num_labels\": %d},"
+        " \"dataset\": {\"name\": \"fortunes-lang\"}}"};
+    const int good[2] = {MODEL_MIN_CLASSES, MODEL_MAX_LABELS}, bad[3] = {0, MODEL_MIN_CLASSES - 1, MODEL_MAX_LABELS + 1};
+    for (int b = 0; b < 2; b++) {
+        char json[512];
+        job_spec s;
+        for (int i = 0; i < 2; i++) {
+            snprintf(json, sizeof json, bases[b], good[i]);
+            tr_parse_ok(json, &s);
+            ck_assert_int_eq(s.model.num_labels, good[i]);
+        }
+        for (int i = 0; i < 3; i++) {
+            snprintf(json, sizeof json, bases[b], bad[i]);
+            octet_err e;
+            ck_assert_msg(spec_parse_text(json, 0, &s, &e) == OCTET_ERR_ARG, "accepted %s", json);
+            ck_assert_str_eq(e.field, "model.num_labels");
+        }
+    }
+    /* the models: 1..MODEL_MAX_LABELS */
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    const int hidden[1] = {2};
+    model *m = NULL;
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, MODEL_MAX_LABELS, 1, 1, &m, &e), OCTET_OK);
+    model_destroy(m);
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, 1, 1, 1, &m, &e), OCTET_OK);
+    model_destroy(m);
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, MODEL_MAX_LABELS + 1, 1, 1, &m, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "model.num_labels");
+    ck_assert_int_eq(mlp_create(d, 3, hidden, 1, 0, 1, 1, &m, &e), OCTET_ERR_ARG);
+    device_close(d);
+    distilbert_config c;
+    ck_assert_int_eq(distilbert_preset("distilbert-tiny", &c, &e), OCTET_OK);
+    const int db_good[3] = {1, 2, MODEL_MAX_LABELS}, db_bad[2] = {0, MODEL_MAX_LABELS + 1};
+    for (int i = 0; i < 3; i++) {
+        c.num_labels = db_good[i];
+        ck_assert_int_eq(distilbert_config_validate(&c, &e), OCTET_OK);
+    }
+    for (int i = 0; i < 2; i++) {
+        c.num_labels = db_bad[i];
+        ck_assert_int_eq(distilbert_config_validate(&c, &e), OCTET_ERR_ARG);
+        ck_assert_str_eq(e.field, "model.num_labels");
+    }
+    /* a model directory's config.json: the same range, reported as model.path */
+    char dir[256];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "labels"), 0);
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "{\"num_labels\": %d}", MODEL_MAX_LABELS);
+    test_write_text(dir, "config.json", cfg);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_OK);
+    ck_assert_int_eq(c.num_labels, MODEL_MAX_LABELS);
+    snprintf(cfg, sizeof cfg, "{\"num_labels\": %d}", MODEL_MAX_LABELS + 1);
+    test_write_text(dir, "config.json", cfg);
+    ck_assert_int_eq(hfdir_read_config(dir, &c, NULL, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "model.path");
+    ck_assert_ptr_nonnull(strstr(e.message, "num_labels"));
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -447,6 +641,8 @@ Suite *suite_trainer_spec(void)
     TCase *tc = tcase_create("spec");
     tcase_add_loop_test(tc, test_bad_values, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_not_json);
+    tcase_add_test(tc, test_optimizer_field_errors);
+    tcase_add_test(tc, test_num_labels_bounds);
     tcase_add_test(tc, test_server_paths);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_adafactor_lr_rule);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -179,6 +180,20 @@ void test_write_file(const char *dir, const char *name, const void *data, size_t
     ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
     ck_assert_uint_eq(fwrite(data, 1, n, f), n);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+void test_mkfifo(const char *dir, const char *name, char *path, size_t cap)
+{
+    char own[4096];
+    if (!path) {
+        path = own;
+        cap = sizeof own;
+    }
+    int len = snprintf(path, cap, "%s/%s", dir, name);
+    ck_assert_msg(len >= 0 && (size_t)len < cap, "path too long: %s/%s", dir, name);
+    unlink(path);
+    ck_assert_msg(mkfifo(path, 0600) == 0, "cannot make the FIFO %s: %s", path, strerror(errno));
+    alarm(FIFO_TEST_SECONDS); /* a reader that blocks on it fails the test instead of hanging it */
 }
 
 void test_write_text(const char *dir, const char *name, const char *text)

@@ -68,6 +68,13 @@ int test_run_torch_script(const char *script, const char *args, const char *log,
  * file's path to path[cap]. Fails the test when the path does not fit or the file cannot be
  * written, so use it inside a test only. */
 void test_write_file(const char *dir, const char *name, const void *data, size_t n, char *path, size_t cap);
+/* Makes dir/name a FIFO with no writer (replacing a file of that name) and, when path is not
+ * NULL, writes its path to path[cap]; then arms alarm(FIFO_TEST_SECONDS), so a reader that
+ * would block on the FIFO ends the test with an error (a signal) instead of hanging it. For
+ * use inside a test (Check forks each one, so the alarm dies with it); a test that goes on
+ * with slow work after its FIFO checks cancels it with alarm(0). */
+#define FIFO_TEST_SECONDS 20
+void test_mkfifo(const char *dir, const char *name, char *path, size_t cap);
 /* test_write_file of the NUL-terminated text, without the path. */
 void test_write_text(const char *dir, const char *name, const char *text);
 
