@@ -38,6 +38,8 @@ const optim_param optim_params[] = {
      .doc = "eps1 added to the squared gradient; eps2 the floor of a parameter's RMS in scale_parameter"},
     {.name = "weight_decay", .type = OP_NUMBER, .kinds = ALL, GROUP(ALL, OPTIM_SET_WEIGHT_DECAY), NUM(weight_decay),
      GE(0),
+     .rule = "adamw, adam8bit, adamw8bit: lr x weight_decay at most 1 (each step multiplies the weights by "
+             "1 - lr x weight_decay)",
      .doc = "weight decay (decoupled, except sgd, which adds it to the gradient as torch does)"},
     {.name = "min_8bit_size", .type = OP_INTEGER, .kinds = EIGHT, .storage = OS_INT64,
      .off = offsetof(optim_config, min_8bit_size), .off2 = OP_UNSET, GE(0),

@@ -5,11 +5,13 @@
  * outright (MHD has already decoded %2e%2e to ".."), and the file's real path, with symlinks
  * resolved, must still lie under the directory's real path (which the server resolves once, at
  * start, not per request). Only regular files are served;
- * "/" is index.html. Files are sent from their descriptor, with a type by extension and
+ * "/" is index.html. A file is opened without blocking (a FIFO planted in the directory is
+ * refused, not waited on), and sent from its descriptor, with a type by extension and
  * Cache-Control no-cache (the browser revalidates, so a new build shows at once). */
 #define LOG_PREFIX "http"
 #include "config.h"
 #include "http/http_impl.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <errno.h>
@@ -86,14 +88,12 @@ enum MHD_Result http_serve_static(request_ctx *rc)
         return http_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_path", NULL, "this path is not allowed");
     if (st != OCTET_OK)
         return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such page");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    int fd = -1;
+    long long size = 0;
+    octet_err e;
+    if (octet_open_regular(path, "", &fd, &size, &e) != OCTET_OK) /* never blocks on a FIFO */
         return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such page");
-    }
-    struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)sb.st_size, fd);
+    struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)size, fd);
     if (!r) {
         close(fd);
         return MHD_NO;
