@@ -8,7 +8,8 @@
  * The stream never holds an HTTP thread while it waits: when the store has nothing new, the
  * reader registers with the event hub and suspends its connection; the worker's next
  * notification for the job (or the hub's keep-alive tick, when a comment line is written)
- * resumes it. A connection resumed for nothing just registers again. */
+ * resumes it. A connection resumed for nothing just registers again. When the server stops,
+ * every stream sends what the store holds and ends. */
 #define LOG_PREFIX "events"
 #include "config.h"
 #include "api/api.h"
@@ -148,7 +149,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
         }
         s->len = s->off = 0;
         store *st = thread_store(s->app);
-        if (s->finished || !st || jobs_hub_closing(s->app->hub))
+        if (s->finished || !st)
             return MHD_CONTENT_READER_END_OF_STREAM;
         uint64_t generation = jobs_hub_generation(s->app->hub);
         int n = fill(s, st);
@@ -156,7 +157,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (n > 0)
             continue;
-        if (nothing_to_come(s, st))
+        /* a stopping server ends the stream once what was recorded has been sent */
+        if (jobs_hub_closing(s->app->hub) || nothing_to_come(s, st))
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (now_s() - s->last_write >= KEEPALIVE_S) {
             if (put(s, ": keep-alive\n\n", 14))

@@ -40,6 +40,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -969,8 +970,16 @@ def sigterm_checkpoints_and_resumes(ctx):
     spec = long_spec(epochs=3, name="stopped")
     jid = srv.submit(spec)
     first_event(srv, jid, "step")
+    streams = []  # live streams while it stops: they end with the job back in the queue
+    readers = [threading.Thread(target=lambda: streams.append(srv.events(jid, timeout=60))) for _ in range(3)]
+    for r in readers:
+        r.start()
+    time.sleep(0.5)
     t0 = time.time()
     assert srv.stop() == 0, "octetd did not exit 0 on SIGTERM"
+    for r in readers:
+        r.join(60)
+    assert len(streams) == 3 and all(s and s[-1]["data"]["status"] == "queued" for s in streams), streams
     assert time.time() - t0 < 30, "SIGTERM took %.1f s" % (time.time() - t0)
     db = sqlite3.connect(srv.db)
     status, steps = db.execute("SELECT status, steps_done FROM jobs WHERE id = ?", (jid,)).fetchone()
