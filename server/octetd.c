@@ -288,6 +288,8 @@ static void take_down(daemon_parts *d, unsigned grace)
     int workers_done = d->jobs ? jobs_stop(d->jobs, (double)grace) == 0 : 1;
     if (d->hub)
         jobs_hub_shutdown(d->hub);
+    if (d->api_ready && api_events_drain(&d->app, 2.0))
+        log_warn("event streams still open after 2 s; closing them");
     http_stop(d->srv);
     if (!workers_done) { /* threads still train: leave without freeing what they use */
         log_warn("exiting with jobs still running; they resume at the next start");

@@ -11,6 +11,7 @@
 #define OCTET_API_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 #include "http/http.h"
@@ -35,6 +36,7 @@ typedef struct api_ctx {
     int64_t max_queued;         /* queued jobs past which submissions get 503 */
     size_t max_upload;          /* largest dataset upload */
     int stopping;               /* set at shutdown: no new jobs */
+    atomic_int streams;         /* event streams open now (events.c) */
     api_metrics *metrics;
     pthread_key_t store_key;    /* the per-thread connections (api_store) */
 } api_ctx;
@@ -80,6 +82,10 @@ enum MHD_Result api_job_memory(http_request *req);
 
 /* events.c: GET /jobs/{id}/events, the live Server-Sent Events stream. */
 enum MHD_Result api_job_events(http_request *req);
+/* After jobs_hub_shutdown: waits up to `seconds` for the open streams to send what the store
+ * holds and end, so stopping the HTTP server cuts none of them short. Returns how many are
+ * still open. */
+int api_events_drain(api_ctx *app, double seconds);
 
 /* datasets.c: built-in and uploaded datasets. */
 enum MHD_Result api_datasets_list(http_request *req);

@@ -179,8 +179,18 @@ static void free_stream(void *cls)
 {
     sse_stream *s = cls;
     jobs_hub_forget(s->app->hub, &s->waiter);
+    atomic_fetch_sub(&s->app->streams, 1);
     free(s->buf);
     free(s);
+}
+
+int api_events_drain(api_ctx *app, double seconds)
+{
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    double end = now_s() + seconds;
+    while (atomic_load(&app->streams) > 0 && now_s() < end)
+        nanosleep(&pause, NULL);
+    return atomic_load(&app->streams);
 }
 
 /* Last-Event-ID (header, else ?last_event_id=): 0 when absent; -1 (400 replied) when bad. */
@@ -234,6 +244,7 @@ enum MHD_Result api_job_events(http_request *req)
     s->waiter.job_id = id;
     s->waiter.wake = wake;
     s->waiter.cookie = s;
+    atomic_fetch_add(&app->streams, 1);
     if (put(s, "retry: 3000\n\n", 13)) {
         free_stream(s);
         return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
