@@ -63,6 +63,7 @@ static const char *default_data_root(void)
 
 #define DEFAULT_MAX_UPLOAD ((size_t)64 << 20)
 #define DEFAULT_MAX_QUEUED 1000
+#define DEFAULT_MAX_SWEEP 256
 #define DEFAULT_GRACE_S 30
 #define MAX_CRASHES 3          /* a job that octetd stopped under this often is not resumed again */
 
@@ -79,6 +80,7 @@ typedef struct options {
     int workers;               /* 0: one per CUDA device, else 1 */
     unsigned http_threads;
     long long max_queued;
+    long long max_sweep;
     unsigned grace;
 } options;
 
@@ -98,9 +100,11 @@ static void usage(FILE *f, const char *root)
             "  --workers N        job workers (default: one per CUDA device, else 1)\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
+            "  --max-sweep N      the most jobs one sweep may make (default %d)\n"
             "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
             "  --help, --version\n",
-            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_GRACE_S);
+            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_MAX_SWEEP,
+            DEFAULT_GRACE_S);
 }
 
 /* Parses an unsigned decimal number into *out; 0 on junk or overflow past max. */
@@ -126,7 +130,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"token", required_argument, NULL, 't'},      {"max-body", required_argument, NULL, 'm'},
         {"max-upload", required_argument, NULL, 'u'}, {"workers", required_argument, NULL, 'W'},
         {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
-        {"grace", required_argument, NULL, 'g'},
+        {"grace", required_argument, NULL, 'g'},      {"max-sweep", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -136,7 +140,8 @@ static int parse_options(int argc, char **argv, options *o)
     snprintf(schema, sizeof schema, "%s/schema", root);
     *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
                    .schema_dir = schema, .token = getenv("OCTET_TOKEN"), .max_upload = DEFAULT_MAX_UPLOAD,
-                   .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .grace = DEFAULT_GRACE_S};
+                   .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .max_sweep = DEFAULT_MAX_SWEEP,
+                   .grace = DEFAULT_GRACE_S};
     unsigned long long v;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -188,6 +193,13 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->max_queued = (long long)v;
+            break;
+        case 'S':
+            if (!parse_unsigned(optarg, 100000, &v) || v == 0) {
+                fprintf(stderr, "octetd: --max-sweep must be 1..100000, got '%s'\n", optarg);
+                return 2;
+            }
+            o->max_sweep = (long long)v;
             break;
         case 'g':
             if (!parse_unsigned(optarg, 86400, &v)) {
@@ -350,6 +362,7 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     app->db_path = db;
     app->data_dir = data_real;
     app->max_queued = o->max_queued;
+    app->max_sweep = o->max_sweep;
     app->max_upload = o->max_upload;
     if (store_open(db, o->schema_dir, &app->st, &e) != OCTET_OK) {
         log_err("cannot open the store %s: %s", db, e.message);

@@ -34,6 +34,7 @@ typedef struct api_ctx {
     char cuda_detail[256];      /* why not, when not */
     time_t started;             /* for uptime */
     int64_t max_queued;         /* queued jobs past which submissions get 503 */
+    int64_t max_sweep;          /* the most combinations a sweep may have */
     size_t max_upload;          /* largest dataset upload */
     int stopping;               /* set at shutdown: no new jobs */
     atomic_int streams;         /* event streams open now (events.c) */
@@ -86,6 +87,13 @@ enum MHD_Result api_job_events(http_request *req);
  * holds and end, so stopping the HTTP server cuts none of them short. Returns how many are
  * still open. */
 int api_events_drain(api_ctx *app, double seconds);
+
+/* sweeps.c: sweeps over a grid of spec values, and their seed statistics. */
+enum MHD_Result api_sweeps_post(http_request *req);
+enum MHD_Result api_sweeps_list(http_request *req);
+enum MHD_Result api_sweep_get(http_request *req);
+enum MHD_Result api_sweep_cancel(http_request *req);
+enum MHD_Result api_sweep_delete(http_request *req);
 
 /* datasets.c: built-in and uploaded datasets. */
 enum MHD_Result api_datasets_list(http_request *req);

@@ -6,7 +6,7 @@
  * (jobs_check_spec: paths that stay inside the data directory, datasets that exist, devices it
  * has). A bad spec is 422 naming the field; the queue past --max-queued is 503 with
  * Retry-After. The stored spec is the normalised one, every default filled in. Replies carry the
- * job as GET /jobs/{id} shows it. */
+ * job as GET /jobs/{id} shows it; a job of a sweep carries its sweep_id and grid_values. */
 #define LOG_PREFIX "api"
 #include "config.h"
 #include "api/api.h"
@@ -214,11 +214,12 @@ static int list_filter(http_request *req, store_job_filter *f)
         optimizers[k] = optim_kind_name((optim_kind)k);
     optimizers[OPTIM_NKINDS] = NULL;
     memset(f, 0, sizeof *f);
-    int64_t limit = 0, cursor = 0;
+    int64_t limit = 0, cursor = 0, sweep = 0;
     if (!enum_arg(req, "status", statuses, &f->status) || !enum_arg(req, "optimizer", optimizers, &f->optimizer) ||
         !enum_arg(req, "arch", arches, &f->arch) || !api_query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit) ||
-        !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor))
+        !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor) || !api_query_int(req, "sweep", 0, 1, INT64_MAX, &sweep))
         return 0;
+    f->sweep_id = sweep;
     f->dataset = http_query(req, "dataset");
     f->limit = (int)limit;
     f->before_id = cursor;

@@ -85,8 +85,8 @@ static int insert_row(store *st, const store_new_job *j, int64_t id, octet_err *
 {
     sqlite3_stmt *s = store_stmt(st, SS_JOB_INSERT,
                                  "INSERT INTO jobs (id, name, spec, status, created_at, updated_at, arch, optimizer, "
-                                 "dataset, idempotency_key, request) VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?5, ?6, ?7, "
-                                 "?8, ?9)", e);
+                                 "dataset, idempotency_key, request, sweep_id, grid_values) VALUES (?1, ?2, ?3, "
+                                 "'queued', ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", e);
     if (!s)
         return OCTET_ERR_DB;
     char now[32];
@@ -100,8 +100,21 @@ static int insert_row(store *st, const store_new_job *j, int64_t id, octet_err *
     sqlite3_bind_text(s, 7, j->dataset ? j->dataset : "", -1, SQLITE_STATIC);
     store_bind_text_or_null(s, 8, j->idempotency_key);
     store_bind_text_or_null(s, 9, j->idempotency_key ? j->request : NULL);
+    if (j->sweep_id > 0)
+        sqlite3_bind_int64(s, 10, j->sweep_id);
+    store_bind_text_or_null(s, 11, j->grid_values);
     int rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "inserting a job");
     sqlite3_reset(s);
+    return rc;
+}
+
+int store_job_add(store *st, const store_new_job *j, int64_t *id, octet_err *e)
+{
+    int rc = next_job_id(st, id, e);
+    if (rc == OCTET_OK)
+        rc = insert_row(st, j, *id, e);
+    if (rc == OCTET_OK)
+        rc = status_event(st, *id, STORE_QUEUED, NULL, e);
     return rc;
 }
 
@@ -127,11 +140,7 @@ int store_job_insert(store *st, const store_new_job *j, int64_t *id, int *replay
         if (rc != OCTET_OK || *replayed)
             return store_end(st, rc, e);
     }
-    rc = next_job_id(st, id, e);
-    if (rc == OCTET_OK)
-        rc = insert_row(st, j, *id, e);
-    if (rc == OCTET_OK)
-        rc = status_event(st, *id, STORE_QUEUED, NULL, e);
+    rc = store_job_add(st, j, id, e);
     return store_end(st, rc, e);
 }
 
@@ -480,7 +489,7 @@ int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
                                  "SELECT id, name, status, attempt, created_at, started_at, finished_at, updated_at, "
                                  "progress, steps_done, total_steps, eta_seconds, device, arch, optimizer, dataset, "
                                  "cancel_requested, error_code, error, error_field, idempotency_key, last_event, "
-                                 "spec, info FROM jobs WHERE id = ?1", e);
+                                 "sweep_id, grid_values, spec, info FROM jobs WHERE id = ?1", e);
     if (!s)
         return OCTET_ERR_DB;
     sqlite3_bind_int64(s, 1, id);
@@ -489,6 +498,7 @@ int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
     if (r == SQLITE_ROW) {
         job = store_row_json(s);
         int n = sqlite3_column_count(s);
+        json_object_set_new(job, "grid_values", store_col_parsed(s, n - 3));
         json_object_set_new(job, "spec", store_col_parsed(s, n - 2));
         json_object_set_new(job, "info", store_col_parsed(s, n - 1));
     }
@@ -523,14 +533,16 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
                                  "SELECT j.id, j.name, j.status, j.attempt, j.created_at, j.started_at, "
                                  "j.finished_at, j.progress, j.steps_done, j.total_steps, j.eta_seconds, j.device, "
                                  "j.arch, j.optimizer, j.dataset, j.cancel_requested, j.error_code, j.error, "
-                                 "j.error_field, e.epoch, e.step AS epoch_step, e.train_loss, e.eval_loss, "
-                                 "e.eval_accuracy, e.eval_f1, m.optimizer_state_bytes FROM jobs j "
+                                 "j.error_field, j.sweep_id, j.grid_values, e.epoch, e.step AS epoch_step, "
+                                 "e.train_loss, e.eval_loss, e.eval_accuracy, e.eval_f1, m.optimizer_state_bytes "
+                                 "FROM jobs j "
                                  "LEFT JOIN epochs e ON e.job_id = j.id AND e.epoch = "
                                  "(SELECT MAX(epoch) FROM epochs WHERE job_id = j.id) "
                                  "LEFT JOIN memory m ON m.job_id = j.id "
                                  "WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.optimizer = ?2) "
                                  "AND (?3 IS NULL OR j.arch = ?3) AND (?4 IS NULL OR j.dataset = ?4) "
-                                 "AND (?5 IS NULL OR j.id < ?5) ORDER BY j.id DESC LIMIT ?6", e);
+                                 "AND (?5 IS NULL OR j.id < ?5) AND (?7 IS NULL OR j.sweep_id = ?7) "
+                                 "ORDER BY j.id DESC LIMIT ?6", e);
     if (!s)
         return OCTET_ERR_DB;
     store_bind_text_or_null(s, 1, f->status);
@@ -540,6 +552,8 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
     if (f->before_id > 0)
         sqlite3_bind_int64(s, 5, f->before_id);
     sqlite3_bind_int(s, 6, f->limit + 1);
+    if (f->sweep_id > 0)
+        sqlite3_bind_int64(s, 7, f->sweep_id);
     json_t *list = json_array();
     int r, n = 0;
     int64_t last_id = 0;
@@ -550,6 +564,9 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
         }
         last_id = sqlite3_column_int64(s, 0);
         json_t *row = store_row_json(s);
+        json_t *gv = json_object_get(row, "grid_values");
+        json_object_set_new(row, "grid_values", json_is_string(gv) ? json_loads(json_string_value(gv), 0, NULL)
+                                                                    : json_null());
         shape_job(row);
         nest(row, "latest_epoch", ep_keys, ep_as);
         json_array_append_new(list, row);
