@@ -29,7 +29,7 @@
 #include <sys/prctl.h>
 #endif
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static unsigned g_port;
 static pid_t g_pid = -1;
@@ -473,8 +473,9 @@ START_TEST(test_database_left)
     ck_assert_int_eq(query_int(db, "SELECT MAX(version) FROM schema_version"), SCHEMA_VERSION);
     ck_assert_int_eq(query_int(db, "SELECT COUNT(*) FROM schema_version"), SCHEMA_VERSION);
     ck_assert_int_eq(query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                                   "('jobs', 'epochs', 'steps', 'memory', 'datasets', 'events', 'id_sequence')"),
-                     7);
+                                   "('jobs', 'epochs', 'steps', 'memory', 'datasets', 'events', 'id_sequence', "
+                                   "'sweeps')"),
+                     8);
     sqlite3_stmt *s = NULL;
     ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);

@@ -763,6 +763,134 @@ def paths_stay_in_the_data_directory(ctx):
     assert r.status == 422 and r.error()[1] == "model.path", r.body
 
 
+def sweep_request(hidden=(128, 64), seeds=(1, 2), name="optimizers"):
+    base = mlp_spec("adamw", epochs=2, train=400, evals=100, hidden=hidden, name=name)
+    del base["optimizer"]["name"]
+    return {"name": name, "base": base,
+            "grid": {"optimizer": [{"name": "adamw"}, {"name": "adamw8bit"}, {"name": "adafactor"}],
+                     "training.seed": list(seeds)}}
+
+
+def stats_of(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return {"n": 0, "mean": None, "min": None, "max": None, "std": None}
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+    return {"n": len(xs), "mean": mean, "min": min(xs), "max": max(xs), "std": std}
+
+
+def assert_stats(got, want, what):
+    assert got["n"] == want["n"], (what, got, want)
+    for k in ("mean", "min", "max", "std"):
+        close(got[k], want[k], "%s %s" % (what, k), rel=1e-9)
+
+
+@test
+def sweep_of_optimizers_over_seeds(ctx):
+    srv = ctx.srv
+    before = srv.count_jobs()
+    r = srv.post("/api/v1/sweeps?dry_run=1", sweep_request())
+    assert r.status == 200 and r.json["count"] == 6, r.body
+    assert [c["grid_values"]["training.seed"] for c in r.json["combinations"]] == [1, 2] * 3
+    assert r.json["combinations"][2]["spec"]["optimizer"]["name"] == "adamw8bit"
+    assert r.json["combinations"][2]["spec"]["optimizer"]["lr"] == 1e-3  # merged into the base's optimizer
+    assert srv.count_jobs() == before  # a dry run creates nothing
+    r = srv.post("/api/v1/sweeps", sweep_request())
+    assert r.status == 201, r.body
+    sweep = r.json
+    assert len(sweep["jobs"]) == 6 and len(sweep["groups"]) == 3 and r.header("Location") == sweep["links"]["self"]
+    for jid in sweep["jobs"]:
+        assert srv.wait(jid)["status"] == "succeeded"
+    jobs = srv.get("/api/v1/jobs?sweep=%d&limit=500" % sweep["id"]).json["jobs"]
+    assert sorted(j["id"] for j in jobs) == sorted(sweep["jobs"]) and all(j["sweep_id"] == sweep["id"] for j in jobs)
+    view = srv.get(sweep["links"]["self"]).json
+    assert view["status"] == "succeeded" and view["counts"]["succeeded"] == 6
+    for group in view["groups"]:
+        opt = group["key"]["optimizer"]["name"]
+        assert sorted(group["seeds"]) == [1, 2] and len(group["jobs"]) == 2, group
+        epochs = {jid: srv.get("/api/v1/jobs/%d/epochs" % jid).json["epochs"] for jid in group["jobs"]}
+        for job_id in group["jobs"]:
+            assert srv.job(job_id)["grid_values"] == {"optimizer": {"name": opt},
+                                                      "training.seed": srv.job(job_id)["spec"]["training"]["seed"]}
+        for row in group["epochs"]:
+            for m in ("train_loss", "eval_loss", "eval_accuracy", "eval_f1"):
+                want = stats_of([e[m] for es in epochs.values() for e in es if e["epoch"] == row["epoch"]])
+                assert_stats(row[m], want, "%s epoch %d %s" % (opt, row["epoch"], m))
+        for m in ("eval_loss", "eval_accuracy", "eval_f1"):
+            assert_stats(group["final"][m], stats_of([es[-1][m] for es in epochs.values()]), "%s final %s" % (opt, m))
+        want, _ = mlp_state_layout(opt, (128, 64))
+        mem = group["memory"]
+        assert mem["optimizer_state_bytes"] == want["total"], (opt, mem, want)
+        close(mem["relative_to_adamw"], want["total"] / (8 * mem["parameters"]), opt + " relative to AdamW")
+        assert group["seconds_per_epoch"]["n"] == 4 and group["samples_per_second"]["mean"] > 0
+    rel = {g["key"]["optimizer"]["name"]: g["memory"]["relative_to_adamw"] for g in view["groups"]}
+    assert rel["adamw"] == 1.0 and 0.24 < rel["adamw8bit"] < 0.3 and rel["adafactor"] < rel["adamw8bit"], rel
+    listed = srv.get("/api/v1/sweeps").json["sweeps"]
+    assert listed[0]["id"] == sweep["id"] and listed[0]["counts"]["succeeded"] == 6
+    assert srv.request("DELETE", sweep["links"]["self"]).status == 204
+    assert srv.get(sweep["links"]["self"]).status == 404
+    for jid in sweep["jobs"]:
+        assert srv.get("/api/v1/jobs/%d" % jid).status == 404
+    assert srv.count_jobs() == before
+
+
+@test
+def sweep_refusals(ctx):
+    srv = ctx.srv
+    before = srv.count_jobs()
+    db = sqlite3.connect(srv.db)
+    sweeps_before = db.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0]
+    db.close()
+    base = sweep_request()["base"]
+    cases = [
+        ({"optimizer.lrr": [1e-3]}, "grid.optimizer.lrr"),
+        ({"foo.bar": [1]}, "grid.foo.bar"),
+        ({"optimizer..lr": [1]}, "grid.optimizer..lr"),
+        ({"optimizer.lr": [1e-3, -1]}, "grid.optimizer.lr[1]"),
+        ({"optimizer.name": ["adamw", "adam9"]}, "grid.optimizer.name[1]"),
+        ({"optimizer": [{"name": "adamw"}, {"name": "sgd", "betas": [0.9, 0.99]}]}, "grid.optimizer[1]"),
+        ({"training.seed": []}, "grid.training.seed"),
+        ({"training.seed": 3}, "grid.training.seed"),
+        ({}, "grid"),
+    ]
+    for grid, field in cases:
+        r = srv.post("/api/v1/sweeps", {"base": base, "grid": grid})
+        assert r.status == 422 and r.error()[1] == field, (grid, r.body)
+    r = srv.post("/api/v1/sweeps", {"base": dict(base, training={"epochs": 0}), "grid": {"training.seed": [1]}})
+    assert r.status == 422 and r.error()[1] == "base.training.epochs", r.body
+    r = srv.post("/api/v1/sweeps", {"base": base, "grid": {"optimizer.lr": [1e-3] * 17, "training.seed": list(range(17))}})
+    assert r.status == 422 and r.error()[:2] == ("sweep_too_large", "grid"), r.body
+    r = srv.post("/api/v1/sweeps", {"grid": {"training.seed": [1]}})
+    assert r.status == 422 and r.error()[1] == "base"
+    r = srv.post("/api/v1/sweeps", {"base": base, "grid": {"training.seed": [1]}, "extra": 1})
+    assert r.status == 422 and r.error()[1] == "extra"
+    assert srv.count_jobs() == before
+    db = sqlite3.connect(srv.db)
+    assert db.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == sweeps_before
+    db.close()
+
+
+@test
+def sweep_cancel(ctx):
+    srv = ctx.srv
+    r = srv.post("/api/v1/sweeps", {"name": "long", "base": long_spec(epochs=5), "grid": {"training.seed": [1, 2, 3]}})
+    assert r.status == 201, r.body
+    sweep = r.json
+    first_event(srv, sweep["jobs"][0], "step")
+    assert srv.request("DELETE", sweep["links"]["self"]).status == 409
+    r = srv.post(sweep["links"]["self"] + "/cancel")
+    assert r.status == 202, r.body
+    for jid in sweep["jobs"]:
+        assert srv.wait(jid, timeout=60)["status"] == "cancelled"
+    view = srv.get(sweep["links"]["self"]).json
+    assert view["status"] == "cancelled" and view["counts"]["cancelled"] == 3
+    assert srv.post(sweep["links"]["self"] + "/cancel").status == 200  # nothing left to stop
+    assert srv.request("DELETE", sweep["links"]["self"]).status == 204
+    for jid in sweep["jobs"]:
+        assert not os.path.exists(srv.checkpoint_dir(jid))
+
+
 def hostile_catalogue():
     """(what, method, path, body, headers, ctype, status, field): bad requests and what they get."""
     base = mlp_spec()
