@@ -193,7 +193,8 @@ static void blame(const grid *g, size_t c, const octet_err *err, char *field, si
         int below = !strncmp(f, k, nk) && (f[nk] == '\0' || f[nk] == '.' || f[nk] == '[');
         int above = nf > 0 && !strncmp(k, f, nf) && k[nf] == '.';
         if (below || above) {
-            int unknown = !strcmp(f, k) && (strstr(err->message, "unknown field") || strstr(err->message, "is not a field"));
+            int unknown = !strcmp(f, k) &&
+                          (strstr(err->message, "unknown field") || strstr(err->message, "is not a field"));
             if (unknown)
                 snprintf(field, cap, "grid.%s", k);
             else

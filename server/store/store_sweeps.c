@@ -106,8 +106,8 @@ int store_sweep_jobs(store *st, int64_t id, json_t **out, octet_err *e)
     sqlite3_stmt *s = store_stmt(st, SS_SWEEP_JOBS,
                                  "SELECT j.id, j.name, j.status, j.attempt, j.error_code, j.error, j.grid_values, "
                                  "m.n_params AS parameters, m.optimizer_state_bytes, m.adamw_bytes, m.peak_bytes "
-                                 "FROM jobs j LEFT JOIN memory m ON m.job_id = j.id WHERE j.sweep_id = ?1 ORDER BY j.id",
-                                 e);
+                                 "FROM jobs j LEFT JOIN memory m ON m.job_id = j.id WHERE j.sweep_id = ?1 "
+                                 "ORDER BY j.id", e);
     if (!s)
         return OCTET_ERR_DB;
     sqlite3_bind_int64(s, 1, id);
@@ -196,7 +196,8 @@ int store_sweep_list(store *st, int64_t before_id, int limit, json_t **items, in
     json_t *row;
     json_array_foreach(list, i, row) {
         json_t *c = NULL;
-        if (rc == OCTET_OK && (rc = sweep_counts(st, json_integer_value(json_object_get(row, "id")), &c, e)) == OCTET_OK)
+        int64_t sid = json_integer_value(json_object_get(row, "id"));
+        if (rc == OCTET_OK && (rc = sweep_counts(st, sid, &c, e)) == OCTET_OK)
             json_object_set_new(row, "counts", c);
     }
     if (rc != OCTET_OK) {
@@ -270,7 +271,9 @@ int store_sweep_delete(store *st, int64_t id, int *outcome, int64_t *ids, int ma
     }
     if (rc == OCTET_OK && counts && *outcome == STORE_DELETE_DONE) {
         rc = job_ids(st, id, NULL, ids, max, n_ids, e);
-        sqlite3_stmt *s = rc == OCTET_OK ? store_stmt(st, SS_SWEEP_DELETE, "DELETE FROM sweeps WHERE id = ?1", e) : NULL;
+        sqlite3_stmt *s = NULL;
+        if (rc == OCTET_OK)
+            s = store_stmt(st, SS_SWEEP_DELETE, "DELETE FROM sweeps WHERE id = ?1", e);
         if (rc == OCTET_OK && !s)
             rc = OCTET_ERR_DB;
         if (s) {
