@@ -122,14 +122,26 @@ enum { STORE_DELETE_DONE = 0, STORE_DELETE_ACTIVE = 1 };
  * STORE_DELETE_ACTIVE; STORE_NO_JOB when there is none. */
 int store_job_delete(store *st, int64_t id, int *outcome, octet_err *e);
 
+/* The job's version: its row's revision and its newest event seq, which together change
+ * whenever anything GET /jobs/{id} shows changes. *found = 0 when there is no such job. */
+int store_job_version(store *st, int64_t id, int64_t *revision, int64_t *last_event, int *found, octet_err *e);
+
 /* The job's status (into status[16]), whether a cancel was asked, and its newest event seq;
  * status "" when there is no such job. */
 int store_job_state(store *st, int64_t id, char *status, int *cancel_requested, int64_t *last_event,
                     octet_err *e);
 
+/* The job's spec and run info as stored (compact JSON text, malloc'd; NULL when absent). */
+typedef struct store_job_texts {
+    char *spec, *info;
+} store_job_texts;
+void store_job_texts_free(store_job_texts *t);
+
 /* The job as served by GET /jobs/{id}: id, name, status, attempt, spec, timestamps, progress,
- * steps, ETA, device, error, info, the latest epoch, memory. *out = NULL when there is none. */
-int store_job_get(store *st, int64_t id, json_t **out, octet_err *e);
+ * steps, ETA, device, error, info, the latest epoch, memory. *out = NULL when there is none.
+ * With texts, spec and info are left out of *out and handed over as stored instead (no parse
+ * and no second serialisation: the API splices them into its reply). */
+int store_job_get(store *st, int64_t id, json_t **out, store_job_texts *texts, octet_err *e);
 
 typedef struct store_job_filter {
     const char *status, *optimizer, *arch, *dataset;  /* NULL: any */

@@ -154,7 +154,7 @@ int store_job_claim(store *st, const char *host, const char *device, store_claim
     if (rc != OCTET_OK)
         return rc;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_CLAIM,
-                                 "UPDATE jobs SET status = 'running', attempt = attempt + 1, host = ?1, device = ?2, "
+                                 "UPDATE jobs SET revision = revision + 1, status = 'running', attempt = attempt + 1, host = ?1, device = ?2, "
                                  "started_at = COALESCE(started_at, ?3), updated_at = ?3, eta_seconds = NULL "
                                  "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) "
                                  "RETURNING id, attempt, cancel_requested, spec", e);
@@ -209,7 +209,7 @@ static int recover_one(store *st, int64_t id, int crashes, int max_crashes, int 
         return store_job_finish(st, id, STORE_FAILED, "crashed", msg, NULL, e);
     }
     sqlite3_stmt *s = store_stmt(st, SS_JOB_RECOVER,
-                                 "UPDATE jobs SET status = 'queued', crashes = crashes + 1, updated_at = ?2, "
+                                 "UPDATE jobs SET revision = revision + 1, status = 'queued', crashes = crashes + 1, updated_at = ?2, "
                                  "eta_seconds = NULL WHERE id = ?1", e);
     if (!s)
         return OCTET_ERR_DB;
@@ -268,7 +268,7 @@ int store_job_set_info(store *st, int64_t id, const json_t *info, int64_t total_
                        octet_err *e)
 {
     char *text = json_dumps(info, JSON_COMPACT);
-    sqlite3_stmt *s = text ? store_stmt(st, SS_JOB_INFO, "UPDATE jobs SET info = ?2, total_steps = ?3, "
+    sqlite3_stmt *s = text ? store_stmt(st, SS_JOB_INFO, "UPDATE jobs SET revision = revision + 1, info = ?2, total_steps = ?3, "
                                         "updated_at = ?4, device = ?5 WHERE id = ?1", e) : NULL;
     int rc = !text ? octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory") : !s ? OCTET_ERR_DB : OCTET_OK;
     if (rc == OCTET_OK) {
@@ -289,7 +289,7 @@ int store_job_set_info(store *st, int64_t id, const json_t *info, int64_t total_
 int store_job_progress(store *st, int64_t id, int64_t steps_done, double eta_seconds, octet_err *e)
 {
     sqlite3_stmt *s = store_stmt(st, SS_JOB_PROGRESS,
-                                 "UPDATE jobs SET steps_done = ?2, progress = CASE WHEN total_steps > 0 THEN "
+                                 "UPDATE jobs SET revision = revision + 1, steps_done = ?2, progress = CASE WHEN total_steps > 0 THEN "
                                  "MIN(1.0, CAST(?2 AS DOUBLE PRECISION) / total_steps) ELSE progress END, "
                                  "eta_seconds = ?3, updated_at = ?4 WHERE id = ?1", e);
     if (!s)
@@ -325,7 +325,7 @@ int store_job_finish(store *st, int64_t id, const char *status, const char *code
     if (rc != OCTET_OK)
         return rc;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_FINISH,
-                                 "UPDATE jobs SET status = ?2, error_code = ?3, error = ?4, error_field = ?5, "
+                                 "UPDATE jobs SET revision = revision + 1, status = ?2, error_code = ?3, error = ?4, error_field = ?5, "
                                  "updated_at = ?6, eta_seconds = CASE WHEN ?2 = 'queued' THEN NULL ELSE 0 END, "
                                  "finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?6 END, "
                                  "progress = CASE WHEN ?2 = 'succeeded' THEN 1.0 ELSE progress END WHERE id = ?1", e);
@@ -376,6 +376,23 @@ int store_job_state(store *st, int64_t id, char *status, int *cancel_requested, 
     return rc;
 }
 
+int store_job_version(store *st, int64_t id, int64_t *revision, int64_t *last_event, int *found, octet_err *e)
+{
+    *found = 0;
+    sqlite3_stmt *s = store_stmt(st, SS_JOB_VERSION, "SELECT revision, last_event FROM jobs WHERE id = ?1", e);
+    if (!s)
+        return OCTET_ERR_DB;
+    sqlite3_bind_int64(s, 1, id);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        *found = 1;
+        *revision = sqlite3_column_int64(s, 0);
+        *last_event = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return r == SQLITE_ROW || r == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "reading a job's version");
+}
+
 /* Runs a one-row UPDATE/DELETE of job id; *changed = rows changed. */
 static int change_job(store *st, int slot, const char *sql, int64_t id, int *changed, octet_err *e)
 {
@@ -404,14 +421,14 @@ int store_job_cancel(store *st, int64_t id, int *outcome, octet_err *e)
     else if (rc == OCTET_OK && store_status_final(status))
         *outcome = STORE_CANCEL_FINISHED;
     else if (rc == OCTET_OK && !strcmp(status, STORE_QUEUED)) {
-        rc = change_job(st, SS_JOB_CANCEL_QUEUED, "UPDATE jobs SET status = 'cancelled', finished_at = ?2, "
+        rc = change_job(st, SS_JOB_CANCEL_QUEUED, "UPDATE jobs SET revision = revision + 1, status = 'cancelled', finished_at = ?2, "
                         "updated_at = ?2, eta_seconds = 0, cancel_requested = 1 WHERE id = ?1 AND status = 'queued'",
                         id, &changed, e);
         if (rc == OCTET_OK && changed)
             rc = status_event(st, id, STORE_CANCELLED, NULL, e);
         *outcome = STORE_CANCEL_DONE;
     } else if (rc == OCTET_OK) {
-        rc = change_job(st, SS_JOB_CANCEL_RUNNING, "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 "
+        rc = change_job(st, SS_JOB_CANCEL_RUNNING, "UPDATE jobs SET revision = revision + 1, cancel_requested = 1, updated_at = ?2 "
                         "WHERE id = ?1", id, &changed, e);
         *outcome = STORE_CANCEL_REQUESTED;
     }
@@ -482,9 +499,21 @@ static int latest_epoch(store *st, int64_t id, json_t **out, octet_err *e)
     return r == SQLITE_ROW || r == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "reading the latest epoch");
 }
 
-int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
+/* A copy of column i's text (NULL for SQL NULL); *failed set when out of memory. */
+static char *col_copy(sqlite3_stmt *s, int i, int *failed)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    char *c = t ? strdup(t) : NULL;
+    if (t && !c)
+        *failed = 1;
+    return c;
+}
+
+int store_job_get(store *st, int64_t id, json_t **out, store_job_texts *texts, octet_err *e)
 {
     *out = NULL;
+    if (texts)
+        texts->spec = texts->info = NULL;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_GET,
                                  "SELECT id, name, status, attempt, created_at, started_at, finished_at, updated_at, "
                                  "progress, steps_done, total_steps, eta_seconds, device, arch, optimizer, dataset, "
@@ -495,16 +524,29 @@ int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
     sqlite3_bind_int64(s, 1, id);
     int r = sqlite3_step(s);
     json_t *job = NULL;
+    int failed = 0;
     if (r == SQLITE_ROW) {
         job = store_row_json(s);
         int n = sqlite3_column_count(s);
         json_object_set_new(job, "grid_values", store_col_parsed(s, n - 3));
-        json_object_set_new(job, "spec", store_col_parsed(s, n - 2));
-        json_object_set_new(job, "info", store_col_parsed(s, n - 1));
+        if (texts) { /* the caller splices them into its reply as they are stored */
+            json_object_del(job, "spec");
+            json_object_del(job, "info");
+            texts->spec = col_copy(s, n - 2, &failed);
+            texts->info = col_copy(s, n - 1, &failed);
+        } else {
+            json_object_set_new(job, "spec", store_col_parsed(s, n - 2));
+            json_object_set_new(job, "info", store_col_parsed(s, n - 1));
+        }
     }
     sqlite3_reset(s);
     if (r != SQLITE_ROW && r != SQLITE_DONE)
         return store_fail(st, e, "reading a job");
+    if (failed) {
+        json_decref(job);
+        store_job_texts_free(texts);
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    }
     if (!job)
         return OCTET_OK;
     shape_job(job);
@@ -516,10 +558,20 @@ int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
     json_object_set_new(job, "memory", memory ? memory : json_null());
     if (rc != OCTET_OK) {
         json_decref(job);
+        store_job_texts_free(texts);
         return rc;
     }
     *out = job;
     return OCTET_OK;
+}
+
+void store_job_texts_free(store_job_texts *t)
+{
+    if (!t)
+        return;
+    free(t->spec);
+    free(t->info);
+    t->spec = t->info = NULL;
 }
 
 int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t *next_before, octet_err *e)
