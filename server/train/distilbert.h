@@ -103,6 +103,11 @@ int64_t distilbert_count_params(const distilbert_config *cfg);
  * distilbert-base at batch 32, seq 128: 1453 MiB fp32 against 877 MiB half (60%). */
 size_t distilbert_activation_bytes(const distilbert_config *cfg, int max_batch, int max_len, model_act_dtype act);
 
+/* The parameters distilbert_create_ex adds for cfg (model_param_list: the names, shapes and
+ * order above; the model is built from this list), without a device. cfg assumed valid
+ * (distilbert_config_validate). Fails with OCTET_ERR_NOMEM only. */
+int distilbert_param_list(const distilbert_config *cfg, model_param_list *out, octet_err *e);
+
 /* Builds the model on device d with activations for up to max_batch sequences of max_len
  * tokens, weights initialised from `seed` (model_init_weights with initializer_range, then the
  * padding row zeroed), activations stored in fp32. Fails with OCTET_ERR_ARG (an invalid config, as
