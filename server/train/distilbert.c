@@ -29,6 +29,7 @@
 #include "config.h"
 #include "distilbert.h"
 #include "fileio.h"
+#include "tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -133,17 +134,22 @@ void distilbert_config_default(distilbert_config *c)
 typedef struct db_preset {
     const char *name;
     int dim, n_layers, n_heads, hidden_dim, vocab_size;
+    const char *hub_id;           /* the published model's Hugging Face id; NULL for ours */
 } db_preset;
 
+/* The published two are Hugging Face's configurations exactly (config.json of
+ * distilbert/distilbert-base-{cased,uncased}); ours are sized for CPU work over the byte
+ * tokenizer's OCTET_TOK_BYTE_VOCAB ids. */
 static const db_preset presets[] = {
-    {"distilbert-base-cased", 768, 6, 12, 3072, 28996},
-    {"distilbert-base-uncased", 768, 6, 12, 3072, 30522},
-    {"distilbert-small", 256, 4, 4, 1024, 30522},
-    {"distilbert-tiny", 64, 2, 4, 256, 30522},
+    {"distilbert-base-cased", 768, 6, 12, 3072, 28996, "distilbert/distilbert-base-cased"},
+    {"distilbert-base-uncased", 768, 6, 12, 3072, 30522, "distilbert/distilbert-base-uncased"},
+    {"distilbert-small", 256, 4, 4, 1024, OCTET_TOK_BYTE_VOCAB, NULL},
+    {"distilbert-tiny", 64, 2, 4, 256, OCTET_TOK_BYTE_VOCAB, NULL},
 };
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
 
 const char *distilbert_preset_name(int i) { return i >= 0 && i < N_PRESETS ? presets[i].name : NULL; }
+const char *distilbert_preset_hub_id(int i) { return i >= 0 && i < N_PRESETS ? presets[i].hub_id : NULL; }
 
 int distilbert_preset(const char *name, distilbert_config *cfg, octet_err *e)
 {

@@ -55,15 +55,21 @@ typedef struct distilbert_config {
 /* HF's defaults (distilbert-base-uncased with 2 labels). */
 void distilbert_config_default(distilbert_config *cfg);
 
-/* The presets: "distilbert-base-cased" (vocab 28996), "distilbert-base-uncased" (30522), both
- * dim 768, 6 layers, 12 heads, hidden 3072, 512 positions; "distilbert-small" (dim 256, 4
- * layers, 4 heads, hidden 1024) and "distilbert-tiny" (dim 64, 2 layers, 4 heads, hidden 256),
- * both with vocab 30522 (set vocab_size to the tokenizer's when training with another one)
- * and 512 positions. Every preset has HF's dropouts and 2 labels. Fails with OCTET_ERR_ARG
- * naming "model.preset" and listing the names. */
+/* The presets. A published one is the published model's configuration exactly, vocabulary
+ * included, whatever tokenizer runs it: "distilbert-base-cased" (vocab 28996) and
+ * "distilbert-base-uncased" (30522), both dim 768, 6 layers, 12 heads, hidden 3072, 512
+ * positions (66,955,010 parameters for uncased with 2 labels). Ours, sized for CPU work, have
+ * the byte tokenizer's vocabulary (OCTET_TOK_BYTE_VOCAB = 261 rows: a model trained here
+ * without a vocab.txt uses no other id): "distilbert-small" (dim 256, 4 layers, 4 heads,
+ * hidden 1024) and "distilbert-tiny" (dim 64, 2 layers, 4 heads, hidden 256), 512 positions.
+ * Every preset has HF's dropouts and 2 labels. Fails with OCTET_ERR_ARG naming "model.preset"
+ * and listing the names. */
 int distilbert_preset(const char *name, distilbert_config *cfg, octet_err *e);
 /* The i-th preset's name, NULL past the end (for the catalog). */
 const char *distilbert_preset_name(int i);
+/* The i-th preset's Hugging Face id ("distilbert/distilbert-base-cased") when it is a published
+ * model, NULL for ours and past the end. */
+const char *distilbert_preset_hub_id(int i);
 
 /* Overlays the DistilBertConfig fields present in `obj` on cfg: dim, n_layers, n_heads,
  * hidden_dim, vocab_size, max_position_embeddings, dropout, attention_dropout,

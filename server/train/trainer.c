@@ -103,8 +103,11 @@ const char *trainer_resolve_path(const char *data_dir, const char *path, char *b
  * byte-level model has none). Without a vocab.txt the byte ids must fit the model's
  * embeddings: a directory whose vocab_size is smaller than the byte vocabulary is refused
  * here, naming model.path, instead of failing on a token id in the middle of training. A
- * preset's vocabulary is the byte tokenizer's, or model.config.vocab_size; the other
- * model.config fields override a preset's (a model directory's config.json is taken as it is). */
+ * preset keeps its own vocabulary (distilbert_preset): a published one (distilbert-base-*) is
+ * the published model, its 28996 / 30522 rows included, and the byte ids 0..260 (the same
+ * [PAD] 0 as its pad_token_id) index the first rows of that embedding; ours have exactly the
+ * byte vocabulary. model.config.vocab_size overrides either; the other model.config fields
+ * override a preset's (a model directory's config.json is taken as it is). */
 int trainer_distilbert_config(const job_spec *spec, const char *model_dir, int num_labels, distilbert_config *cfg,
                               octet_tokenizer **tok, octet_err *e)
 {
@@ -127,7 +130,7 @@ int trainer_distilbert_config(const job_spec *spec, const char *model_dir, int n
             return octet_fail(e, OCTET_ERR_ARG, "model.config.vocab_size",
                               "the byte tokenizer needs a vocabulary of at least %d, got %d", OCTET_TOK_BYTE_VOCAB,
                               k->vocab_size);
-        cfg->vocab_size = k->vocab_size ? k->vocab_size : OCTET_TOK_BYTE_VOCAB;
+        if (k->vocab_size) cfg->vocab_size = k->vocab_size;
         if (k->dim) cfg->dim = k->dim;
         if (k->n_layers) cfg->n_layers = k->n_layers;
         if (k->n_heads) cfg->n_heads = k->n_heads;
@@ -153,6 +156,9 @@ static int make_tokenizer(trainer *t, distilbert_config *cfg, octet_err *e)
         return rc;
     if (!t->tok && m->path[0])
         log_warn("%s has no vocab.txt: texts are tokenized as bytes", path);
+    else if (!t->tok && cfg->vocab_size > OCTET_TOK_BYTE_VOCAB)
+        log_info("%s without a model directory: texts are tokenized as bytes (ids 0..%d of its %d-row embedding)",
+                 m->preset, OCTET_TOK_BYTE_VOCAB - 1, cfg->vocab_size);
     return t->tok ? OCTET_OK : octet_tok_new_bytes(&t->tok, e);
 }
 
