@@ -1,6 +1,6 @@
 /* check_trainer_estimate.c: the memory estimate of a job spec (server/train/estimate.h) against
  * what a real run of the same spec books in the device's ledger, the admission rule, the
- * device probe and the published presets (suite_trainer_estimate).
+ * device probe, the published presets and the models catalog (suite_trainer_estimate).
  *
  * Estimate against run. Each spec is estimated (trainer_estimate_spec on the CPU) and then run
  * (trainer_open, one epoch of a few optimizer steps with an evaluation, the final memory
@@ -27,7 +27,8 @@
  * vocabulary rows when run without a vocab.txt (the byte tokenizer's ids index the first 261),
  * counted by Hugging Face's formula for DistilBertForSequenceClassification written here, with
  * the published 66,955,010 (uncased, 2 labels) and 65,783,042 (cased); ours (small, tiny) have
- * the 261-row byte vocabulary; model.config.vocab_size still overrides. */
+ * the 261-row byte vocabulary; model.config.vocab_size still overrides. The models catalog
+ * gives every preset's configuration and exact count from the same formula. */
 #include "config.h"
 
 #include <math.h>
@@ -40,6 +41,7 @@
 #include "testlib.h"
 #include "train/distilbert.h"
 #include "train/estimate.h"
+#include "train/models_catalog.h"
 #include "train/tokenizer.h"
 #include "estimate_check.h"
 
@@ -534,6 +536,60 @@ START_TEST(test_admit_rule)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ the models catalog */
+
+START_TEST(test_models_catalog)
+{
+    json_t *cat = trainer_models_catalog(2);
+    ck_assert_ptr_nonnull(cat);
+    json_t *models = json_object_get(cat, "models");
+    ck_assert(json_is_array(models));
+    int seen = 0, mlp = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m) {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        ck_assert_ptr_nonnull(name);
+        if (!strcmp(name, "mlp")) {
+            mlp = 1;
+            ck_assert_ptr_nonnull(json_string_value(json_object_get(m, "parameters_formula")));
+            json_t *ex = json_object_get(m, "example");
+            ck_assert_int_eq(json_integer_value(json_object_get(ex, "parameters")),
+                             (784 + 1) * 256 + (256 + 1) * 128 + (128 + 1) * 100 + (100 + 1) * 2);
+            continue;
+        }
+        distilbert_config c;
+        ck_assert_int_eq(distilbert_preset(name, &c, NULL), OCTET_OK);
+        json_t *cfg = json_object_get(m, "config");
+        ck_assert_int_eq(json_integer_value(json_object_get(cfg, "vocab_size")), c.vocab_size);
+        ck_assert_int_eq(json_integer_value(json_object_get(cfg, "dim")), c.dim);
+        ck_assert_int_eq(json_integer_value(json_object_get(cfg, "n_layers")), c.n_layers);
+        ck_assert_int_eq(json_integer_value(json_object_get(cfg, "n_heads")), c.n_heads);
+        ck_assert_int_eq(json_integer_value(json_object_get(cfg, "hidden_dim")), c.hidden_dim);
+        ck_assert_int_eq(json_integer_value(json_object_get(cfg, "max_position_embeddings")), 512);
+        ck_assert(json_real_value(json_object_get(cfg, "seq_classif_dropout")) == 0.2);
+        int published = json_is_true(json_object_get(m, "published"));
+        ck_assert_int_eq(published, !strncmp(name, "distilbert-base-", 16));
+        int64_t want = hf_distilbert_params(c.vocab_size, c.dim, c.n_layers, c.hidden_dim, 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "parameters")), want);
+        if (!strcmp(name, "distilbert-base-uncased"))
+            ck_assert_int_eq(want, 66955010);
+        seen++;
+    }
+    ck_assert_int_eq(seen, 4);
+    ck_assert_int_eq(mlp, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(cat, "num_labels")), 2);
+    json_decref(cat);
+    /* the head follows num_labels: (d + 1) per extra label */
+    cat = trainer_models_catalog(6);
+    m = json_array_get(json_object_get(cat, "models"), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(m, "name")), "distilbert-base-uncased");
+    ck_assert_int_eq(json_integer_value(json_object_get(m, "parameters")), 66955010 + 4 * 769);
+    json_decref(cat);
+    ck_assert_ptr_null(trainer_models_catalog(0));
+}
+END_TEST
+
 Suite *suite_trainer_estimate(void)
 {
     Suite *s = suite_create("trainer_estimate");
@@ -552,6 +608,7 @@ Suite *suite_trainer_estimate(void)
     tcase_add_test(rules, test_device_probe);
     tcase_add_test(rules, test_estimate_json);
     tcase_add_test(rules, test_admit_rule);
+    tcase_add_test(rules, test_models_catalog);
     suite_add_tcase(s, rules);
     return s;
 }
