@@ -1,6 +1,7 @@
 /* check_trainer_estimate.c: the memory estimate of a job spec (server/train/estimate.h) against
  * what a real run of the same spec books in the device's ledger, the admission rule, the
- * device probe, the published presets and the models catalog (suite_trainer_estimate).
+ * device probe, the published presets, the models catalog and octet-train's admission
+ * (suite_trainer_estimate).
  *
  * Estimate against run. Each spec is estimated (trainer_estimate_spec on the CPU) and then run
  * (trainer_open, one epoch of a few optimizer steps with an evaluation, the final memory
@@ -27,16 +28,24 @@
  * vocabulary rows when run without a vocab.txt (the byte tokenizer's ids index the first 261),
  * counted by Hugging Face's formula for DistilBertForSequenceClassification written here, with
  * the published 66,955,010 (uncased, 2 labels) and 65,783,042 (cased); ours (small, tiny) have
- * the 261-row byte vocabulary; model.config.vocab_size still overrides. The models catalog
- * gives every preset's configuration and exact count from the same formula. */
+ * the 261-row byte vocabulary; model.config.vocab_size still overrides.
+ *
+ * octet-train: a DistilBERT far beyond the device (dim 8192, 64 layers) is refused before
+ * anything is allocated (exit 2, the field and the figures, well under a second, a small peak
+ * RSS), and so is a small job under a --memory-limit below its peak, while the same job under a
+ * limit above its peak runs. */
 #include "config.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include "check_trainer.h"
 #include "device.h"
+#include "fileio.h"
 #include "optim_impl.h"
 #include "testlib.h"
 #include "train/distilbert.h"
@@ -590,6 +599,131 @@ START_TEST(test_models_catalog)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ octet-train's admission */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Runs octet-train with args; its stdout into out, the exit status returned, the wall time and
+ * the peak RSS (KiB) of the largest child so far into *seconds and *rss_kb. */
+static int run_train(const char *args, char *out, size_t cap, double *seconds, long *rss_kb)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && exec ./octet-train %s 2>/dev/null", test_builddir(), args);
+    double t0 = now_s();
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    *seconds = now_s() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    *rss_kb = ru.ru_maxrss;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_spec(const char *dir, const char *name, const char *json, char *path, size_t cap)
+{
+    test_write_file(dir, name, json, strlen(json), path, cap);
+}
+
+START_TEST(test_cli_admission)
+{
+    char dir[256], path[512], args[1024], out[65536];
+    double secs, base_secs;
+    long rss, base_rss;
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "admit"), 0);
+    /* what the program itself costs (a CUDA build maps cuBLAS: some 200 MiB of RSS, 0.2 s) */
+    ck_assert_int_eq(run_train("--help", out, sizeof out, &base_secs, &base_rss), 0);
+    /* 64 layers of dim 8192: some 50 G parameters, 800 GB with AdamW. Refused before anything is
+     * allocated; under a 2 GiB cap, so that a build without admission fails after 2 GiB, not
+     * after all the host's memory. */
+    const char *huge = "{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-base-uncased\", \"config\":"
+                       " {\"dim\": 8192, \"n_layers\": 64, \"n_heads\": 64, \"hidden_dim\": 32768}}, \"dataset\":"
+                       " {\"name\": \"fortunes-lang\"}, \"training\": {\"epochs\": 1, \"batch_size\": 8,"
+                       " \"device\": \"cpu\"}}";
+    write_spec(dir, "huge.json", huge, path, sizeof path);
+    snprintf(args, sizeof args, "%s --memory-limit 2147483648", path);
+    int rc = run_train(args, out, sizeof out, &secs, &rss);
+    ck_assert_msg(rc == 2, "exit %d: %s", rc, out);
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *err = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "code")), "out_of_memory");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "field")), "model.config.dim");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    ck_assert_msg(strstr(msg, "the job needs ") && strstr(msg, "can give 2147483648 (") && strstr(msg, "weights "),
+                  "%s", msg);
+    json_decref(j);
+    ck_assert_msg(!strstr(out, "\"event\""), "%s", out);
+    printf("octet-train refused the 64 x 8192 DistilBERT in %.3f s (--help: %.3f s), peak RSS %ld KiB (--help: %ld)\n",
+           secs, base_secs, rss, base_rss);
+    ck_assert_msg(secs < base_secs + 0.5, "took %.2f s", secs);
+    ck_assert_msg(rss < base_rss + 64 * 1024, "peak RSS %ld KiB against %ld: something was allocated", rss, base_rss);
+    /* without a cap the device's free memory is the bound (in process: a run would take it all) */
+    job_spec hs;
+    tr_parse_ok(huge, &hs);
+    trainer_options ho = cpu_options();
+    trainer_estimate hest;
+    estimate_ok(&hs, &ho, &hest);
+    ck_assert_uint_gt(hest.device_free, 0);
+    octet_err he;
+    ck_assert_int_eq(trainer_admit(&hest, hest.device_free, &he), OCTET_ERR_NOMEM);
+    ck_assert_str_eq(he.field, "model.config.dim");
+
+    /* a small job: refused under a cap below its peak, naming the largest part; runs above it */
+    write_spec(dir, "small.json",
+               "{\"model\": {\"arch\": \"mlp\", \"hidden\": [32]}, \"dataset\": {\"name\": \"fashion-mnist\","
+               " \"train_limit\": 64, \"eval_limit\": 32}, \"optimizer\": {\"name\": \"adamw\"},"
+               " \"training\": {\"epochs\": 1, \"batch_size\": 16, \"device\": \"cpu\"}}",
+               path, sizeof path);
+    job_spec s;
+    char *text = NULL;
+    size_t len = 0;
+    octet_err e;
+    ck_assert_int_eq(octet_read_file(path, 1 << 20, "spec", &text, &len, &e), OCTET_OK);
+    tr_parse_ok(text, &s);
+    free(text);
+    trainer_options o = cpu_options();
+    trainer_estimate est;
+    estimate_ok(&s, &o, &est);
+    snprintf(args, sizeof args, "%s --memory-limit %zu", path, est.peak_bytes - 1);
+    ck_assert_int_eq(run_train(args, out, sizeof out, &secs, &rss), 2);
+    j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    err = json_object_get(j, "error");
+    /* AdamW's 8 B per parameter ties with the weights and gradients: the model is named */
+    ck_assert_str_eq(json_string_value(json_object_get(err, "field")), "model.hidden");
+    msg = json_string_value(json_object_get(err, "message"));
+    char want[96];
+    snprintf(want, sizeof want, "needs %zu bytes", est.peak_bytes);
+    ck_assert_msg(strstr(msg, want), "%s", msg);
+    snprintf(want, sizeof want, "can give %zu (", est.peak_bytes - 1);
+    ck_assert_msg(strstr(msg, want), "%s", msg);
+    json_decref(j);
+    snprintf(args, sizeof args, "%s --memory-limit %zu", path, est.peak_bytes);
+    rc = run_train(args, out, sizeof out, &secs, &rss);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    ck_assert_ptr_nonnull(strstr(out, "\"event\":\"epoch\""));
+    char *mem = strstr(out, "\"event\":\"memory\"");
+    ck_assert_ptr_nonnull(mem);
+    snprintf(want, sizeof want, "\"peak_bytes\":%zu", est.peak_bytes);
+    ck_assert_msg(strstr(out, want), "the run's peak is not the estimate's %zu: %s", est.peak_bytes, out);
+    /* the option's own errors */
+    const char *bad[3] = {"--memory-limit", "--memory-limit 12x", "--memory-limit -5"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "%s %s", path, bad[i]);
+        ck_assert_msg(run_train(args, out, sizeof out, &secs, &rss) == 2, "%s: %s", bad[i], out);
+        ck_assert_ptr_nonnull(strstr(out, "\"error\""));
+    }
+    test_rmtree(dir);
+}
+END_TEST
+
 Suite *suite_trainer_estimate(void)
 {
     Suite *s = suite_create("trainer_estimate");
@@ -610,5 +744,9 @@ Suite *suite_trainer_estimate(void)
     tcase_add_test(rules, test_admit_rule);
     tcase_add_test(rules, test_models_catalog);
     suite_add_tcase(s, rules);
+    TCase *cli = tcase_create("octet_train");
+    tcase_set_timeout(cli, 120);
+    tcase_add_test(cli, test_cli_admission);
+    suite_add_tcase(s, cli);
     return s;
 }
