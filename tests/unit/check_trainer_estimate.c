@@ -19,8 +19,8 @@
  * (trainer_info.max_len == the estimate's max_length). Cases: the MLP on fashion-mnist under
  * adamw, adamw8bit with a param_group at optim_bits 32 and min_8bit_size, adafactor and sgd
  * with momentum, the eval batch larger than the training batch; distilbert-tiny under the same
- * four; distilbert-small; an inline config; the published distilbert-base-cased (open only, and
- * one step: task of the published preset below). Half storage (bf16) is checked against the
+ * four; distilbert-small; an inline config; a model directory; the published
+ * distilbert-base-cased (one step of it: see the published preset below). Half storage (bf16) is checked against the
  * layout written out here from distilbert.c's description (check_train_estimate_device.c does
  * it against a real CUDA run where a GPU is present).
  *
@@ -50,6 +50,7 @@
 #include "testlib.h"
 #include "train/distilbert.h"
 #include "train/estimate.h"
+#include "train/hfdir.h"
 #include "train/models_catalog.h"
 #include "train/tokenizer.h"
 #include "estimate_check.h"
@@ -149,6 +150,39 @@ START_TEST(test_distilbert_small_and_inline_against_run)
     ck_assert_int_eq(est.n_parameters, 300 * d + 128 * d + 2 * d + 4 * (d * d + d) + 4 * d + (d * h + h) +
                                            (h * d + d) + d * d + d + d * L + L);
     ck_assert_str_eq(est.model_field, "model.config.dim");
+}
+END_TEST
+
+/* A Hugging Face model directory (config.json and model.safetensors, no vocab.txt: the layout
+ * octet saves) fine-tuned: its config.json sizes the model (dim 32, 1 layer, FFN 80, 261 rows),
+ * the job's labels its head. */
+START_TEST(test_model_dir_against_run)
+{
+    char dir[256], json[1024];
+    ck_assert_int_eq(test_tmpdir(dir, sizeof dir, "estdir"), 0);
+    device *d = NULL;
+    octet_err e;
+    ck_assert_int_eq(device_open("cpu", 0, &d, &e), OCTET_OK);
+    distilbert_config c;
+    ck_assert_int_eq(distilbert_preset("distilbert-tiny", &c, &e), OCTET_OK);
+    c.n_layers = 1;
+    c.dim = 32;
+    c.hidden_dim = 80;
+    c.num_labels = 6; /* fortunes-lang's, so the checkpoint's head fits */
+    model *m = NULL;
+    ck_assert_msg(distilbert_create(d, &c, 2, 16, 1, &m, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_msg(hfdir_save(m, dir, &e) == OCTET_OK, "%s", e.message);
+    model_destroy(m);
+    device_close(d);
+    snprintf(json, sizeof json, "{\"model\": {\"arch\": \"distilbert\", \"path\": \"%s\"}, " FORTUNES ","
+             " \"optimizer\": {\"name\": \"adamw8bit\", \"min_8bit_size\": 512}, \"training\": {\"epochs\": 1,"
+             " \"batch_size\": 8, \"device\": \"cpu\"}}", dir);
+    trainer_estimate est = estimate_vs_run("model directory adamw8bit", json);
+    ck_assert_str_eq(est.model_field, "model.path");
+    int64_t dd = 32, h = 80, L = 6;
+    ck_assert_int_eq(est.n_parameters, 261 * dd + 512 * dd + 2 * dd + 4 * (dd * dd + dd) + 4 * dd + (dd * h + h) +
+                                           (h * dd + dd) + dd * dd + dd + dd * L + L);
+    test_rmtree(dir);
 }
 END_TEST
 
@@ -732,6 +766,7 @@ Suite *suite_trainer_estimate(void)
     tcase_add_loop_test(runs, test_mlp_against_run, 0, 4);
     tcase_add_loop_test(runs, test_distilbert_tiny_against_run, 0, 4);
     tcase_add_test(runs, test_distilbert_small_and_inline_against_run);
+    tcase_add_test(runs, test_model_dir_against_run);
     tcase_add_test(runs, test_published_preset_without_vocab);
     suite_add_tcase(s, runs);
     TCase *rules = tcase_create("rules");
