@@ -98,10 +98,10 @@ static model_act_dtype act_dtype_of(spec_precision p)
     return p == SPEC_PREC_BF16 ? MODEL_ACT_BF16 : p == SPEC_PREC_FP16 ? MODEL_ACT_FP16 : MODEL_ACT_FP32;
 }
 
-/* DistilBERT: the configuration, its checks (distilbert_create_ex's), the parameter list and
- * the activations for (max_batch, max_len). */
-static int distilbert_shapes(const job_spec *spec, const trainer_options *opt, int num_labels, int max_batch,
-                             model_param_list *params, trainer_estimate *out, octet_err *e)
+/* DistilBERT: the configuration, the data's fit, the model's checks (distilbert_create_ex's),
+ * in trainer_open's order; the parameter list and the activations for (max_batch, max_len). */
+static int distilbert_shapes(const job_spec *spec, const trainer_options *opt, const est_data *data, int num_labels,
+                             int max_batch, model_param_list *params, trainer_estimate *out, octet_err *e)
 {
     char dir[PATH_MAX];
     const char *path = trainer_resolve_path(opt->data_dir, spec->model.path, dir, sizeof dir);
@@ -110,7 +110,7 @@ static int distilbert_shapes(const job_spec *spec, const trainer_options *opt, i
     octet_tokenizer *tok = NULL;
     int rc = trainer_distilbert_config(spec, path, num_labels, &cfg, &tok, e);
     octet_tok_free(tok); /* only its presence and size mattered, checked there */
-    if (rc != OCTET_OK)
+    if (rc != OCTET_OK || (rc = check_data_fits(spec, data, e)) != OCTET_OK)
         return rc;
     if ((rc = distilbert_config_validate(&cfg, e)) != OCTET_OK)
         return rc;
@@ -126,12 +126,16 @@ static int distilbert_shapes(const job_spec *spec, const trainer_options *opt, i
     return distilbert_param_list(&cfg, params, e);
 }
 
-static int mlp_shapes(const job_spec *spec, int n_features, int num_labels, int max_batch, model_param_list *params,
-                      trainer_estimate *out, octet_err *e)
+/* The MLP: the data's fit, mlp_create's checks, the parameter list and the activations. */
+static int mlp_shapes(const job_spec *spec, const est_data *data, int num_labels, int max_batch,
+                      model_param_list *params, trainer_estimate *out, octet_err *e)
 {
     const spec_model *m = &spec->model;
-    int rc = mlp_check(n_features, m->hidden, m->n_hidden, num_labels, max_batch, e);
+    int rc = check_data_fits(spec, data, e);
     if (rc != OCTET_OK)
+        return rc;
+    int n_features = (int)data->shape.n_features;
+    if ((rc = mlp_check(n_features, m->hidden, m->n_hidden, num_labels, max_batch, e)) != OCTET_OK)
         return rc;
     out->max_length = 0;
     out->activations_bytes = mlp_activation_bytes(n_features, m->hidden, m->n_hidden, num_labels, max_batch);
@@ -178,16 +182,14 @@ int trainer_estimate_on(const job_spec *spec, const trainer_options *opt_in, con
     int num_labels = 0;
     if (rc == OCTET_OK)
         rc = read_data(spec, opt, &data, &num_labels, e);
-    if (rc == OCTET_OK)
-        rc = check_data_fits(spec, &data, e);
     const spec_training *tr = &spec->training;
     int max_batch = tr->batch_size > tr->eval_batch_size ? tr->batch_size : tr->eval_batch_size;
     model_param_list params;
     memset(&params, 0, sizeof params);
     if (rc == OCTET_OK)
         rc = spec->model.arch == SPEC_ARCH_DISTILBERT
-                 ? distilbert_shapes(spec, opt, num_labels, max_batch, &params, out, e)
-                 : mlp_shapes(spec, (int)data.shape.n_features, num_labels, max_batch, &params, out, e);
+                 ? distilbert_shapes(spec, opt, &data, num_labels, max_batch, &params, out, e)
+                 : mlp_shapes(spec, &data, num_labels, max_batch, &params, out, e);
     if (rc == OCTET_OK)
         rc = optimizer_shapes(spec, &params, cuda ? OCTET_DEV_CUDA : OCTET_DEV_CPU, out, e);
     if (rc == OCTET_OK) {

@@ -407,6 +407,9 @@ START_TEST(test_estimate_errors_as_trainer)
          " \"dataset\": {\"name\": \"fortunes-lang\"}}", "model.config.vocab_size"},
         {"{\"model\": {\"arch\": \"mlp\", \"hidden\": [8]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
          " \"training\": {\"precision\": \"bf16\"}}", "training.precision"},
+        /* two faults: the first the run meets (the model's configuration, then the data's fit) */
+        {"{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\", \"config\": {\"vocab_size\": 100}},"
+         " \"dataset\": {\"name\": \"fashion-mnist\"}}", "model.config.vocab_size"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         job_spec s;
@@ -770,6 +773,7 @@ Suite *suite_trainer_estimate(void)
     tcase_add_test(runs, test_published_preset_without_vocab);
     suite_add_tcase(s, runs);
     TCase *rules = tcase_create("rules");
+    tcase_set_timeout(rules, 120); /* the error cases open real runs: fashion-mnist loads each time */
     tcase_add_test(rules, test_preset_counts_published);
     tcase_add_test(rules, test_half_activations_formula);
     tcase_add_test(rules, test_cuda_workspace_tables);
