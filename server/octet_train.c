@@ -23,6 +23,7 @@
 #include "config.h"
 #define LOG_PREFIX "octet-train"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,6 +108,21 @@ static void print_help(void)
           stdout);
 }
 
+/* A positive decimal byte count into *out; -1 for anything else (a sign, a suffix, 0, more
+ * than size_t holds). */
+static int parse_bytes(const char *v, size_t *out)
+{
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n == 0 || n > SIZE_MAX)
+        return -1;
+    *out = (size_t)n;
+    return 0;
+}
+
 /* Returns 0, the exit status of a usage error (already printed), or -1 after -h / --help. */
 static int parse_args(int argc, char **argv, cli *c)
 {
@@ -125,14 +141,9 @@ static int parse_args(int argc, char **argv, cli *c)
         else if (!strcmp(a, "--resume"))
             c->resume = 1;
         else if (!strcmp(a, "--memory-limit") && i + 1 < argc) {
-            const char *v = argv[++i];
-            char *end = NULL;
-            unsigned long long n = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
-            if (!end || *end || n == 0 || n > SIZE_MAX)
+            if (parse_bytes(argv[++i], &c->memory_limit))
                 return usage_error("--memory-limit takes a positive number of bytes");
-            c->memory_limit = (size_t)n;
-        }
-        else if (a[0] == '-' || c->spec_path)
+        } else if (a[0] == '-' || c->spec_path)
             return usage_error(a[0] == '-' ? "unknown option or missing value" : "more than one spec file");
         else
             c->spec_path = a;

@@ -751,8 +751,9 @@ START_TEST(test_cli_admission)
     snprintf(want, sizeof want, "\"peak_bytes\":%zu", est.peak_bytes);
     ck_assert_msg(strstr(out, want), "the run's peak is not the estimate's %zu: %s", est.peak_bytes, out);
     /* the option's own errors */
-    const char *bad[3] = {"--memory-limit", "--memory-limit 12x", "--memory-limit -5"};
-    for (int i = 0; i < 3; i++) {
+    const char *bad[5] = {"--memory-limit", "--memory-limit 12x", "--memory-limit -5", "--memory-limit 0",
+                          "--memory-limit 99999999999999999999999"};
+    for (int i = 0; i < 5; i++) {
         snprintf(args, sizeof args, "%s %s", path, bad[i]);
         ck_assert_msg(run_train(args, out, sizeof out, &secs, &rss) == 2, "%s: %s", bad[i], out);
         ck_assert_ptr_nonnull(strstr(out, "\"error\""));
