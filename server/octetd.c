@@ -81,6 +81,7 @@ typedef struct options {
     unsigned http_threads;
     long long max_queued;
     long long max_sweep;
+    size_t memory_limit;
     unsigned grace;
 } options;
 
@@ -101,6 +102,8 @@ static void usage(FILE *f, const char *root)
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
             "  --max-sweep N      the most jobs one sweep may make (default %d)\n"
+            "  --memory-limit BYTES  the most memory a job's device may give it; jobs whose estimated\n"
+            "                     peak is larger are refused (default: what the device has free)\n"
             "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
             "  --help, --version\n",
             root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_MAX_SWEEP,
@@ -131,6 +134,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"max-upload", required_argument, NULL, 'u'}, {"workers", required_argument, NULL, 'W'},
         {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
         {"grace", required_argument, NULL, 'g'},      {"max-sweep", required_argument, NULL, 'S'},
+        {"memory-limit", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -200,6 +204,13 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->max_sweep = (long long)v;
+            break;
+        case 'M':
+            if (!parse_unsigned(optarg, (unsigned long long)1 << 50, &v) || v == 0) {
+                fprintf(stderr, "octetd: --memory-limit must be a positive number of bytes, got '%s'\n", optarg);
+                return 2;
+            }
+            o->memory_limit = (size_t)v;
             break;
         case 'g':
             if (!parse_unsigned(optarg, 86400, &v)) {
@@ -333,7 +344,7 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
         rc = octet_fail(e, OCTET_ERR_NOMEM, "", "cannot start the event hub");
     app->hub = d->hub;
     jobs_config jc = {.db_path = db, .data_dir = data_real, .host = host, .workers = app->workers,
-                      .cuda_devices = app->cuda_devices, .hub = d->hub};
+                      .cuda_devices = app->cuda_devices, .hub = d->hub, .memory_limit = app->memory_limit};
     if (rc == OCTET_OK)
         rc = jobs_start(&jc, &d->jobs, e);
     app->jobs = d->jobs;
@@ -363,6 +374,7 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     app->data_dir = data_real;
     app->max_queued = o->max_queued;
     app->max_sweep = o->max_sweep;
+    app->memory_limit = o->memory_limit;
     app->max_upload = o->max_upload;
     if (store_open(db, o->schema_dir, &app->st, &e) != OCTET_OK) {
         log_err("cannot open the store %s: %s", db, e.message);

@@ -4,8 +4,10 @@
  * A submission is parsed by the same spec parser as octet-train (server/train/spec.h, with its
  * server rules: paths relative to the data directory), then checked against this server
  * (jobs_check_spec: paths that stay inside the data directory, datasets that exist, devices it
- * has). A bad spec is 422 naming the field; the queue past --max-queued is 503 with
- * Retry-After. The stored spec is the normalised one, every default filled in. Replies carry the
+ * has) and admitted (estimate.c: its estimated peak must fit what the device can give). A bad
+ * spec is 422 naming the field, one that does not fit 422 does_not_fit with the numbers; the
+ * queue past --max-queued is 503 with Retry-After. A dry run answers with the normalised spec
+ * and the memory estimate. The stored spec is the normalised one, every default filled in. Replies carry the
  * job as GET /jobs/{id} shows it; a job of a sweep carries its sweep_id and grid_values. */
 #define LOG_PREFIX "api"
 #include "config.h"
@@ -246,24 +248,27 @@ enum MHD_Result api_jobs_post(http_request *req)
         return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
     octet_err e;
     octet_err_clear(&e);
+    json_t *estimate = NULL;
     int rc = spec_parse(req->body, SPEC_SERVER, spec, &e);
     if (rc == OCTET_OK)
         rc = jobs_check_spec(st, app->data_dir, app->cuda_devices, spec, 0, &e);
+    if (rc == OCTET_OK)
+        rc = api_admit(app, st, spec, &estimate, &e);
     enum MHD_Result r;
     json_t *normalised = rc == OCTET_OK ? spec_to_json(spec) : NULL;
-    if (rc == OCTET_ERR_ARG)
-        r = http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_spec", e.field, "%s", e.message);
-    else if (rc != OCTET_OK)
-        r = api_reply_store_error(req, &e);
+    if (rc != OCTET_OK)
+        r = api_reply_spec_error(req, rc, &e);
     else if (!normalised)
         r = http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
     else if (dry)
-        r = http_reply_json(req, MHD_HTTP_OK, json_pack("{sb sO}", "valid", 1, "spec", normalised));
+        r = http_reply_json(req, MHD_HTTP_OK, json_pack("{sb sO sO}", "valid", 1, "spec", normalised, "estimate",
+                                                        estimate ? estimate : json_null()));
     else if (!queue_open(req, st))
         r = MHD_YES;
     else
         r = enqueue(req, st, spec, normalised, key);
     json_decref(normalised);
+    json_decref(estimate);
     free(spec);
     return r;
 }

@@ -14,6 +14,8 @@
 const http_route api_routes[] = {
     {.method = GET, .path = "health", .handler = api_health_get},
     {.method = GET, .path = "optimizers", .handler = api_optimizers_get},
+    {.method = GET, .path = "models", .handler = api_models_get},
+    {.method = POST, .path = "estimate", .handler = api_estimate_post, .takes_json = 1},
     {.method = GET, .path = "jobs", .handler = api_jobs_list},
     {.method = POST, .path = "jobs", .handler = api_jobs_post, .takes_json = 1},
     {.method = GET, .path = "jobs/*", .handler = api_job_get},

@@ -9,7 +9,8 @@
  * replace the base's, null removes one), any other value replaces what is there. Combinations
  * are taken in the grid's order, the last path varying fastest. Every combination is parsed,
  * checked and admitted before any job is created, and all of them are created in one
- * transaction, so a sweep is whole or absent. An error names where it comes from: a grid path
+ * transaction, so a sweep is whole or absent; each is admitted as a job is (its estimated peak
+ * must fit the device), and a dry run shows each combination's estimate. An error names where it comes from: a grid path
  * ("grid.optimizer.lr", and "[i]" for the value at fault) or the base ("base.training.epochs"),
  * the spec field itself in the message.
  *
@@ -208,6 +209,7 @@ static void blame(const grid *g, size_t c, const octet_err *err, char *field, si
 typedef struct combo {
     json_t *values;             /* grid values */
     json_t *spec;               /* normalised */
+    json_t *estimate;           /* its memory estimate */
     job_spec *parsed;
 } combo;
 
@@ -216,6 +218,7 @@ static void free_combos(combo *cs, size_t n)
     for (size_t i = 0; cs && i < n; i++) {
         json_decref(cs[i].values);
         json_decref(cs[i].spec);
+        json_decref(cs[i].estimate);
         free(cs[i].parsed);
     }
     free(cs);
@@ -240,19 +243,24 @@ static combo *build_all(http_request *req, store *st, const grid *g, const json_
                                         : spec_parse(spec, SPEC_SERVER, cs[c].parsed, &e);
         if (rc == OCTET_OK)
             rc = jobs_check_spec(st, app->data_dir, app->cuda_devices, cs[c].parsed, 0, &e);
+        if (rc == OCTET_OK)
+            rc = api_admit(app, st, cs[c].parsed, &cs[c].estimate, &e);
         if (rc == OCTET_OK && !(cs[c].spec = spec_to_json(cs[c].parsed)))
             rc = octet_fail(&e, OCTET_ERR_NOMEM, "", "out of memory");
         json_decref(spec);
-        if (rc == OCTET_ERR_ARG) {
+        int blamed = rc == OCTET_ERR_ARG || rc == OCTET_ERR_NODEV || rc == OCTET_ERR_IO || rc == OCTET_ERR_FORMAT ||
+                     (rc == OCTET_ERR_NOMEM && e.field[0]);
+        if (blamed) {
             char field[PATH_MAX_LEN + 40];
             blame(g, c, &e, field, sizeof field);
             char *vals = json_dumps(cs[c].values, JSON_COMPACT | JSON_SORT_KEYS);
-            http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_spec", field,
+            const char *code = rc == OCTET_ERR_NOMEM ? "does_not_fit" : rc == OCTET_ERR_ARG ? "invalid_spec" : "bad_data";
+            http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, code, field,
                              "combination %zu (%s): %s%s%s", c + 1, vals ? vals : "", e.field, *e.field ? ": " : "",
                              e.message);
             free(vals);
         } else if (rc != OCTET_OK) {
-            api_reply_store_error(req, &e);
+            api_reply_spec_error(req, rc, &e);
         }
         if (rc != OCTET_OK) {
             free_combos(cs, g->combinations);
@@ -564,7 +572,8 @@ static enum MHD_Result dry_run_reply(http_request *req, combo *cs, size_t n)
 {
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, json_pack("{sO sO}", "grid_values", cs[i].values, "spec", cs[i].spec));
+        json_array_append_new(list, json_pack("{sO sO sO}", "grid_values", cs[i].values, "spec", cs[i].spec,
+                                              "estimate", cs[i].estimate ? cs[i].estimate : json_null()));
     return http_reply_json(req, MHD_HTTP_OK, json_pack("{sb sI so}", "valid", 1, "count", (json_int_t)n,
                                                        "combinations", list));
 }

@@ -516,6 +516,57 @@ def optimizer_state_bytes(ctx):
 
 
 @test
+def estimate_is_what_the_run_books(ctx):
+    srv = ctx.srv
+    for opt in ("adamw", "adamw8bit", "adafactor"):
+        spec = mlp_spec(opt, epochs=1, train=300, evals=100, hidden=(128, 64), name="estimated " + opt)
+        r = srv.post("/api/v1/estimate", spec)
+        assert r.status == 200, r.body
+        est = r.json["estimate"]
+        assert est["fits"] is True and est["device"] == "cpu" and est["device_total_bytes"] > 0
+        assert est["optimizer_state"] == mlp_state_layout(opt, (128, 64))[0], (opt, est["optimizer_state"])
+        dry = srv.post("/api/v1/jobs?dry_run=1", spec).json
+        assert dry["estimate"] == est
+        jid = srv.submit(spec)
+        assert srv.wait(jid)["status"] == "succeeded"
+        mem = srv.get("/api/v1/jobs/%d/memory" % jid).json["memory"]
+        for k in ("parameters", "params_bytes", "grads_bytes", "optimizer_state_bytes", "peak_bytes"):
+            assert est[k] == mem[k], "%s %s: estimated %r, booked %r" % (opt, k, est[k], mem[k])
+        assert est["activations_bytes"] == mem["activations_peak_bytes"], (opt, est, mem)
+        assert est["optimizer_state"] == mem["optimizer_state"]
+    models = {m["name"]: m for m in srv.get("/api/v1/models?num_labels=2").json["models"]}
+    assert models["distilbert-base-uncased"]["parameters"] == 66955010  # the published model
+    assert models["distilbert-base-uncased"]["config"]["vocab_size"] == 30522
+    r = srv.post("/api/v1/estimate", dict(mlp_spec(), training={"epochs": 0}))
+    assert r.status == 422 and r.error()[1] == "training.epochs"
+
+
+@test
+def admission_refuses_what_does_not_fit(ctx):
+    root = tempfile.mkdtemp(dir=ctx.root)
+    srv = Octetd(root, "--memory-limit", str(64 << 20)).start()
+    try:
+        big = bert_spec(name="too big")
+        big["model"] = {"arch": "distilbert", "preset": "distilbert-base-uncased"}
+        big["training"]["batch_size"] = 64
+        r = srv.post("/api/v1/estimate", big)
+        assert r.status == 200 and r.json["estimate"]["fits"] is False, r.body
+        assert r.json["estimate"]["device_total_bytes"] == 64 << 20
+        r = srv.post("/api/v1/jobs", big)
+        code, field, message = r.error()
+        assert r.status == 422 and code == "does_not_fit" and field, r.body
+        assert str(64 << 20) in message and "bytes" in message, message  # the numbers
+        r = srv.post("/api/v1/sweeps", {"base": mlp_spec(epochs=1, train=100, evals=50),
+                                        "grid": {"model": [{"hidden": [16]}, {"hidden": [20000, 20000]}]}})
+        assert r.status == 422 and r.error()[0] == "does_not_fit" and r.error()[1].startswith("grid.model"), r.body
+        assert srv.count_jobs() == 0  # nothing queued
+        jid = srv.submit(mlp_spec(epochs=1, train=200, evals=50, name="fits"))
+        assert srv.wait(jid)["status"] == "succeeded"
+    finally:
+        assert srv.stop() == 0
+
+
+@test
 def cancel_and_delete(ctx):
     srv = ctx.srv
     running = srv.submit(long_spec())
