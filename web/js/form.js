@@ -171,11 +171,12 @@ export function renderForm(main, { params, signal, navigate }) {
   const aside = el("aside", { class: "estimate", "aria-labelledby": "est-title" },
     el("h2", { id: "est-title" }, "Memory estimate"), estimateBox);
   const submitBtn = el("button", { type: "submit", class: "primary" }, "Submit job");
+  const estLine = el("span", { class: "est-line", "aria-live": "polite" });
   const formMsg = el("div", { class: "form-msg", role: "alert" });
   const form = el("form", { class: "submit-form", novalidate: true, "aria-labelledby": "form-title" },
     el("fieldset", {}, el("legend", {}, "Run"), el("div", { class: "fields" }, field("name", "Name", nameInput, "optional"))),
     modelSet, dataSet, optSet, trainSet,
-    el("div", { class: "actions submit-row" }, submitBtn), formMsg);
+    el("div", { class: "actions submit-row" }, submitBtn, estLine), formMsg);
   main.append(el("section", { class: "view" },
     el("h1", { tabindex: "-1", id: "form-title" }, "New job"),
     el("p", { class: "lead" }, "One job, or a sweep when you choose several optimizers, learning rates or seeds."),
@@ -477,7 +478,9 @@ export function renderForm(main, { params, signal, navigate }) {
     estimateBox.classList.remove("stale");
     lastEstimate = res;
     clearErrors();
+    setText(estLine, "");
     if (res.unavailable) {
+      setText(estLine, "memory estimate unavailable");
       estimateBox.replaceChildren(el("p", { class: "muted" }, "Estimate unavailable: this octetd has no ",
         el("code", {}, "POST /api/v1/estimate"), ". The server checks the spec when it is submitted."));
     } else if (res.needsToken) {
@@ -495,11 +498,21 @@ export function renderForm(main, { params, signal, navigate }) {
     return res;
   }
 
-  const estChart = memoryChart("Memory of one job (bytes, binary units)", ESTIMATE_ROWS);
+  const estChart = memoryChart("Memory of one job (bytes, binary units)", ESTIMATE_ROWS, 2);
   function showEstimate(results) {
     const first = results[0].estimate;
     const bad = results.filter((r) => !r.estimate.fits);
     const dev = first.device === "cuda" ? "the GPU" : "the CPU";
+    const peak = Math.max(...results.map((r) => r.estimate.peak_bytes));
+    const free = first.device_free_bytes;
+    // the peak against what the device can give, as a gauge
+    const gauge = free ? el("div", { class: "gauge" },
+      el("label", { for: "est-gauge" }, `Peak against the ${bytes(free)} free on ${dev}`),
+      el("meter", { id: "est-gauge", min: 0, max: free, value: Math.min(peak, free), high: 0.9 * free, optimum: 0,
+        title: `${int(peak)} of ${int(free)} bytes` }),
+      el("span", { class: "small" }, `${bytes(peak)}, ${(100 * peak / free).toPrecision(2)} % of it`)) : null;
+    setText(estLine, bad.length ? "would not fit in the device's memory" : `fits: peak ${bytes(peak)} of ${bytes(free)} free`);
+    estLine.className = "est-line " + (bad.length ? "bad" : "ok");
     const verdict = bad.length
       ? el("p", { class: "verdict bad" }, `Would not fit: ${bad.map((r) => `${r.opt} needs ${bytes(r.estimate.peak_bytes)}`).join(", ")}, ` +
         `more than the ${bytes(first.device_free_bytes)} free on ${dev}. Reduce the batch size, the model or the sequence length, or choose an 8-bit optimizer.`)
@@ -507,7 +520,7 @@ export function renderForm(main, { params, signal, navigate }) {
         `${bytes(first.device_free_bytes)} free on ${dev}` + (first.device_total_bytes ? ` (${bytes(first.device_total_bytes)} in all).` : "."));
     estChart.update(first, first.optimizer_state);
     setText(estChart.ratio, ratioText(first.optimizer_state_bytes, first.adamw_bytes, first.parameters));
-    const parts = [verdict, el("p", { class: "small" }, `${int(first.parameters)} parameters.`)];
+    const parts = [verdict, gauge, el("p", { class: "small" }, `${int(first.parameters)} parameters.`)];
     if (results.length > 1) {
       parts.push(el("div", { class: "table-wrap" }, el("table", { class: "num-table est-table" },
         el("caption", {}, "Each optimizer"),
@@ -642,6 +655,8 @@ export function renderForm(main, { params, signal, navigate }) {
     }
     presetSel.replaceChildren(...presets.map((p) => el("option", { value: p.name },
       p.name + (p.parameters ? ` (${int(p.parameters)} parameters)` : ""))));
+    const preferred = presets.find((p) => p.default);
+    if (preferred) presetSel.value = preferred.name;
     await loadDatasets();
     for (const o of catalog.optimizers) {
       const id = "opt-" + o.name;

@@ -9,13 +9,14 @@ import { el, setText, bytes, int, times, DASH } from "./fmt.js";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
-// Round axis ticks over [0, max] in one binary unit: {top, ticks: [{at, label}]}.
-export function byteTicks(max) {
+// Round axis ticks over [0, max] in one binary unit, about `count` of them: {top, ticks:
+// [{at, label}]}.
+export function byteTicks(max, count = 4) {
   if (!(max > 0)) max = 1;
   let u = 0;
   while (max / Math.pow(1024, u) >= 1024 && u < UNITS.length - 1) u++;
   const unit = Math.pow(1024, u), m = max / unit;
-  const raw = m / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const raw = m / count, mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => s >= raw) || 10 * mag;
   const top = Math.ceil(m / step - 1e-9) * step;
   const ticks = [];
@@ -30,8 +31,8 @@ const STATE_PARTS = [
 
 // The bar chart, built once with every row; update(figures) sets the bars. Rows: [key, label,
 // kind]; kind "ref" draws a reference (hatched) bar, "state" the split optimizer state,
-// "total" the peak.
-export function memoryChart(caption, rows) {
+// "total" the peak. ticks: about how many axis ticks (fewer where the chart is narrow).
+export function memoryChart(caption, rows, ticks = 4) {
   const body = el("tbody");
   const bars = new Map();
   for (const [key, label, kind] of rows) {
@@ -56,8 +57,9 @@ export function memoryChart(caption, rows) {
   function update(figures, state) {
     let max = 0;
     for (const [key] of bars) if (figures[key] > max) max = figures[key];
-    const { top, ticks } = byteTicks(max);
-    axis.replaceChildren(...ticks.map((t) => el("span", { class: "tick", style: `left:${(100 * t.at).toFixed(3)}%` }, t.label)));
+    const scale = byteTicks(max, ticks);
+    const top = scale.top;
+    axis.replaceChildren(...scale.ticks.map((t) => el("span", { class: "tick", style: `left:${(100 * t.at).toFixed(3)}%` }, t.label)));
     for (const [key, b] of bars) {
       const v = figures[key];
       const has = v !== null && v !== undefined;
@@ -109,5 +111,5 @@ export const JOB_ROWS = [
 export const ESTIMATE_ROWS = [
   ["params_bytes", "Weights"], ["grads_bytes", "Gradients"], ["optimizer_state_bytes", "Optimizer state", "state"],
   ["adamw_bytes", "AdamW's state (8 B/param)", "ref"], ["activations_bytes", "Activations"],
-  ["workspace_bytes", "Workspace"], ["peak_bytes", "Peak", "total"], ["device_free_bytes", "Device memory free", "device"],
+  ["workspace_bytes", "Workspace"], ["peak_bytes", "Peak", "total"],
 ];
