@@ -175,6 +175,26 @@ class Octetd {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Layout shifts from now on (the browser's layout-shift entries, as Web Vitals' CLS counts
+// them): startShifts(page), then shifts(page) for their sum.
+async function startShifts(page) {
+  await page.evaluate(() => {
+    window.__shift = 0;
+    window.__shifts = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if (e.hadRecentInput) continue;
+        window.__shift += e.value;
+        window.__shifts.push(e.sources.map((s) => s.node ? (s.node.className || s.node.nodeName) : "?").join(","));
+      }
+    }).observe({ type: "layout-shift" });
+  });
+}
+async function shifts(page) {
+  return page.evaluate(() => ({ sum: window.__shift, what: window.__shifts.slice(0, 8) }));
+}
+const MAX_SHIFT = 0.01; // "no layout shift while live data arrives"
+
 function assert(cond, msg) {
   if (!cond) throw new Error("assertion failed: " + msg);
 }
@@ -274,7 +294,8 @@ test("submit_job_through_form", async () => {
   await p.go("#/jobs");
   const row = p.page.locator(`tr[data-id="${id}"]`);
   await row.waitFor();
-  const marker = await p.page.evaluate(() => (window.__sameDocument = 1));
+  await p.page.evaluate(() => (window.__sameDocument = 1));
+  await startShifts(p.page);
   const seen = new Set();
   const end = Date.now() + 300000;
   for (;;) {
@@ -288,6 +309,9 @@ test("submit_job_through_form", async () => {
   assert(moving.length >= 1, "the progress bar showed no value between 0 and 1: " + [...seen]);
   await p.page.waitForFunction((i) => document.querySelector(`tr[data-id="${i}"] progress`).value === 1, id);
   assert(await p.page.evaluate(() => window.__sameDocument === 1), "the list reloaded the page");
+  const listShift = await shifts(p.page);
+  console.log(`  layout shift of the list while the job ran: ${listShift.sum.toFixed(4)}`);
+  assert(listShift.sum < MAX_SHIFT, "the list moved while the job ran: " + JSON.stringify(listShift));
   assert((await row.locator(".badge").textContent()) === "succeeded", "the row's badge says succeeded");
   assert(/%/.test(await row.locator("td.c-num").first().textContent()), "the row shows the eval accuracy");
   await shot(p.page, "job-list");
@@ -306,6 +330,7 @@ test("submit_job_through_form", async () => {
     assert(labels.includes(want), `an axis titled "${want}" (have ${labels})`);
   const legend = p.page.locator(".chart-legend").nth(2);
   assert(/training loss/.test(await legend.textContent()) && /learning rate/.test(await legend.textContent()), "the step chart's legend");
+  await charts.nth(2).scrollIntoViewIfNeeded();
   const box = await charts.nth(2).boundingBox();
   await p.page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
   await p.page.waitForFunction(() => document.querySelectorAll(".chart-legend")[2].querySelector(".lx"));
@@ -333,14 +358,20 @@ test("sweep_through_form", async () => {
   await p.page.waitForURL(/#\/sweeps\/\d+$/);
   const id = Number(/#\/sweeps\/(\d+)$/.exec(p.page.url())[1]);
   ctx.sweepId = id;
+  await p.page.waitForSelector("table.groups tbody tr");
+  await startShifts(p.page);
   const sw = (await srv.api("GET", "/sweeps/" + id)).body;
   assert(sw.jobs.length === 4 && sw.groups.length === 2, "4 jobs in 2 groups");
   assert(JSON.stringify(sw.grid) === JSON.stringify({ optimizer: [{ name: "adamw" }, { name: "adamw8bit" }], "training.seed": [1, 2] }),
     "the grid is the form's: " + JSON.stringify(sw.grid));
   await p.page.waitForSelector(".sweep .status-slot, .sweep .badge.st-succeeded", { timeout: 300000 });
   await p.page.waitForFunction(() => document.querySelector(".sweep .job-head .badge").textContent === "succeeded", null, { timeout: 300000 });
+  const sweepShift = await shifts(p.page);
+  console.log(`  layout shift of the sweep view while its jobs ran: ${sweepShift.sum.toFixed(4)}`);
+  assert(sweepShift.sum < MAX_SHIFT, "the sweep view moved while its jobs ran: " + JSON.stringify(sweepShift));
   await p.page.waitForFunction(() => { const c = document.querySelector(".sweep .chart-plot"); return c && c.querySelector("canvas") && c.dataset.rows === "2"; });
   const plot = p.page.locator(".sweep .chart-plot");
+  await plot.scrollIntoViewIfNeeded();
   assert((await plot.getAttribute("data-bands")) === "1", "the chart draws the seed bands");
   const legend = await p.page.locator(".sweep .chart-legend").textContent();
   assert(/adamw8bit/.test(legend) && /adamw(?!8)/.test(legend), "one curve per configuration: " + legend);
@@ -448,6 +479,14 @@ test("cancel_running_job_from_its_page", async () => {
   p.page.on("dialog", (d) => d.accept());
   await p.go("#/jobs/" + id);
   await p.page.waitForFunction(() => document.querySelector(".job-head .badge").textContent === "running");
+  // the page while steps arrive: the step chart grows, the progress moves, nothing shifts
+  await p.page.waitForFunction(() => Number(document.querySelectorAll(".chart-plot")[2].dataset.rows) > 0, null, { timeout: 60000 });
+  await startShifts(p.page);
+  const rows0 = Number(await p.page.locator(".chart-plot").nth(2).getAttribute("data-rows"));
+  await p.page.waitForFunction((n) => Number(document.querySelectorAll(".chart-plot")[2].dataset.rows) > n + 2, rows0, { timeout: 60000 });
+  const jobShift = await shifts(p.page);
+  console.log(`  layout shift of the job page while steps arrived: ${jobShift.sum.toFixed(4)}`);
+  assert(jobShift.sum < MAX_SHIFT, "the job page moved while steps arrived: " + JSON.stringify(jobShift));
   await p.page.getByRole("button", { name: "Cancel job" }).click();
   await p.page.waitForFunction(() => document.querySelector(".job-head .badge").textContent === "cancelled", null, { timeout: 120000 });
   assert((await srv.job(id)).status === "cancelled", "the API says cancelled");

@@ -94,7 +94,17 @@ export function renderForm(main, { params, signal, navigate }) {
     el("div", { class: "fields" }, field("model.arch", "Architecture", archSel)), mlpBox, bertBox,
     el("div", { class: "fields" }, field("model.num_labels", "Labels", labelsInput, "2 to 65,536"),
       field("model.dropout", "Dropout", dropoutInput, "[0, 1); 0 turns every dropout off")));
-  archSel.addEventListener("change", () => { mlpBox.hidden = archSel.value !== "mlp"; bertBox.hidden = archSel.value === "mlp"; });
+  archSel.addEventListener("change", () => {
+    mlpBox.hidden = archSel.value !== "mlp";
+    bertBox.hidden = archSel.value === "mlp";
+    // an MLP reads image features, DistilBERT text: offer a dataset it can read
+    const want = archSel.value === "mlp" ? /image/ : /text/;
+    const cur = datasets.find((x) => x.name === dsSel.value);
+    if (cur && cur.task && !want.test(cur.task)) {
+      const other = datasets.find((x) => x.available && x.task && want.test(x.task));
+      if (other) { dsSel.value = other.name; describeDataset(); }
+    }
+  });
   sourceSel.addEventListener("change", () => {
     reg.get("model.preset").input.closest(".field").hidden = sourceSel.value !== "preset";
     reg.get("model.path").input.closest(".field").hidden = sourceSel.value !== "path";

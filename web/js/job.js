@@ -17,6 +17,7 @@ import { memoryChart, ratioText, JOB_ROWS } from "./memory.js";
 import { progressText } from "./jobs.js";
 
 const STEPS_PAGE = 10000;
+const MAX_EPOCH_ROWS = 500; // rows laid out ahead; a longer job's rows are added as they come
 const REFRESH_MS = 3000;
 
 export function renderJob(main, { id, signal, navigate }) {
@@ -55,7 +56,7 @@ export function renderJob(main, { id, signal, navigate }) {
     el("thead", {}, el("tr", {}, ["Epoch", "Step", "Train loss", "Eval loss", "Accuracy", "F1", "Learning rate",
       "Train time", "Eval time", "Samples/s"].map((t) => el("th", { scope: "col" }, t)))),
     epochBody);
-  const noEpochs = el("p", { class: "muted" }, "No epoch evaluated yet.");
+  const epochRows = []; // one row per epoch of the spec, laid out before it is evaluated
 
   const mem = memoryChart("Memory (bytes, binary units)", JOB_ROWS);
   const memNote = el("p", { class: "muted small" }, "No memory figures yet: they are recorded when training starts.");
@@ -66,12 +67,12 @@ export function renderJob(main, { id, signal, navigate }) {
     h1,
     el("div", { class: "job-head" }, badge, facts),
     el("div", { class: "progress-row" }, bar, progressLabel),
-    el("div", { class: "actions" }, cancelBtn, deleteBtn, copyBtn),
+    el("div", { class: "actions" }, copyBtn, cancelBtn, deleteBtn),
     actionMsg, errorBox,
     el("div", { class: "grid2" }, lossChart.figure, accChart.figure),
     el("section", { class: "card" }, el("h2", {}, "Training steps"), stepChart.figure, stepNote),
     el("section", { class: "card" }, el("h2", {}, "Epochs"),
-      el("div", { class: "table-wrap" }, epochTable), noEpochs),
+      el("div", { class: "table-wrap" }, epochTable)),
     el("div", { class: "grid2" },
       el("section", { class: "card" }, el("h2", {}, "Memory"), mem.figure, memNote),
       el("section", { class: "card" }, el("h2", {}, "Spec"), specBox))));
@@ -110,7 +111,9 @@ export function renderJob(main, { id, signal, navigate }) {
       ["Model", modelText(j.spec.model)], ["Dataset", datasetText(j.spec.dataset)], ["Optimizer", j.optimizer],
       ["Created", when(j.created_at)], ["Started", when(j.started_at)], ["Finished", when(j.finished_at)]];
     if (sweep) rows.push(["Sweep", sweep]);
-    facts.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    facts.replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    // every epoch's row from the start, so the table does not grow while the job runs
+    for (let n = epochRows.length + 1; n <= Math.min(j.spec.training.epochs, MAX_EPOCH_ROWS); n++) epochRow(n);
     showProgress(j.progress || 0);
     cancelBtn.hidden = FINAL.has(j.status);
     cancelBtn.disabled = Boolean(j.cancel_requested);
@@ -135,21 +138,27 @@ export function renderJob(main, { id, signal, navigate }) {
     setText(progressLabel, t);
   }
 
+  function epochRow(n) {
+    const cells = Array.from({ length: 9 }, () => el("td", {}, DASH));
+    const tr = el("tr", { class: "pending" }, el("th", { scope: "row" }, String(n)), cells);
+    epochRows[n - 1] = { tr, cells };
+    epochBody.append(tr);
+    return epochRows[n - 1];
+  }
+
   function addEpochs(list) {
     let added = false;
     for (const e of list) {
       if (e.epoch <= st.lastEpoch) continue;
       st.epochs.push(e);
       st.lastEpoch = e.epoch;
-      epochBody.append(el("tr", {},
-        el("th", { scope: "row" }, String(e.epoch)), el("td", {}, int(e.step)), el("td", {}, num(e.train_loss)),
-        el("td", {}, num(e.eval_loss)), el("td", {}, pct(e.eval_accuracy, 2)), el("td", {}, pct(e.eval_f1, 2)),
-        el("td", {}, lr(e.learning_rate)), el("td", {}, secs(e.train_seconds)),
-        el("td", {}, secs(e.eval_seconds)), el("td", {}, int(e.train_samples_per_second))));
+      const row = epochRows[e.epoch - 1] || epochRow(e.epoch);
+      row.tr.classList.remove("pending");
+      [int(e.step), num(e.train_loss), num(e.eval_loss), pct(e.eval_accuracy, 2), pct(e.eval_f1, 2), lr(e.learning_rate),
+        secs(e.train_seconds), secs(e.eval_seconds), int(e.train_samples_per_second)].forEach((t, i) => setText(row.cells[i], t));
       added = true;
     }
     if (!added) return;
-    noEpochs.hidden = st.epochs.length > 0;
     lossChart.update(st.epochs.map((e) => [e.epoch, e.train_loss, e.eval_loss]));
     accChart.update(st.epochs.map((e) => [e.epoch, e.eval_accuracy === null ? null : 100 * e.eval_accuracy,
       e.eval_f1 === null ? null : 100 * e.eval_f1]));
@@ -187,8 +196,9 @@ export function renderJob(main, { id, signal, navigate }) {
     }
   }
 
+  // Reads the logged steps after the newest one held (all of them at first), 10,000 a page.
   async function readAllSteps() {
-    let after = 0;
+    let after = st.lastStep;
     for (;;) {
       const page = await get(`/jobs/${id}/steps?after_step=${after}&limit=${STEPS_PAGE}`, { signal });
       addSteps(page.steps);

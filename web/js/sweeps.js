@@ -101,7 +101,7 @@ export function renderSweep(main, { id, signal, navigate }) {
     el("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, el("a", { href: "#/sweeps" }, "Sweeps"), " › sweep " + id),
     h1, head,
     el("div", { class: "progress-row" }, bar, barText),
-    el("div", { class: "actions" }, cancelBtn, deleteBtn, jobsLink), msg,
+    el("div", { class: "actions" }, jobsLink, cancelBtn, deleteBtn), msg,
     el("section", { class: "card" }, el("h2", {}, "At a glance"), glance),
     el("section", { class: "card" }, el("h2", {}, "Per epoch, over the seeds"),
       el("div", { class: "filters" }, el("label", { for: "sw-metric" }, "Metric"), metricSel,
@@ -136,10 +136,10 @@ export function renderSweep(main, { id, signal, navigate }) {
     setText(h1, s.name || "Sweep " + id);
     const c = s.counts, total = s.jobs.length, done = c.succeeded + c.failed + c.cancelled;
     head.replaceChildren(statusBadge(s.status), el("dl", { class: "facts" },
-      el("dt", {}, "Grid"), el("dd", {}, gridText(s.grid)),
-      el("dt", {}, "Jobs"), el("dd", {}, `${total}: ${["queued", "running", "succeeded", "failed", "cancelled"]
-        .filter((k) => c[k]).map((k) => `${c[k]} ${k}`).join(", ")}`),
-      el("dt", {}, "Created"), el("dd", {}, when(s.created_at))));
+      el("div", { class: "wide" }, el("dt", {}, "Grid"), el("dd", {}, gridText(s.grid))),
+      el("div", {}, el("dt", {}, "Jobs"), el("dd", {}, `${total}: ${["queued", "running", "succeeded", "failed", "cancelled"]
+        .filter((k) => c[k]).map((k) => `${c[k]} ${k}`).join(", ")}`)),
+      el("div", {}, el("dt", {}, "Created"), el("dd", {}, when(s.created_at)))));
     bar.value = total ? done / total : 0;
     setText(barText, `${done} of ${total} jobs finished`);
     cancelBtn.hidden = FINAL.has(s.status);
@@ -251,7 +251,6 @@ function glanceView(gs) {
   const acc = (g) => g.final.eval_accuracy;
   const base = gs.filter((g) => optimizerOf(g) === "adamw");
   const out = [];
-  if (!gs.some((g) => acc(g).n > 0)) out.push(el("p", { class: "muted" }, "No epoch evaluated yet; this fills in as the jobs finish their epochs."));
   if (!base.length) out.push(el("p", { class: "muted" }, "This sweep has no AdamW configuration to compare with; memory is still shown against AdamW's 8 bytes per parameter."));
   const items = gs.map((g) => {
     const b = base.find((x) => restOf(x) === restOf(g)) || base[0];
