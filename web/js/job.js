@@ -247,11 +247,12 @@ export function renderJob(main, { id, signal, navigate }) {
     }
     if (signal.aborted) return;
     showJob(j);
+    const steps = readAllSteps(); // at once, beside the epochs and the memory
     const [ep, m] = await Promise.all([get(`/jobs/${id}/epochs`, { signal }), get(`/jobs/${id}/memory`, { signal })]);
     if (signal.aborted) return;
     addEpochs(ep.epochs);
     showMemory(m.memory);
-    await readAllSteps();
+    await steps;
     if (signal.aborted || FINAL.has(j.status)) return;
     follow(j.last_event);
     st.timer = setInterval(() => { if (!document.hidden) refreshJob(); }, REFRESH_MS);
