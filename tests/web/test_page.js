@@ -15,7 +15,8 @@
 //   * the memory estimate as the form changes (when this octetd has POST /estimate; else the
 //     page says "estimate unavailable"), the model presets of GET /models, and a job that
 //     would not fit is reported and not sent;
-//   * cancelling a running job from its page, then deleting it;
+//   * cancelling a running job from its page, then deleting it; a failed job's error with
+//     its field;
 //   * the token prompt on a server started with --token: asked once, kept for the session;
 //   * the keyboard: the menu and the form are reachable and usable with Tab and Enter;
 //   * at 390 pixels wide, light and dark, no view scrolls sideways;
@@ -494,6 +495,30 @@ test("cancel_running_job_from_its_page", async () => {
   await p.page.getByRole("button", { name: "Delete job" }).click();
   await p.page.waitForURL(/#\/jobs$/);
   assert((await srv.api("GET", "/jobs/" + id)).status === 404, "deleted");
+  await p.close();
+});
+
+test("failed_job_shows_its_error", async () => {
+  // a model directory with a config.json and nothing else: the spec is accepted, the job
+  // fails when its worker opens the model, naming the field
+  const srv = ctx.main;
+  const dir = path.join(srv.root, "data", "bare-model");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ dim: 32, n_layers: 1, n_heads: 2, hidden_dim: 64,
+    vocab_size: 300, max_position_embeddings: 64 }));
+  const r = await srv.api("POST", "/jobs", { name: "bare model", model: { arch: "distilbert", path: "bare-model" },
+    dataset: { name: "fortunes-lang", train_limit: 32, eval_limit: 16, max_length: 16 }, training: { epochs: 1, device: "cpu" } });
+  assert(r.status === 201, "submitted: " + JSON.stringify(r.body));
+  const j = await srv.waitJob(r.body.id);
+  assert(j.status === "failed" && j.error && j.error.field, "the job failed naming a field: " + JSON.stringify(j.error));
+  const p = await openPage(srv);
+  await p.go("#/jobs/" + j.id);
+  const box = p.page.locator(".error-box");
+  await box.waitFor();
+  const text = await box.textContent();
+  assert(text.includes(j.error.code) && text.includes(j.error.message) && text.includes("Field: " + j.error.field),
+    "the error with its code, message and field: " + text);
+  assert(await p.page.getByRole("button", { name: "Delete job" }).isVisible(), "a failed job can be deleted");
   await p.close();
 });
 
