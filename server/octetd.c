@@ -73,6 +73,7 @@ typedef struct options {
     const char *db;
     const char *data_dir;
     const char *web_dir;
+    const char *js_dir;
     const char *schema_dir;
     const char *token;
     size_t max_body;
@@ -94,6 +95,8 @@ static void usage(FILE *f, const char *root)
             "  --db PATH          SQLite database file (default DATA_DIR/octet.db)\n"
             "  --data-dir DIR     where datasets, checkpoints and the default database live (default data)\n"
             "  --web-dir DIR      static files of the web page (default %s/web)\n"
+            "  --js-dir DIR       served read-only at /javascript/: the page's chart library\n"
+            "                     (default /usr/share/javascript, Debian's libjs-* packages; \"\" for none)\n"
             "  --schema-dir DIR   SQL migrations (default %s/schema)\n"
             "  --token TOKEN      bearer token required for writes (default $OCTET_TOKEN; none if unset)\n"
             "  --max-body BYTES   largest request body accepted (default %u)\n"
@@ -135,6 +138,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
         {"grace", required_argument, NULL, 'g'},      {"max-sweep", required_argument, NULL, 'S'},
         {"memory-limit", required_argument, NULL, 'M'},
+        {"js-dir", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -143,6 +147,7 @@ static int parse_options(int argc, char **argv, options *o)
     snprintf(web, sizeof web, "%s/web", root);
     snprintf(schema, sizeof schema, "%s/schema", root);
     *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
+                   .js_dir = "/usr/share/javascript",
                    .schema_dir = schema, .token = getenv("OCTET_TOKEN"), .max_upload = DEFAULT_MAX_UPLOAD,
                    .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .max_sweep = DEFAULT_MAX_SWEEP,
                    .grace = DEFAULT_GRACE_S};
@@ -161,6 +166,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'd': o->db = optarg; break;
         case 'D': o->data_dir = optarg; break;
         case 'w': o->web_dir = optarg; break;
+        case 'j': o->js_dir = optarg; break;
         case 's': o->schema_dir = optarg; break;
         case 't': o->token = optarg; break;
         case 'm':
@@ -348,7 +354,8 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     if (rc == OCTET_OK)
         rc = jobs_start(&jc, &d->jobs, e);
     app->jobs = d->jobs;
-    http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .token = o->token,
+    http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .js_dir = o->js_dir,
+                       .token = o->token,
                        .max_body = o->max_body, .max_upload = o->max_upload, .threads = o->http_threads,
                        .routes = api_routes, .app = app, .on_done = api_metrics_request};
     if (rc == OCTET_OK)

@@ -268,6 +268,14 @@ int http_start(const http_config *cfg, http_server **out, octet_err *e)
         free(s);
         return rc;
     }
+    if (cfg->js_dir && *cfg->js_dir) {
+        s->js_dir = realpath(cfg->js_dir, NULL);
+        if (s->js_dir)
+            log_info("serving %s from %s", HTTP_JS_PREFIX, s->js_dir);
+        else
+            log_warn("not serving %s: cannot use %s: %s (the page draws no charts)", HTTP_JS_PREFIX, cfg->js_dir,
+                     strerror(errno));
+    }
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
                      (ipv6 ? MHD_USE_IPv6 : 0);
     unsigned threads = cfg->threads ? cfg->threads : 4;
@@ -302,5 +310,6 @@ void http_stop(http_server *s)
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     free(s->web_dir);
+    free(s->js_dir);
     free(s);
 }
