@@ -10,9 +10,9 @@
  * are taken in the grid's order, the last path varying fastest. Every combination is parsed,
  * checked and admitted before any job is created, and all of them are created in one
  * transaction, so a sweep is whole or absent; each is admitted as a job is (its estimated peak
- * must fit the device), and a dry run shows each combination's estimate. An error names where it comes from: a grid path
- * ("grid.optimizer.lr", and "[i]" for the value at fault) or the base ("base.training.epochs"),
- * the spec field itself in the message.
+ * must fit the device), and a dry run shows each combination's estimate. An error names where
+ * it comes from: a grid value ("grid.optimizer.lr[1]", "grid.optimizer[1].betas[1]"), a grid
+ * path that names no field ("grid.optimizer.lrr") or the base ("base.training.epochs").
  *
  * Statistics are over the seeds of a group: mean, min, max and the sample standard deviation
  * (n - 1; null for a single value). */
@@ -181,8 +181,25 @@ static json_t *combination(const grid *g, const json_t *base, size_t c, json_t *
     return spec;
 }
 
-/* Names where a combination's error comes from: the grid path whose value is at fault (field
- * F equals the path, or lies below it, or the path lies below F), else the base. */
+/* True when the object value `v` holds the first key of `rest` (".betas[1]" -> "betas"). */
+static int value_holds(const json_t *v, const char *rest)
+{
+    if (!json_is_object(v) || rest[0] != '.')
+        return 0;
+    char key[PATH_MAX_LEN];
+    size_t n = strcspn(rest + 1, ".[");
+    if (n >= sizeof key)
+        return 0;
+    memcpy(key, rest + 1, n);
+    key[n] = '\0';
+    return json_object_get(v, key) != NULL;
+}
+
+/* Names where a combination's error comes from, the spec field itself appended: the grid
+ * value at fault when field F is its path, lies below it inside that value ("optimizer" with
+ * {"betas": ...} and F "optimizer.betas[1]": "grid.optimizer[1].betas[1]"), or lies above the
+ * path; a path that names no field ("grid.optimizer.lrr"); else the base ("base.F"), e.g. a
+ * field of the base's optimizer object that the grid value merged into it does not hold. */
 static void blame(const grid *g, size_t c, const octet_err *err, char *field, size_t cap)
 {
     size_t idx[32];
@@ -193,15 +210,19 @@ static void blame(const grid *g, size_t c, const octet_err *err, char *field, si
         size_t nk = strlen(k), nf = strlen(f);
         int below = !strncmp(f, k, nk) && (f[nk] == '\0' || f[nk] == '.' || f[nk] == '[');
         int above = nf > 0 && !strncmp(k, f, nf) && k[nf] == '.';
-        if (below || above) {
-            int unknown = !strcmp(f, k) &&
-                          (strstr(err->message, "unknown field") || strstr(err->message, "is not a field"));
-            if (unknown)
-                snprintf(field, cap, "grid.%s", k);
-            else
-                snprintf(field, cap, "grid.%s[%zu]", k, idx[p]);
-            return;
-        }
+        if (!below && !above)
+            continue;
+        const json_t *v = json_array_get(g->values[p], idx[p]);
+        const char *rest = below ? f + nk : "";
+        if (below && rest[0] == '.' && json_is_object(v) && !value_holds(v, rest))
+            break; /* the base's part of a merged object */
+        int unknown = !strcmp(f, k) &&
+                      (strstr(err->message, "unknown field") || strstr(err->message, "is not a field"));
+        if (unknown)
+            snprintf(field, cap, "grid.%s", k);
+        else
+            snprintf(field, cap, "grid.%s[%zu]%s", k, idx[p], rest);
+        return;
     }
     snprintf(field, cap, "base%s%s", *f ? "." : "", f);
 }
@@ -254,7 +275,9 @@ static combo *build_all(http_request *req, store *st, const grid *g, const json_
             char field[PATH_MAX_LEN + 40];
             blame(g, c, &e, field, sizeof field);
             char *vals = json_dumps(cs[c].values, JSON_COMPACT | JSON_SORT_KEYS);
-            const char *code = rc == OCTET_ERR_NOMEM ? "does_not_fit" : rc == OCTET_ERR_ARG ? "invalid_spec" : "bad_data";
+            const char *code = rc == OCTET_ERR_NOMEM ? "does_not_fit"
+                               : rc == OCTET_ERR_ARG  ? "invalid_spec"
+                                                      : "bad_data";
             http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, code, field,
                              "combination %zu (%s): %s%s%s", c + 1, vals ? vals : "", e.field, *e.field ? ": " : "",
                              e.message);

@@ -900,7 +900,8 @@ def sweep_refusals(ctx):
         ({"optimizer..lr": [1]}, "grid.optimizer..lr"),
         ({"optimizer.lr": [1e-3, -1]}, "grid.optimizer.lr[1]"),
         ({"optimizer.name": ["adamw", "adam9"]}, "grid.optimizer.name[1]"),
-        ({"optimizer": [{"name": "adamw"}, {"name": "sgd", "betas": [0.9, 0.99]}]}, "grid.optimizer[1]"),
+        ({"optimizer": [{"name": "adamw"}, {"name": "sgd", "betas": [0.9, 0.99]}]}, "grid.optimizer[1].betas"),
+        ({"optimizer": [{"name": "adamw"}, {"name": "adamw", "betas": [0.9, 1.5]}]}, "grid.optimizer[1].betas[1]"),
         ({"training.seed": []}, "grid.training.seed"),
         ({"training.seed": 3}, "grid.training.seed"),
         ({}, "grid"),
@@ -910,6 +911,9 @@ def sweep_refusals(ctx):
         assert r.status == 422 and r.error()[1] == field, (grid, r.body)
     r = srv.post("/api/v1/sweeps", {"base": dict(base, training={"epochs": 0}), "grid": {"training.seed": [1]}})
     assert r.status == 422 and r.error()[1] == "base.training.epochs", r.body
+    bad_groups = dict(base, optimizer={"lr": 1e-3, "param_groups": [{"match": "*.bias", "lr": -1}]})
+    r = srv.post("/api/v1/sweeps", {"base": bad_groups, "grid": {"optimizer": [{"name": "adamw"}]}})
+    assert r.status == 422 and r.error()[1] == "base.optimizer.param_groups[0].lr", r.body
     r = srv.post("/api/v1/sweeps", {"base": base, "grid": {"optimizer.lr": [1e-3] * 17, "training.seed": list(range(17))}})
     assert r.status == 422 and r.error()[:2] == ("sweep_too_large", "grid"), r.body
     r = srv.post("/api/v1/sweeps", {"grid": {"training.seed": [1]}})
