@@ -8,7 +8,8 @@
  * max_body, or max_upload for routes that take a raw upload); routes that take JSON refuse
  * another Content-Type (415) and get the body parsed strictly (duplicate keys rejected; 400
  * naming line and column) before the handler runs. Writes (methods other than GET and HEAD)
- * need the bearer token when the server has one (401). Everything else is a static file from
+ * need the bearer token when the server has one (401), except those the route marks as
+ * changing nothing (an estimate, a dry run). Everything else is a static file from
  * the web directory (static.c), or under /javascript/ from the JavaScript directory (js_dir),
  * GET and HEAD only, never outside that directory.
  *
@@ -69,6 +70,9 @@ typedef struct http_route {
     http_handler handler;
     int takes_json;       /* 1: the body must be a JSON object, parsed before the handler runs */
     int takes_upload;     /* 1: the body is kept raw, up to max_upload bytes */
+    int open;             /* 1: a write that changes nothing (an estimate): no token needed */
+    const char *open_if;  /* a query argument that, set to 1 or true, makes this write change
+                           * nothing (a dry run): no token needed then */
 } http_route;
 
 /* Called once per finished request, from the thread that served it: the matched route's

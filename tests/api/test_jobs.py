@@ -638,6 +638,13 @@ def bearer_token_on_every_write(ctx):
             assert r.status == 401, "%s %s %s: %d" % (method, path, hdrs, r.status)
             assert r.error()[0] == "unauthorized" and r.header("WWW-Authenticate").startswith("Bearer")
     assert srv.get("/api/v1/jobs", auth=False).status == 200  # reads are open
+    # so are writes that change nothing: an estimate, dry runs
+    assert srv.post("/api/v1/estimate", mlp_spec(), auth=False).status == 200
+    assert srv.post("/api/v1/jobs?dry_run=1", mlp_spec(), auth=False).status == 200
+    assert srv.post("/api/v1/jobs?dry_run=true", mlp_spec(), auth=False).status == 200
+    assert srv.post("/api/v1/sweeps?dry_run=1", sweep_request(), auth=False).status == 200
+    assert srv.post("/api/v1/jobs?dry_run=0", mlp_spec(), auth=False).status == 401
+    assert srv.post("/api/v1/sweeps", sweep_request(), auth=False).status == 401
     assert srv.count_jobs() == before
 
 
