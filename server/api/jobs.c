@@ -207,7 +207,9 @@ static enum MHD_Result enqueue(http_request *req, store *st, const job_spec *spe
         return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
     }
     const spec_dataset *d = &spec->dataset;
-    store_new_job j = {.name = spec->name, .spec = spec_text, .arch = spec_arch_name(spec->model.arch),
+    char model[SPEC_PATH_MAX + 16];
+    spec_model_label(spec, model, sizeof model);
+    store_new_job j = {.name = spec->name, .spec = spec_text, .arch = spec_arch_name(spec->model.arch), .model = model,
                        .optimizer = optim_kind_name(spec->optimizer.cfg.kind),
                        .dataset = d->name[0] ? d->name : d->train_file, .idempotency_key = key, .request = request};
     int64_t id = 0;
@@ -304,7 +306,8 @@ static int list_filter(http_request *req, store_job_filter *f)
     int64_t limit = 0, cursor = 0, sweep = 0;
     if (!enum_arg(req, "status", statuses, &f->status) || !enum_arg(req, "optimizer", optimizers, &f->optimizer) ||
         !enum_arg(req, "arch", arches, &f->arch) || !api_query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit) ||
-        !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor) || !api_query_int(req, "sweep", 0, 1, INT64_MAX, &sweep))
+        !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor) ||
+        !api_query_int(req, "sweep", 0, 1, INT64_MAX, &sweep))
         return 0;
     f->sweep_id = sweep;
     f->dataset = http_query(req, "dataset");

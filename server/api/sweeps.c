@@ -610,16 +610,19 @@ static enum MHD_Result create(http_request *req, store *st, const char *name, co
     int64_t *ids = calloc(n, sizeof *ids);
     char **texts = calloc(3 * n, sizeof *texts);
     char (*names)[SPEC_NAME_MAX] = calloc(n, sizeof *names);
+    char (*models)[SPEC_PATH_MAX + 16] = calloc(n, sizeof *models);
     char *base = json_dumps(json_object_get(req->body, "base"), JSON_COMPACT | JSON_REAL_PRECISION(17));
     char *grid_text = json_dumps(g->obj, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    int ok = jobs && ids && texts && names && base && grid_text;
+    int ok = jobs && ids && texts && names && models && base && grid_text;
     for (size_t i = 0; ok && i < n; i++) {
         const job_spec *s = cs[i].parsed;
         texts[3 * i] = json_dumps(cs[i].spec, JSON_COMPACT | JSON_REAL_PRECISION(17));
         texts[3 * i + 1] = json_dumps(cs[i].values, JSON_COMPACT | JSON_REAL_PRECISION(17));
         job_name(*s->name ? s->name : name, cs[i].values, names[i], sizeof names[i]);
+        spec_model_label(s, models[i], sizeof models[i]);
         ok = texts[3 * i] && texts[3 * i + 1];
         jobs[i] = (store_new_job){.name = names[i], .spec = texts[3 * i], .arch = spec_arch_name(s->model.arch),
+                                  .model = models[i],
                                   .optimizer = optim_kind_name(s->optimizer.cfg.kind),
                                   .dataset = s->dataset.name[0] ? s->dataset.name : s->dataset.train_file,
                                   .grid_values = texts[3 * i + 1]};
@@ -632,6 +635,7 @@ static enum MHD_Result create(http_request *req, store *st, const char *name, co
         free(texts[i]);
     free(texts);
     free(names);
+    free(models);
     free(jobs);
     free(base);
     free(grid_text);

@@ -130,8 +130,12 @@ static int on_step(void *user, const trainer_step_log *log)
 {
     job_run *r = user;
     json_t *j = trainer_step_json(log);
+    double eta = eta_at(r, log->step);
+    /* the event carries the job's progress too, so a follower needs no second request */
+    json_object_set_new(j, "total_steps", json_integer(r->total_steps));
+    json_object_set_new(j, "eta_seconds", eta >= 0 ? json_real(eta) : json_null());
     octet_err e;
-    int rc = store_step_add(r->w->st, r->id, j, eta_at(r, log->step), &e);
+    int rc = store_step_add(r->w->st, r->id, j, eta, &e);
     json_decref(j);
     if (rc != OCTET_OK)
         return record_failed(r, rc, &e, "a step");

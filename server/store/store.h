@@ -66,6 +66,7 @@ typedef struct store_new_job {
     const char *name;
     const char *spec;               /* the normalised spec, JSON text */
     const char *arch, *optimizer, *dataset;
+    const char *model;              /* a short label: preset, model directory or layer sizes */
     const char *idempotency_key;    /* NULL: none */
     const char *request;            /* the submitted body as canonical JSON (compared per key) */
     int64_t sweep_id;               /* > 0: the job belongs to this sweep */

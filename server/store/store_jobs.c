@@ -85,8 +85,8 @@ static int insert_row(store *st, const store_new_job *j, int64_t id, octet_err *
 {
     sqlite3_stmt *s = store_stmt(st, SS_JOB_INSERT,
                                  "INSERT INTO jobs (id, name, spec, status, created_at, updated_at, arch, optimizer, "
-                                 "dataset, idempotency_key, request, sweep_id, grid_values) VALUES (?1, ?2, ?3, "
-                                 "'queued', ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", e);
+                                 "dataset, idempotency_key, request, sweep_id, grid_values, model) VALUES (?1, ?2, ?3, "
+                                 "'queued', ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", e);
     if (!s)
         return OCTET_ERR_DB;
     char now[32];
@@ -103,6 +103,7 @@ static int insert_row(store *st, const store_new_job *j, int64_t id, octet_err *
     if (j->sweep_id > 0)
         sqlite3_bind_int64(s, 10, j->sweep_id);
     store_bind_text_or_null(s, 11, j->grid_values);
+    sqlite3_bind_text(s, 12, j->model ? j->model : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "inserting a job");
     sqlite3_reset(s);
     return rc;
@@ -154,7 +155,8 @@ int store_job_claim(store *st, const char *host, const char *device, store_claim
     if (rc != OCTET_OK)
         return rc;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_CLAIM,
-                                 "UPDATE jobs SET revision = revision + 1, status = 'running', attempt = attempt + 1, host = ?1, device = ?2, "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "status = 'running', attempt = attempt + 1, host = ?1, device = ?2, "
                                  "started_at = COALESCE(started_at, ?3), updated_at = ?3, eta_seconds = NULL "
                                  "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) "
                                  "RETURNING id, attempt, cancel_requested, spec", e);
@@ -209,7 +211,8 @@ static int recover_one(store *st, int64_t id, int crashes, int max_crashes, int 
         return store_job_finish(st, id, STORE_FAILED, "crashed", msg, NULL, e);
     }
     sqlite3_stmt *s = store_stmt(st, SS_JOB_RECOVER,
-                                 "UPDATE jobs SET revision = revision + 1, status = 'queued', crashes = crashes + 1, updated_at = ?2, "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "status = 'queued', crashes = crashes + 1, updated_at = ?2, "
                                  "eta_seconds = NULL WHERE id = ?1", e);
     if (!s)
         return OCTET_ERR_DB;
@@ -268,7 +271,8 @@ int store_job_set_info(store *st, int64_t id, const json_t *info, int64_t total_
                        octet_err *e)
 {
     char *text = json_dumps(info, JSON_COMPACT);
-    sqlite3_stmt *s = text ? store_stmt(st, SS_JOB_INFO, "UPDATE jobs SET revision = revision + 1, info = ?2, total_steps = ?3, "
+    sqlite3_stmt *s = text ? store_stmt(st, SS_JOB_INFO, "UPDATE jobs SET revision = revision + 1, "
+                                        "info = ?2, total_steps = ?3, "
                                         "updated_at = ?4, device = ?5 WHERE id = ?1", e) : NULL;
     int rc = !text ? octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory") : !s ? OCTET_ERR_DB : OCTET_OK;
     if (rc == OCTET_OK) {
@@ -289,7 +293,8 @@ int store_job_set_info(store *st, int64_t id, const json_t *info, int64_t total_
 int store_job_progress(store *st, int64_t id, int64_t steps_done, double eta_seconds, octet_err *e)
 {
     sqlite3_stmt *s = store_stmt(st, SS_JOB_PROGRESS,
-                                 "UPDATE jobs SET revision = revision + 1, steps_done = ?2, progress = CASE WHEN total_steps > 0 THEN "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "steps_done = ?2, progress = CASE WHEN total_steps > 0 THEN "
                                  "MIN(1.0, CAST(?2 AS DOUBLE PRECISION) / total_steps) ELSE progress END, "
                                  "eta_seconds = ?3, updated_at = ?4 WHERE id = ?1", e);
     if (!s)
@@ -325,7 +330,8 @@ int store_job_finish(store *st, int64_t id, const char *status, const char *code
     if (rc != OCTET_OK)
         return rc;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_FINISH,
-                                 "UPDATE jobs SET revision = revision + 1, status = ?2, error_code = ?3, error = ?4, error_field = ?5, "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "status = ?2, error_code = ?3, error = ?4, error_field = ?5, "
                                  "updated_at = ?6, eta_seconds = CASE WHEN ?2 = 'queued' THEN NULL ELSE 0 END, "
                                  "finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?6 END, "
                                  "progress = CASE WHEN ?2 = 'succeeded' THEN 1.0 ELSE progress END WHERE id = ?1", e);
@@ -421,14 +427,16 @@ int store_job_cancel(store *st, int64_t id, int *outcome, octet_err *e)
     else if (rc == OCTET_OK && store_status_final(status))
         *outcome = STORE_CANCEL_FINISHED;
     else if (rc == OCTET_OK && !strcmp(status, STORE_QUEUED)) {
-        rc = change_job(st, SS_JOB_CANCEL_QUEUED, "UPDATE jobs SET revision = revision + 1, status = 'cancelled', finished_at = ?2, "
+        rc = change_job(st, SS_JOB_CANCEL_QUEUED, "UPDATE jobs SET revision = revision + 1, "
+                        "status = 'cancelled', finished_at = ?2, "
                         "updated_at = ?2, eta_seconds = 0, cancel_requested = 1 WHERE id = ?1 AND status = 'queued'",
                         id, &changed, e);
         if (rc == OCTET_OK && changed)
             rc = status_event(st, id, STORE_CANCELLED, NULL, e);
         *outcome = STORE_CANCEL_DONE;
     } else if (rc == OCTET_OK) {
-        rc = change_job(st, SS_JOB_CANCEL_RUNNING, "UPDATE jobs SET revision = revision + 1, cancel_requested = 1, updated_at = ?2 "
+        rc = change_job(st, SS_JOB_CANCEL_RUNNING, "UPDATE jobs SET revision = revision + 1, "
+                        "cancel_requested = 1, updated_at = ?2 "
                         "WHERE id = ?1", id, &changed, e);
         *outcome = STORE_CANCEL_REQUESTED;
     }
@@ -516,9 +524,9 @@ int store_job_get(store *st, int64_t id, json_t **out, store_job_texts *texts, o
         texts->spec = texts->info = NULL;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_GET,
                                  "SELECT id, name, status, attempt, created_at, started_at, finished_at, updated_at, "
-                                 "progress, steps_done, total_steps, eta_seconds, device, arch, optimizer, dataset, "
-                                 "cancel_requested, error_code, error, error_field, idempotency_key, last_event, "
-                                 "sweep_id, grid_values, spec, info FROM jobs WHERE id = ?1", e);
+                                 "progress, steps_done, total_steps, eta_seconds, device, arch, model, optimizer, "
+                                 "dataset, cancel_requested, error_code, error, error_field, idempotency_key, "
+                                 "last_event, sweep_id, grid_values, spec, info FROM jobs WHERE id = ?1", e);
     if (!s)
         return OCTET_ERR_DB;
     sqlite3_bind_int64(s, 1, id);
@@ -584,7 +592,7 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
     sqlite3_stmt *s = store_stmt(st, SS_JOB_LIST,
                                  "SELECT j.id, j.name, j.status, j.attempt, j.created_at, j.started_at, "
                                  "j.finished_at, j.progress, j.steps_done, j.total_steps, j.eta_seconds, j.device, "
-                                 "j.arch, j.optimizer, j.dataset, j.cancel_requested, j.error_code, j.error, "
+                                 "j.arch, j.model, j.optimizer, j.dataset, j.cancel_requested, j.error_code, j.error, "
                                  "j.error_field, j.sweep_id, j.grid_values, e.epoch, e.step AS epoch_step, "
                                  "e.train_loss, e.eval_loss, e.eval_accuracy, e.eval_f1, m.optimizer_state_bytes "
                                  "FROM jobs j "

@@ -733,6 +733,20 @@ int spec_check_device(const job_spec *s, int is_cuda, octet_err *e)
 
 /* ------------------------------------------------------------------ normalised JSON */
 
+void spec_model_label(const job_spec *s, char *buf, size_t cap)
+{
+    const spec_model *m = &s->model;
+    if (m->arch == SPEC_ARCH_MLP) {
+        size_t used = (size_t)snprintf(buf, cap, "mlp ");
+        for (int i = 0; i < m->n_hidden && used < cap; i++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%d", i ? "-" : "", m->hidden[i]);
+        return;
+    }
+    const spec_model_config *k = &m->config;
+    int overrides = k->dim || k->n_layers || k->n_heads || k->hidden_dim || k->vocab_size || k->max_position_embeddings;
+    snprintf(buf, cap, "%s%s", m->path[0] ? m->path : m->preset, overrides ? " +config" : "");
+}
+
 /* The overrides a preset was given (those left at 0 are the preset's own). */
 static json_t *model_config_json(const spec_model_config *k)
 {

@@ -444,7 +444,8 @@ def mlp_job_agrees_with_octet_train(ctx):
     assert whole[0]["event"] == "status" and whole[0]["data"]["status"] == "queued"
     assert whole[-1]["event"] == "status" and whole[-1]["data"]["status"] == "succeeded"
     assert [e["data"]["epoch"] for e in whole if e["event"] == "epoch"] == [1, 2]
-    assert len([e for e in whole if e["event"] == "step"]) > 0
+    steps = [e["data"] for e in whole if e["event"] == "step"]
+    assert steps and all(s["total_steps"] == steps[0]["total_steps"] > 0 and "eta_seconds" in s for s in steps)
     assert srv.events(jid, last_id=whole[-1]["id"]) == []  # resumed after the final status: ends at once
     job = srv.job(jid)
     assert job["status"] == "succeeded" and job["progress"] == 1.0 and job["attempt"] == 1
@@ -703,6 +704,8 @@ def list_filters_and_paging(ctx):
         assert len(got) == len([j for j in everything["jobs"] if j[key] == value]), q
     item = [j for j in everything["jobs"] if j["id"] == ctx.mlp_job][0]
     assert item["latest_epoch"]["epoch"] == 2 and item["progress"] == 1.0 and item["eta_seconds"] == 0
+    assert item["model"] == "mlp 64-32", item["model"]
+    assert {j["model"] for j in everything["jobs"] if j["arch"] == "distilbert"} >= {"distilbert-tiny +config"}
 
 
 @test
