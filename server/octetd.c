@@ -23,6 +23,7 @@
 #include "jobs/jobs.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -278,6 +279,16 @@ static int prepare_dirs(const options *o, const char *db)
     return 0;
 }
 
+/* True when `listen` is a loopback address (127.0.0.0/8 or ::1): only this host can connect. */
+static int is_loopback(const char *listen)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, listen, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, listen, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 /* This host's name in jobs.host, which start-up recovery matches. */
 static void host_name(char *buf, size_t cap)
 {
@@ -397,6 +408,10 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     printf("octetd %s listening on http://%s%s%s:%u/\n", PACKAGE_VERSION, v6 ? "[" : "", o->listen, v6 ? "]" : "",
            http_port(d.srv));
     fflush(stdout);
+    if (!is_loopback(o->listen) && !(o->token && *o->token))
+        log_warn("listening on %s without --token: anyone who can reach this address can submit, cancel and "
+                 "delete jobs and upload data; start with --token (or $OCTET_TOKEN) to require one for writes",
+                 o->listen);
     log_info("database %s, data %s, web %s, writes %s", db, data_real, o->web_dir,
              o->token && *o->token ? "need the bearer token" : "open");
     if (app->cuda_devices)

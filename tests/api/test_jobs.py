@@ -186,7 +186,7 @@ class Octetd:
         log.close()
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline().decode() if ready else ""
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+        m = re.search(r"listening on http://[^/]+:(\d+)/", line)
         assert m, "octetd did not start: %r (log in %s)" % (line, self.root)
         self.port = int(m.group(1))
         return self
@@ -624,15 +624,25 @@ def idempotency_keys(ctx):
         srv.wait(jid)
 
 
-WRITES = [("POST", "/api/v1/jobs"), ("POST", "/api/v1/jobs/1/cancel"), ("DELETE", "/api/v1/jobs/1"),
-          ("POST", "/api/v1/datasets?name=x"), ("DELETE", "/api/v1/datasets/x")]
+def writes_of_the_route_table():
+    """Every write operation the OpenAPI document (held equal to the route table) lists as
+    needing the token, its path parameters filled in."""
+    out = []
+    for tpl, item in OPENAPI.doc["paths"].items():
+        for m, op in item.items():
+            if m in ("post", "put", "patch", "delete") and op.get("security"):
+                path = "/api/v1" + tpl.replace("{id}", "1").replace("{name}", "x")
+                out.append((m.upper(), path + ("?name=x" if tpl == "/datasets" and m == "post" else "")))
+    return out
 
 
 @test
 def bearer_token_on_every_write(ctx):
     srv = ctx.srv
     before = srv.count_jobs()
-    for method, path in WRITES:
+    writes = writes_of_the_route_table()
+    assert len(writes) >= 8, writes
+    for method, path in writes:
         for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + TOKEN},
                      {"Authorization": "Bearer " + TOKEN + "x"}):
             r = srv.request(method, path, body=mlp_spec() if method == "POST" else None, headers=hdrs, auth=False)
@@ -647,6 +657,16 @@ def bearer_token_on_every_write(ctx):
     assert srv.post("/api/v1/jobs?dry_run=0", mlp_spec(), auth=False).status == 401
     assert srv.post("/api/v1/sweeps", sweep_request(), auth=False).status == 401
     assert srv.count_jobs() == before
+
+
+@test
+def warning_when_reachable_without_a_token(ctx):
+    for listen, token, warned in (("0.0.0.0", "", True), ("0.0.0.0", TOKEN, False), ("::1", "", False)):
+        srv = Octetd(tempfile.mkdtemp(dir=ctx.root), "--listen", listen, token=token)
+        srv.start()
+        assert srv.stop() == 0
+        said = "without --token" in srv.log()
+        assert said == warned, (listen, token, srv.log()[-500:])
 
 
 @test
