@@ -221,7 +221,7 @@ build_octet() {
     local v objs cu
     v=$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
     objs=$(find . -name '*.o' -newer config.status | wc -l)
-    cu=$(find . -name '*_cuda.o' -newer config.status | wc -l)
+    cu=$(find kernels -name '*_cuda.o' -newer config.status | wc -l)
     echo "built in $build: configure $((t1 - t0))s, make $(($(now) - t1))s ($objs objects compiled, $cu CUDA), nvcc $v, sm_90"
     printf 'tarball_sha256 %s\nbuilt %s on %s, nvcc %s, -gencode=arch=compute_90,code=sm_90\n' "$sum" \
         "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -n)" "$v" >PREBUILT
