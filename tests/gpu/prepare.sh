@@ -42,7 +42,11 @@ size_report() {  # dir
     if in_git; then tree=$(cd "$root" && tree_files | xargs -0 -r du -cb | awk '$2 == "total" { s += $1 } END { print s + 0 }'); fi
     total=$((carried + tree))
     say "$dir: $(mib "$carried") (debs $(mib "$(bytes "$dir/debs")"), tarball $(mib "$(bytes "$dir"/octet-*.tar.gz)"), prebuilt $(mib "$(bytes "$dir/prebuilt.tar.gz")"))"
-    say "a device call carries the tree ($(mib "$tree")) and it: $(mib "$total") of the 64 MiB limit"
+    if in_git; then
+        say "a device call carries the tree ($(mib "$tree")) and it: $(mib "$total") of the 64 MiB limit"
+    else
+        say "a device call carries it and the tree (not a git tree here: not counted), of 64 MiB at most"
+    fi
     [ "$total" -le "$limit" ] || die "over the device tool's 64 MiB: carry less"
 }
 
