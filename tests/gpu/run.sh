@@ -70,7 +70,7 @@ record() {  # name result seconds note
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$out/stages.tsv"
     case $2 in FAIL* | TIMEOUT* | "not run"*) status=1 ;; esac
     cp "$out/stages.tsv" "$res/stages.tsv"
-    "$here/tables.sh" "$out" >"$out/tables.md" 2>/dev/null
+    bash "$here/tables.sh" "$out" >"$out/tables.md" 2>/dev/null
 }
 
 # run_stage NAME CAP DEST COMMAND...: COMMAND under timeout (the smaller of CAP and what is left
@@ -246,7 +246,7 @@ check_links() {
 
 # The walk's check of tables.sh, which record() runs quietly after every stage.
 check_tables() {
-    "$here/tables.sh" "$out" >"$out/tables.md" || return 1
+    bash "$here/tables.sh" "$out" >"$out/tables.md" || return 1
     grep -q '^### Run of ' "$out/tables.md" || { echo "tables.sh drew no heading"; return 1; }
     echo "tables.sh drew $(grep -c '^|' "$out/tables.md") table lines into $out/tables.md"
 }
@@ -340,7 +340,7 @@ PY=(env -u LD_LIBRARY_PATH PYTHONUNBUFFERED=1 "$py")
 if [ "$mode" = --no-device ]; then
     step tables check_tables
     step pack pack_prebuilt
-    [ "$bundle" != "$root/.gpu" ] || "$root/tests/gpu/prepare.sh" --size "$bundle"
+    [ "$bundle" != "$root/.gpu" ] || bash "$root/tests/gpu/prepare.sh" --size "$bundle"
     if [ "$status" -ne 0 ]; then
         say "gpu: the no-device walk FAILED after $(($(now) - start))s: $(awk -F'\t' '$2 ~ /^FAIL/ { print $1 }' "$out/stages.tsv" | paste -sd ' ')"
         exit 1
