@@ -16,7 +16,8 @@
 # tarball comes from an out-of-tree configure of the tree, which must not be configured in place;
 # --tarball FILE takes a ready dist tarball instead.
 #   usage: tests/gpu/prepare.sh [--out DIR] [--tarball FILE] | --size [DIR]
-# Exit status 0, or 1 with one line saying what failed.
+# Exit status 0; 1 with one line saying what failed; 3 when this machine cannot reach Debian's
+# packages (no apt lists, or a download failed): the machine's doing, not the project's.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +26,7 @@ limit=$((64 * 1024 * 1024))
 
 say() { printf 'prepare: %s\n' "$*"; }
 die() { say "$*" >&2; exit 1; }
+unreachable() { say "$*" >&2; exit 3; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 bytes() { du -sb "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
 
@@ -102,8 +104,9 @@ say "$name from $origin"
 # ---------------------------------------------------------------- the Debian packages
 mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$here/debs.txt")
 mkdir -p "$out/debs"
+ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1 || unreachable "apt has no package lists here: run apt-get update"
 apt-get download --print-uris "${pkgs[@]}" >"$tmp/uris" 2>"$tmp/err" ||
-    { cat "$tmp/err" >&2; die "apt-get cannot name the packages (has 'apt-get update' run on this machine?)"; }
+    { cat "$tmp/err" >&2; die "apt-get cannot name every package of tests/gpu/debs.txt"; }
 [ "$(wc -l <"$tmp/uris")" -eq "${#pkgs[@]}" ] || die "apt-get named $(wc -l <"$tmp/uris") files for ${#pkgs[@]} packages"
 want=() fetch=()
 while read -r _ file _ sum; do
@@ -119,7 +122,7 @@ done <"$tmp/uris"
 if [ "${#fetch[@]}" -gt 0 ]; then
     # apt-get download writes into the current directory; as root it warns that _apt cannot.
     (cd "$out/debs" && apt-get download -q "${fetch[@]}") >"$tmp/log" 2>&1 ||
-        { cat "$tmp/log" >&2; die "apt-get download failed"; }
+        { cat "$tmp/log" >&2; unreachable "apt-get download failed"; }
 fi
 for f in "$out"/debs/*.deb; do
     keep=0
