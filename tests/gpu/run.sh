@@ -172,6 +172,19 @@ bad_links() {  # strict|loose program...
             print "  " $1 " from " $3 }' | sort -u
 }
 
+# The CUDA toolkit's directory: the first of $NVCC, /usr/local/cuda/bin/nvcc and the nvcc on
+# PATH whose toolkit (links resolved) has include/cuda_runtime.h, as configure wants it. Prints
+# nothing and fails when none has.
+cuda_toolkit() {
+    local c dir
+    for c in ${NVCC:-} /usr/local/cuda/bin/nvcc "$(command -v nvcc)"; do
+        [ -x "$c" ] || continue
+        dir=$(dirname "$(dirname "$(readlink -f "$c")")")
+        [ -f "$dir/include/cuda_runtime.h" ] && { echo "$dir"; return 0; }
+    done
+    return 1
+}
+
 build_octet() {
     local tarball cuda nvcc sum stamp
     tarball=$(ls "$bundle"/octet-*.tar.gz 2>/dev/null)
@@ -196,9 +209,8 @@ build_octet() {
             echo "prebuilt.tar.gz is from another tarball: building"
         fi
     fi
-    nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-    [ -x "$nvcc" ] || { echo "no nvcc (not on PATH, not in /usr/local/cuda/bin)"; return 1; }
-    cuda=$(dirname "$(dirname "$nvcc")")
+    cuda=$(cuda_toolkit) || { echo "no CUDA toolkit: no nvcc with include/cuda_runtime.h beside it (NVCC, /usr/local/cuda, PATH)"; return 1; }
+    nvcc=$cuda/bin/nvcc
     mkdir -p "$build" && cd "$build" || return 1
     local t0=$(now) t1
     # configure sees the prefix alone: its pkg-config, its .pc files, its headers first, its
@@ -208,15 +220,18 @@ build_octet() {
         PKG_CONFIG_LIBDIR="$multi/pkgconfig:$multi/openblas-pthread/pkgconfig:$deps/usr/share/pkgconfig" \
         CPPFLAGS="-I$deps/usr/include" \
         LDFLAGS="${libdirs[*]/#/-L} ${libdirs[*]/#/-Wl,-rpath-link,}" ||
-        { tail -n 40 config.log; return 1; }
+        { sed -n '1,/^## Cache variables/p' config.log | tail -n 40; return 1; }
     grep -q '^#define HAVE_CUDA 1' config.h || { echo "configure did not enable CUDA"; return 1; }
     t1=$(now)
     # make from the prefix only where the machine has none
     command -v make >/dev/null || PATH=$PATH:$deps/usr/bin
     # The programs, every benchmark and the parity runners (the CPU test runners are make
     # check's business, not the GPU machine's).
-    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -j"$jobs" -s all bench "${device_programs[@]}" >make.log 2>&1 ||
-        { tail -n 40 make.log; return 1; }
+    # all first, alone: with BUILT_SOURCES it is a make of its own, which would race the other
+    # goals' make over the same objects.
+    { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -j"$jobs" -s all &&
+        env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -j"$jobs" -s bench "${device_programs[@]}"; } >make.log 2>&1 ||
+        { grep -n -B2 -A8 -m3 -E 'error|\*\*\*' make.log | head -n 60; return 1; }
     grep -E 'warning|error' make.log | head -n 20
     local v objs cu
     v=$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')

@@ -4,7 +4,7 @@
 # with tests/gpu/prepare.sh into gpu-walk/bundle at the top of the build tree (its .debs are kept
 # for the next run) and runs tests/gpu/run.sh --no-device over it, with its work and results in
 # gpu-walk/ (the build there is reused: a later make check recompiles only what changed).
-# Exit 77 (SKIP) when there is no nvcc (not on PATH, not in /usr/local/cuda/bin), when Debian's
+# Exit 77 (SKIP) when there is no CUDA toolkit (nvcc and its headers), when Debian's
 # packages cannot be had (prepare.sh's 3: no apt lists, a failed download), or when
 # OCTET_GPU_WALK=no (make distcheck sets it: the walk itself builds from a dist tarball); else
 # run.sh's status (0 when the walk passed, 1 naming the stage that failed).
@@ -14,9 +14,16 @@ if [ "${OCTET_GPU_WALK:-yes}" = no ]; then
     echo "SKIP: OCTET_GPU_WALK=no (make distcheck: the walk builds from a dist tarball in make check)"
     exit 77
 fi
-nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-if [ ! -x "$nvcc" ]; then
-    echo "SKIP: no nvcc here: the GPU script's walk builds the CUDA twins for sm_90"
+# The toolkit as run.sh picks it: the first nvcc of $NVCC, /usr/local/cuda/bin, PATH with
+# include/cuda_runtime.h in its toolkit (links resolved).
+nvcc=""
+for c in ${NVCC:-} /usr/local/cuda/bin/nvcc "$(command -v nvcc)"; do
+    [ -x "$c" ] || continue
+    dir=$(dirname "$(dirname "$(readlink -f "$c")")")
+    if [ -f "$dir/include/cuda_runtime.h" ]; then nvcc=$dir/bin/nvcc; break; fi
+done
+if [ -z "$nvcc" ]; then
+    echo "SKIP: no CUDA toolkit here (no nvcc with include/cuda_runtime.h beside it): the GPU script's walk builds the CUDA twins for sm_90"
     exit 77
 fi
 work=$(cd "$builddir" && pwd)/gpu-walk
