@@ -279,7 +279,7 @@ test("submit_job_through_form", async () => {
   const srv = ctx.main;
   const p = await openPage(srv, { allow: [422] });
   await p.go("#/new");
-  await fillForm(p.page, { name: "web mlp", hidden: "128, 64", train: 6000, eval: 500, epochs: 3, batch: 32,
+  await fillForm(p.page, { name: "web mlp", hidden: "512, 256", train: 12000, eval: 500, epochs: 3, batch: 32,
     logEvery: 5, lr: "0.001", optimizers: ["adamw8bit"] });
   assert((await p.page.locator("button[type=submit]").textContent()) === "Submit job", "the button says one job");
   await p.page.locator("button[type=submit]").click();
@@ -287,8 +287,8 @@ test("submit_job_through_form", async () => {
   const id = Number(/#\/jobs\/(\d+)$/.exec(p.page.url())[1]);
   ctx.jobId = id;
   const spec = (await srv.job(id)).spec;
-  assert(spec.optimizer.name === "adamw8bit" && spec.optimizer.lr === 0.001 && spec.dataset.train_limit === 6000 &&
-    spec.training.epochs === 3 && spec.training.batch_size === 32 && spec.model.hidden.join() === "128,64",
+  assert(spec.optimizer.name === "adamw8bit" && spec.optimizer.lr === 0.001 && spec.dataset.train_limit === 12000 &&
+    spec.training.epochs === 3 && spec.training.batch_size === 32 && spec.model.hidden.join() === "512,256",
     "the spec is the form's: " + JSON.stringify(spec));
 
   // the list, live: the progress bar moves, the job finishes, without a reload
