@@ -22,6 +22,7 @@
 #include "device.h"
 #include "jobs/jobs.h"
 #include "log.h"
+#include "threads.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -77,6 +78,7 @@ typedef struct options {
     size_t max_body;
     size_t max_upload;
     int workers;               /* 0: one per CUDA device, else 1 */
+    int threads;               /* CPU threads per job; 0: the CPUs available / workers */
     unsigned http_threads;
     long long max_queued;
     unsigned grace;
@@ -96,6 +98,7 @@ static void usage(FILE *f, const char *root)
             "  --max-body BYTES   largest request body accepted (default %u)\n"
             "  --max-upload BYTES largest dataset upload accepted (default %zu)\n"
             "  --workers N        job workers (default: one per CUDA device, else 1)\n"
+            "  --threads N        CPU threads per job (default: the CPUs available / workers, at least 1)\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
             "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
@@ -127,6 +130,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"max-upload", required_argument, NULL, 'u'}, {"workers", required_argument, NULL, 'W'},
         {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
         {"grace", required_argument, NULL, 'g'},
+        {"threads", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -195,6 +199,14 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->grace = (unsigned)v;
+            break;
+        case 'j':
+            if (!parse_unsigned(optarg, OCTET_THREADS_MAX, &v)) {
+                fprintf(stderr, "octetd: --threads must be 0..%d (0: the default), got '%s'\n", OCTET_THREADS_MAX,
+                        optarg);
+                return 2;
+            }
+            o->threads = (int)v;
             break;
         case 'h': usage(stdout, root); return 0;
         case 'V': printf("octetd %s\n", PACKAGE_VERSION); return 0;
@@ -312,6 +324,10 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     int devices = device_cuda_count();
     app->cuda_devices = app->cuda_usable ? devices : 0;
     app->workers = o->workers ? o->workers : (app->cuda_devices ? app->cuda_devices : 1);
+    int cores = octet_threads_available(), threads = octet_threads_share(cores, app->workers, o->threads);
+    log_info("threads: %d worker%s x %d CPU thread%s per job, %d CPUs available%s", app->workers,
+             app->workers == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores,
+             o->threads ? " (--threads)" : app->workers > cores ? " (more workers than CPUs: one thread each)" : "");
     if (recover_jobs(app->st, host))
         return OCTET_ERR_DB;
     int rc = api_init(app, e);
@@ -321,7 +337,7 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
         rc = octet_fail(e, OCTET_ERR_NOMEM, "", "cannot start the event hub");
     app->hub = d->hub;
     jobs_config jc = {.db_path = db, .data_dir = data_real, .host = host, .workers = app->workers,
-                      .cuda_devices = app->cuda_devices, .hub = d->hub};
+                      .cuda_devices = app->cuda_devices, .hub = d->hub, .threads = threads};
     if (rc == OCTET_OK)
         rc = jobs_start(&jc, &d->jobs, e);
     app->jobs = d->jobs;

@@ -89,6 +89,8 @@ typedef struct jobs_config {
     int cuda_devices;           /* 0: every worker trains on the CPU */
     jobs_hub *hub;              /* borrowed; notified of every recorded event */
     double progress_every_s;    /* how often progress is written between logged steps (1 s) */
+    int threads;                /* CPU threads of each job (trainer_options.threads); 0: the
+                                 * worker thread's OpenMP default */
 } jobs_config;
 
 typedef struct jobs_service jobs_service;

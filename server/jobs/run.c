@@ -219,6 +219,7 @@ static trainer_options run_options(job_run *r, const char *ckdir)
     o.device_index = r->w->cuda_index < 0 ? 0 : r->w->cuda_index;
     o.checkpoint_dir = ckdir;
     o.resume = TRAINER_RESUME_IF_ANY;
+    o.threads = r->w->svc->cfg.threads;
     o.cb.user = r;
     o.cb.on_start = on_start;
     o.cb.on_step = on_step;
