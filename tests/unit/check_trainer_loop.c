@@ -970,8 +970,15 @@ START_TEST(test_cli)
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(run_cli(help[i], out, sizeof out), 0);
         ck_assert_msg(!strncmp(out, "usage: octet-train SPEC.json", 28) && strstr(out, "--checkpoint-dir DIR") &&
-                          strstr(out, "exit status") && !json_loads(out, JSON_DISABLE_EOF_CHECK, NULL),
+                          strstr(out, "--threads N") && strstr(out, "exit status") &&
+                          !json_loads(out, JSON_DISABLE_EOF_CHECK, NULL),
                       "%s: %s", help[i], out);
+    }
+    /* --threads takes 0 (the default) to OCTET_THREADS_MAX; anything else is a usage error */
+    const char *bad_threads[3] = {"spec.json --threads -1", "spec.json --threads two", "spec.json --threads 1025"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(run_cli(bad_threads[i], out, sizeof out) == 2 && strstr(out, "--threads"), "%s: %s",
+                      bad_threads[i], out);
     }
     /* a spec that cannot be read is a bad spec too (the README's exit 2), with the JSON error
      * line: missing, a directory, a FIFO (refused, not waited on), unreadable, not JSON */
@@ -1013,7 +1020,7 @@ START_TEST(test_cli)
     j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "checkpoint_dir");
     json_decref(j);
-    snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, dir);
+    snprintf(args, sizeof args, "%s --device cpu --threads 2 --checkpoint-dir %s/ck", path, dir);
     ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
     int steps = 0, epochs = 0, memory = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
