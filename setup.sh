@@ -6,11 +6,15 @@
 #                                       and --port say (octetd prints the address; Ctrl-C
 #                                       stops it)
 #   ./setup.sh test                     install what is missing, build, run every test
-#                                       (make check, then make distcheck)
+#                                       (make check, then make distcheck); for the browser
+#                                       test also Chromium, Node.js and npm when missing, and
+#                                       playwright-core at the version tests/web pins
 #
 # Idempotent: Debian packages are installed only when missing (apt-get update first, only
-# then), autoreconf runs only when there is no ./configure, ./configure only when there is no
-# Makefile; make does the rest. Builds in the source tree. Runs as root without sudo; as
+# then), playwright-core only when tests/web/node_modules lacks the pinned version (npm ci;
+# it never downloads a browser: the test drives Debian's /usr/bin/chromium), autoreconf
+# only when there is no ./configure, ./configure only when there is no Makefile; make does
+# the rest. Builds in the source tree. Runs as root without sudo; as
 # another user it uses sudo for apt-get. CUDA is used when configure finds it, skipped when not.
 set -euo pipefail
 
@@ -18,24 +22,33 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 PACKAGES=(build-essential autoconf automake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
           check zlib1g-dev libopenblas-dev python3-torch python3-numpy dataset-fashion-mnist
-          fortunes fortunes-de fortunes-it fortunes-es fortunes-br fortunes-pl sqlite3 curl)
+          fortunes fortunes-de fortunes-it fortunes-es fortunes-br fortunes-pl sqlite3 curl
+          libjs-dygraphs)
+# What `test` adds for the browser test (tests/web): Debian's Chromium; Node.js and npm only
+# when no node or npm is on PATH (a newer Node.js installed another way is kept).
+test_packages() {
+    echo chromium
+    command -v node >/dev/null || echo nodejs
+    command -v npm >/dev/null || echo npm
+}
 
 say() { printf 'setup.sh: %s\n' "$*" >&2; }
 
 missing_packages() {
     local p
-    for p in "${PACKAGES[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"
     done
 }
 
+# install_missing PACKAGE...
 install_missing() {
     if ! command -v dpkg-query >/dev/null; then
-        say "not a Debian system: install the equivalents of ${PACKAGES[*]} yourself"
+        say "not a Debian system: install the equivalents of $* yourself"
         return 0
     fi
     local missing
-    mapfile -t missing < <(missing_packages)
+    mapfile -t missing < <(missing_packages "$@")
     if [ "${#missing[@]}" -eq 0 ]; then
         say "all packages present"
         return 0
@@ -49,6 +62,21 @@ install_missing() {
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -q
     "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# playwright-core for the browser test, as tests/web/package-lock.json pins it, unless
+# tests/web/node_modules holds that version already.
+web_modules() {
+    command -v npm >/dev/null || { say "no npm: the browser test will skip"; return 0; }
+    local want have
+    want=$(node -p 'require("./tests/web/package.json").dependencies["playwright-core"]')
+    have=$(node -p 'try { require("./tests/web/node_modules/playwright-core/package.json").version } catch { "" }')
+    if [ "$want" = "$have" ]; then
+        say "playwright-core $have present"
+        return 0
+    fi
+    say "installing playwright-core $want in tests/web/node_modules (npm ci)"
+    (cd tests/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 }
 
 build() {
@@ -72,7 +100,7 @@ cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
 serve)
-    install_missing
+    install_missing "${PACKAGES[@]}"
     build
     mkdir -p data
     # The caller's options come last and override these defaults (also as --port=N, an
@@ -81,7 +109,9 @@ serve)
     exec ./octetd --listen 127.0.0.1 --port 8080 --data-dir data --db data/octet.db "$@"
     ;;
 test)
-    install_missing
+    mapfile -t extra < <(test_packages)
+    install_missing "${PACKAGES[@]}" "${extra[@]}"
+    web_modules
     build
     rc=0
     make -j"$(nproc)" check VERBOSE=1 || rc=$?

@@ -5,11 +5,17 @@ Times PyTorch's fused AdamW (torch.optim.AdamW(fused=True)) and foreach AdamW on
 parameter of each size, with CUDA events around single steps (median of N after warm-up), and
 a device-to-device copy as the bandwidth ceiling (bytes read + written). Prints tab-separated
 rows "torch\\t<impl>\\t<n>\\t<ms>\\t<Mparam/s>\\t<GB/s at 28 B/param>" and
-"copy\\t<GB/s>". Exit 77 when no CUDA device is present (a skip, as the C side)."""
+"copy\\t<GB/s>". Exit 77 when no CUDA device (or no PyTorch) is present (a skip, as the C side).
+With --check (tests/gpu/run.sh, on any machine) it needs no GPU: it imports PyTorch, takes one
+AdamW step on the CPU and looks up the CUDA API it will call; exit 0, 77 without PyTorch, 1 when
+something is missing."""
 import sys
 import statistics
 
-import torch
+try:
+    import torch
+except ImportError:  # a machine without PyTorch: a skip, as without a device
+    torch = None
 
 
 def time_steps(opt, steps, warmup):
@@ -41,7 +47,27 @@ def copy_gbps(n_bytes=1 << 30, reps=10):
     return 2 * n_bytes * reps / (a.elapsed_time(b) / 1e3) / 1e9
 
 
+def check():
+    if torch is None:
+        print("optim_gpu_torch: --check: PyTorch is not installed for %s" % sys.executable)
+        return 77
+    p = torch.nn.Parameter(torch.randn(64))
+    p.grad = torch.randn(64)
+    torch.optim.AdamW([p], lr=1e-3, foreach=True).step()
+    absent = [name for name in ("Event", "synchronize", "empty_cache", "is_available") if not hasattr(torch.cuda, name)]
+    if absent or not torch.isfinite(p).all():
+        print("optim_gpu_torch: --check: torch.cuda lacks %s or the CPU step went wrong" % absent)
+        return 1
+    print("optim_gpu_torch: --check: ok (torch %s, %s; a CPU AdamW step)" % (torch.__version__, sys.executable))
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--check"]:
+        return check()
+    if torch is None:
+        print("optim_gpu_torch: PyTorch is not installed for %s" % sys.executable, file=sys.stderr)
+        return 77
     if not torch.cuda.is_available():
         print("optim_gpu_torch: no CUDA device", file=sys.stderr)
         return 77

@@ -330,6 +330,51 @@ void device_set_limit(device *d, size_t bytes)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* The host's memory: MemAvailable and MemTotal of /proc/meminfo (kB), else sysconf's free and
+ * physical pages (free memory only: the page cache the kernel would reclaim is not counted, so
+ * this undercounts). Returns 0 when neither answers. */
+static int host_mem(size_t *fr, size_t *tot)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    unsigned long long avail = 0, total = 0;
+    int have = 0;
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f) && have != 3) {
+            if (sscanf(line, "MemAvailable: %llu kB", &avail) == 1)
+                have |= 1;
+            else if (sscanf(line, "MemTotal: %llu kB", &total) == 1)
+                have |= 2;
+        }
+        fclose(f);
+    }
+    if (have == 3) {
+        *fr = (size_t)avail * 1024;
+        *tot = (size_t)total * 1024;
+        return 1;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), avpages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || avpages < 0 || size <= 0)
+        return 0;
+    *tot = (size_t)pages * (size_t)size;
+    *fr = (size_t)avpages * (size_t)size;
+    return 1;
+}
+
+/* The figures under a cap: the smaller view wins (known = 0: the device's own are unknown). */
+static void apply_limit(size_t limit, size_t live, int known, size_t *fr, size_t *tot)
+{
+    if (!known)
+        *fr = *tot = 0;
+    if (!limit)
+        return;
+    size_t lfree = live < limit ? limit - live : 0;
+    if (!known || limit < *tot)
+        *tot = limit;
+    if (!known || lfree < *fr)
+        *fr = lfree;
+}
+
 void device_mem_available(device *d, size_t *free_bytes, size_t *total_bytes)
 {
     size_t fr = 0, tot = 0, live, limit;
@@ -337,30 +382,49 @@ void device_mem_available(device *d, size_t *free_bytes, size_t *total_bytes)
     live = d->stats.current_total;
     limit = d->limit;
     pthread_mutex_unlock(&d->lock);
-    int known = 1;
-    if (d->be->mem_info) {
-        known = d->be->mem_info(d->ctx, &fr, &tot) == OCTET_OK;
-    } else {
-        long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-        known = pages > 0 && avail >= 0 && size > 0;
-        if (known) {
-            tot = (size_t)pages * (size_t)size;
-            fr = (size_t)avail * (size_t)size;
-        }
-    }
-    if (!known)
-        fr = tot = 0;
-    if (limit) { /* the smaller view wins */
-        size_t lfree = live < limit ? limit - live : 0;
-        if (!known || limit < tot)
-            tot = limit;
-        if (!known || lfree < fr)
-            fr = lfree;
-    }
+    int known = d->be->mem_info ? d->be->mem_info(d->ctx, &fr, &tot) == OCTET_OK : host_mem(&fr, &tot);
+    apply_limit(limit, live, known, &fr, &tot);
     if (free_bytes)
         *free_bytes = fr;
     if (total_bytes)
         *total_bytes = tot;
+}
+
+int device_mem_probe(const char *want, int index, size_t limit, const char **chosen, size_t *free_bytes,
+                     size_t *total_bytes, octet_err *e)
+{
+    if (!want)
+        want = "auto";
+    if (strcmp(want, "cpu") && strcmp(want, "cuda") && strcmp(want, "auto"))
+        return octet_fail(e, OCTET_ERR_ARG, "training.device", "unknown device '%s'; allowed: cpu, cuda, auto", want);
+    if (index < 0)
+        return octet_fail(e, OCTET_ERR_ARG, "training.device", "device index must be >= 0, got %d", index);
+    size_t fr = 0, tot = 0;
+    int known, cuda = 0;
+#ifdef HAVE_CUDA
+    char why[256] = "";
+    if (!strcmp(want, "cuda") && !device_cuda_probe(index, why, sizeof why))
+        return octet_fail(e, OCTET_ERR_NODEV, "training.device", "CUDA device %d is not usable: %s", index, why);
+    cuda = !strcmp(want, "cuda") || (!strcmp(want, "auto") && device_cuda_usable(NULL, 0) &&
+                                     device_cuda_probe(index, NULL, 0));
+    if (cuda && device_cuda_mem_info(index, &fr, &tot, why, sizeof why) != OCTET_OK)
+        return octet_fail(e, OCTET_ERR_CUDA, "training.device", "cudaMemGetInfo of CUDA device %d failed: %s",
+                          index, why);
+    known = cuda ? 1 : host_mem(&fr, &tot);
+#else
+    if (!strcmp(want, "cuda"))
+        return octet_fail(e, OCTET_ERR_NODEV, "training.device",
+                          "CUDA device %d is not usable: this build has no CUDA backend", index);
+    known = host_mem(&fr, &tot);
+#endif
+    apply_limit(limit, 0, known, &fr, &tot);
+    if (chosen)
+        *chosen = cuda ? "cuda" : "cpu";
+    if (free_bytes)
+        *free_bytes = fr;
+    if (total_bytes)
+        *total_bytes = tot;
+    return OCTET_OK;
 }
 
 int device_alloc_fail(device *d, octet_err *e, const char *field, size_t bytes, const char *what)

@@ -103,9 +103,22 @@ void device_set_limit(device *d, size_t bytes);
 
 /* What the allocator could still hand out: *free_bytes and *total_bytes are the cap's (cap -
  * live, cap) when device_set_limit set one, else the driver's (cudaMemGetInfo) on CUDA, else
- * the host's available and physical memory on the CPU; the smaller view wins when both apply.
- * Either pointer may be NULL. */
+ * the host's on the CPU (MemAvailable and MemTotal of /proc/meminfo: free memory plus the page
+ * cache the kernel can reclaim; sysconf's free and physical pages where that file cannot be
+ * read); the smaller view wins when both apply. Either pointer may be NULL. */
 void device_mem_available(device *d, size_t *free_bytes, size_t *total_bytes);
+
+/* What a device could give a job, without opening it (no stream, no cuBLAS handle, no
+ * allocation): the figures device_mem_available gives on a freshly opened device of that kind
+ * with `limit` as its cap (0: none). `want` is "cpu", "cuda" or "auto" (CUDA device `index`
+ * when it answers, as device_open chooses, else the CPU); *chosen (may be NULL) gets "cpu" or
+ * "cuda". On CUDA this asks cudaMemGetInfo of device `index` (which makes the CUDA runtime set
+ * up its context there, as any CUDA call does) and leaves the calling thread's current device
+ * as it was. Fails with OCTET_ERR_ARG ("training.device": an unknown name, a negative index),
+ * OCTET_ERR_NODEV ("training.device": "cuda" asked and device `index` does not answer, with the
+ * CUDA error string) or OCTET_ERR_CUDA (cudaMemGetInfo failed). */
+int device_mem_probe(const char *want, int index, size_t limit, const char **chosen, size_t *free_bytes,
+                     size_t *total_bytes, octet_err *e);
 
 /* Records the failure of an allocation of `bytes` for `what` in e and returns OCTET_ERR_NOMEM:
  * "out of <device> memory allocating <what>: asked X bytes, Y free of Z (W in use)" with the

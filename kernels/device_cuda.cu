@@ -146,5 +146,22 @@ extern "C" int device_cuda_bind(void *ctx)
 out:
     return rc;
 }
+extern "C" int device_cuda_mem_info(int index, size_t *fr, size_t *tot, char *why, size_t whylen)
+{
+    int prev = -1;
+    if (cudaGetDevice(&prev) != cudaSuccess)
+        prev = -1;
+    cudaError_t e = cudaSetDevice(index);
+    if (e == cudaSuccess)
+        e = cudaMemGetInfo(fr, tot);
+    if (prev >= 0 && prev != index)
+        cudaSetDevice(prev);
+    if (e != cudaSuccess) {
+        if (why) snprintf(why, whylen, "%s", cudaGetErrorString(e));
+        cudaGetLastError();
+        return OCTET_ERR_CUDA;
+    }
+    return OCTET_OK;
+}
 extern "C" void *device_cuda_stream(void *ctx) { return (void *)((cuda_ctx *)ctx)->stream; }
 extern "C" void *device_cuda_blas(void *ctx) { return (void *)((cuda_ctx *)ctx)->blas; }

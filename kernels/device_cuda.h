@@ -15,6 +15,9 @@ int device_cuda_open(int index, void **ctx, char *why, size_t whylen);
 const device_backend *device_cuda_backend(void);
 /* cudaSetDevice(index of ctx) for the calling thread; OCTET_ERR_CUDA (logged) on failure. */
 int device_cuda_bind(void *ctx);
+/* cudaMemGetInfo of device `index` without opening it: the calling thread's current device is
+ * switched for the call and restored. OCTET_ERR_CUDA (the error string in `why`) on failure. */
+int device_cuda_mem_info(int index, size_t *free_bytes, size_t *total_bytes, char *why, size_t whylen);
 void *device_cuda_stream(void *ctx);
 void *device_cuda_blas(void *ctx);
 

@@ -1,28 +1,39 @@
 /* octet_train.c: `octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR]
- * [--resume] [--threads N]`, which runs one fine-tuning job from a spec file without a server,
- * through the same runner octetd uses (server/train/trainer.h), on the engine's thread policy
- * (kernels/threads.h: --threads N, else the CPUs this process may use). `-h` / `--help` prints
- * the usage for people on stdout and exits 0.
+ * [--resume] [--threads N] [--memory-limit BYTES]`, which runs one fine-tuning job from a spec
+ * file without a server, through the same runner octetd uses (server/train/trainer.h), on the
+ * engine's thread policy (kernels/threads.h: --threads N, else the CPUs this process may use).
+ * `-h` / `--help` prints the usage for people on stdout and exits 0.
+ *
+ * Admission: before anything is allocated, the spec's memory is estimated (train/estimate.h:
+ * the peak of the device's ledger, from the shapes alone) and a job whose peak exceeds what
+ * the device can give (its free memory, or --memory-limit when smaller, which also caps the
+ * run's allocations as trainer_options.device_mem_limit does) is refused with the figures and
+ * the field to change (trainer_admit), exit 2, in milliseconds instead of after gigabytes of
+ * allocations. An estimate that fails leaves the verdict to the run, which fails the same way.
  *
  * Standard output gets JSON lines only: {"event": "step", ...} every training.log_every
  * optimizer steps, {"event": "epoch", ...} after every epoch's evaluation, and at the end
  * {"event": "memory", ...} with the memory figures; human-readable progress goes to stderr.
  * Exit status: 0 when the job finished; 2 for a bad spec or command line, including a spec
  * file that cannot be read (missing, a directory, no permission) or parsed, a field that
- * does not fit the data or the device, and a --checkpoint-dir that cannot be created or
- * written, which is found before training starts (one JSON line {"error": {"code",
- * "message", "field"}} naming the field); 1 for a failure while running (the same JSON error
- * line, with the code of the failure). */
+ * does not fit the data or the device, a job whose estimated peak the device cannot give
+ * (code "out_of_memory"), and a --checkpoint-dir that cannot be created or written, which is
+ * found before training starts (one JSON line {"error": {"code", "message", "field"}} naming
+ * the field); 1 for a failure while running (the same JSON error line, with the code of the
+ * failure). */
 #include "config.h"
 #define LOG_PREFIX "octet-train"
 
+#include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
 #include "fileio.h"
 #include "threads.h"
+#include "train/estimate.h"
 #include "train/spec.h"
 #include "train/trainer.h"
 
@@ -34,6 +45,7 @@ typedef struct cli {
     const char *spec_path, *device, *checkpoint_dir;
     int resume;
     int threads; /* 0: the default (the CPUs available) */
+    size_t memory_limit;       /* --memory-limit; 0: none */
 } cli;
 
 /* Prints one JSON object as a line on stdout and flushes, so a pipe sees it at once. */
@@ -64,7 +76,8 @@ static int fail(const octet_err *e, int status, int exit_code)
     return exit_code;
 }
 
-#define USAGE "octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR] [--resume] [--threads N]"
+#define USAGE "octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR] [--resume] [--threads N]" \
+    " [--memory-limit BYTES]"
 
 static int usage_error(const char *msg)
 {
@@ -90,12 +103,32 @@ static void print_help(void)
           "  --resume                continue from the newest checkpoint in --checkpoint-dir\n"
           "  --threads N             CPU threads of the job (default: the CPUs this process may\n"
           "                          use; OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are overridden)\n"
+          "  --memory-limit BYTES    cap the job's device memory at BYTES (a positive integer);\n"
+          "                          admission compares the estimated peak with it\n"
           "  -h, --help              print this help and exit\n"
           "\n"
-          "exit status: 0 when the job finished; 2 for a bad spec or command line (one JSON line\n"
-          "{\"error\": {\"code\", \"message\", \"field\"}} naming the field); 1 for a failure while\n"
-          "running (the same JSON error line).\n",
+          "Before anything is allocated the spec's peak memory is estimated; a job whose peak the\n"
+          "device (or --memory-limit) cannot give is refused with the figures and the field to change.\n"
+          "\n"
+          "exit status: 0 when the job finished; 2 for a bad spec or command line, or a job that does\n"
+          "not fit the device (one JSON line {\"error\": {\"code\", \"message\", \"field\"}} naming\n"
+          "the field); 1 for a failure while running (the same JSON error line).\n",
           stdout);
+}
+
+/* A positive decimal byte count into *out; -1 for anything else (a sign, a suffix, 0, more
+ * than size_t holds). */
+static int parse_bytes(const char *v, size_t *out)
+{
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n == 0 || n > SIZE_MAX)
+        return -1;
+    *out = (size_t)n;
+    return 0;
 }
 
 /* Returns 0, the exit status of a usage error (already printed), or -1 after -h / --help. */
@@ -121,8 +154,10 @@ static int parse_args(int argc, char **argv, cli *c)
             if (end == argv[i] || *end || n < 0 || n > OCTET_THREADS_MAX)
                 return usage_error("--threads must be 0 (the default) to " OCTET_STR(OCTET_THREADS_MAX));
             c->threads = (int)n;
-        }
-        else if (a[0] == '-' || c->spec_path)
+        } else if (!strcmp(a, "--memory-limit") && i + 1 < argc) {
+            if (parse_bytes(argv[++i], &c->memory_limit))
+                return usage_error("--memory-limit takes a positive number of bytes");
+        } else if (a[0] == '-' || c->spec_path)
             return usage_error(a[0] == '-' ? "unknown option or missing value" : "more than one spec file");
         else
             c->spec_path = a;
@@ -208,6 +243,19 @@ int main(int argc, char **argv)
     opt.cb.on_step = on_step;
     opt.cb.on_epoch = on_epoch;
     opt.cb.on_memory = on_memory;
+    opt.device_mem_limit = c.memory_limit;
+    trainer_estimate est;
+    octet_err ee;
+    octet_err_clear(&ee);
+    if (trainer_estimate_spec(spec, &opt, &est, &ee) != OCTET_OK) {
+        log_info("no estimate (%s: %s); the run decides", ee.field, ee.message);
+    } else if ((rc = trainer_admit(&est, est.device_free, &e)) != OCTET_OK) {
+        free(spec);
+        return fail(&e, rc, 2);
+    } else {
+        log_info("estimated peak %.1f MiB of the %s device's %.1f MiB free", est.peak_bytes / 1048576.0, est.device,
+                 est.device_free / 1048576.0);
+    }
     trainer *t = NULL;
     trainer_result res;
     rc = trainer_open(spec, &opt, &t, &e);

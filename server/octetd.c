@@ -24,6 +24,7 @@
 #include "log.h"
 #include "threads.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -64,6 +65,7 @@ static const char *default_data_root(void)
 
 #define DEFAULT_MAX_UPLOAD ((size_t)64 << 20)
 #define DEFAULT_MAX_QUEUED 1000
+#define DEFAULT_MAX_SWEEP 256
 #define DEFAULT_GRACE_S 30
 #define MAX_CRASHES 3          /* a job that octetd stopped under this often is not resumed again */
 
@@ -73,6 +75,7 @@ typedef struct options {
     const char *db;
     const char *data_dir;
     const char *web_dir;
+    const char *js_dir;
     const char *schema_dir;
     const char *token;
     size_t max_body;
@@ -81,6 +84,8 @@ typedef struct options {
     int threads;               /* CPU threads per job; 0: the CPUs available / workers */
     unsigned http_threads;
     long long max_queued;
+    long long max_sweep;
+    size_t memory_limit;
     unsigned grace;
 } options;
 
@@ -93,6 +98,8 @@ static void usage(FILE *f, const char *root)
             "  --db PATH          SQLite database file (default DATA_DIR/octet.db)\n"
             "  --data-dir DIR     where datasets, checkpoints and the default database live (default data)\n"
             "  --web-dir DIR      static files of the web page (default %s/web)\n"
+            "  --js-dir DIR       served read-only at /javascript/: the page's chart library\n"
+            "                     (default /usr/share/javascript, Debian's libjs-* packages; \"\" for none)\n"
             "  --schema-dir DIR   SQL migrations (default %s/schema)\n"
             "  --token TOKEN      bearer token required for writes (default $OCTET_TOKEN; none if unset)\n"
             "  --max-body BYTES   largest request body accepted (default %u)\n"
@@ -101,9 +108,13 @@ static void usage(FILE *f, const char *root)
             "  --threads N        CPU threads per job (default: the CPUs available / workers, at least 1)\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
+            "  --max-sweep N      the most jobs one sweep may make (default %d)\n"
+            "  --memory-limit BYTES  the most memory a job's device may give it; jobs whose estimated\n"
+            "                     peak is larger are refused (default: what the device has free)\n"
             "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
             "  --help, --version\n",
-            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_GRACE_S);
+            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_MAX_SWEEP,
+            DEFAULT_GRACE_S);
 }
 
 /* Parses an unsigned decimal number into *out; 0 on junk or overflow past max. */
@@ -129,8 +140,9 @@ static int parse_options(int argc, char **argv, options *o)
         {"token", required_argument, NULL, 't'},      {"max-body", required_argument, NULL, 'm'},
         {"max-upload", required_argument, NULL, 'u'}, {"workers", required_argument, NULL, 'W'},
         {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
-        {"grace", required_argument, NULL, 'g'},
-        {"threads", required_argument, NULL, 'j'},
+        {"grace", required_argument, NULL, 'g'},      {"max-sweep", required_argument, NULL, 'S'},
+        {"memory-limit", required_argument, NULL, 'M'},
+        {"js-dir", required_argument, NULL, 'j'},     {"threads", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -139,8 +151,10 @@ static int parse_options(int argc, char **argv, options *o)
     snprintf(web, sizeof web, "%s/web", root);
     snprintf(schema, sizeof schema, "%s/schema", root);
     *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
+                   .js_dir = "/usr/share/javascript",
                    .schema_dir = schema, .token = getenv("OCTET_TOKEN"), .max_upload = DEFAULT_MAX_UPLOAD,
-                   .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .grace = DEFAULT_GRACE_S};
+                   .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .max_sweep = DEFAULT_MAX_SWEEP,
+                   .grace = DEFAULT_GRACE_S};
     unsigned long long v;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -156,6 +170,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'd': o->db = optarg; break;
         case 'D': o->data_dir = optarg; break;
         case 'w': o->web_dir = optarg; break;
+        case 'j': o->js_dir = optarg; break;
         case 's': o->schema_dir = optarg; break;
         case 't': o->token = optarg; break;
         case 'm':
@@ -193,6 +208,20 @@ static int parse_options(int argc, char **argv, options *o)
             }
             o->max_queued = (long long)v;
             break;
+        case 'S':
+            if (!parse_unsigned(optarg, 100000, &v) || v == 0) {
+                fprintf(stderr, "octetd: --max-sweep must be 1..100000, got '%s'\n", optarg);
+                return 2;
+            }
+            o->max_sweep = (long long)v;
+            break;
+        case 'M':
+            if (!parse_unsigned(optarg, (unsigned long long)1 << 50, &v) || v == 0) {
+                fprintf(stderr, "octetd: --memory-limit must be a positive number of bytes, got '%s'\n", optarg);
+                return 2;
+            }
+            o->memory_limit = (size_t)v;
+            break;
         case 'g':
             if (!parse_unsigned(optarg, 86400, &v)) {
                 fprintf(stderr, "octetd: --grace must be 0..86400 seconds, got '%s'\n", optarg);
@@ -200,7 +229,7 @@ static int parse_options(int argc, char **argv, options *o)
             }
             o->grace = (unsigned)v;
             break;
-        case 'j':
+        case 'n':
             if (!parse_unsigned(optarg, OCTET_THREADS_MAX, &v)) {
                 fprintf(stderr, "octetd: --threads must be 0..%d (0: the default), got '%s'\n", OCTET_THREADS_MAX,
                         optarg);
@@ -259,6 +288,16 @@ static int prepare_dirs(const options *o, const char *db)
         }
     }
     return 0;
+}
+
+/* True when `listen` is a loopback address (127.0.0.0/8 or ::1): only this host can connect. */
+static int is_loopback(const char *listen)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, listen, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, listen, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* This host's name in jobs.host, which start-up recovery matches. */
@@ -337,11 +376,13 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
         rc = octet_fail(e, OCTET_ERR_NOMEM, "", "cannot start the event hub");
     app->hub = d->hub;
     jobs_config jc = {.db_path = db, .data_dir = data_real, .host = host, .workers = app->workers,
-                      .cuda_devices = app->cuda_devices, .hub = d->hub, .threads = threads};
+                      .cuda_devices = app->cuda_devices, .hub = d->hub, .threads = threads,
+                      .memory_limit = app->memory_limit};
     if (rc == OCTET_OK)
         rc = jobs_start(&jc, &d->jobs, e);
     app->jobs = d->jobs;
-    http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .token = o->token,
+    http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .js_dir = o->js_dir,
+                       .token = o->token,
                        .max_body = o->max_body, .max_upload = o->max_upload, .threads = o->http_threads,
                        .routes = api_routes, .app = app, .on_done = api_metrics_request};
     if (rc == OCTET_OK)
@@ -366,6 +407,8 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     app->db_path = db;
     app->data_dir = data_real;
     app->max_queued = o->max_queued;
+    app->max_sweep = o->max_sweep;
+    app->memory_limit = o->memory_limit;
     app->max_upload = o->max_upload;
     if (store_open(db, o->schema_dir, &app->st, &e) != OCTET_OK) {
         log_err("cannot open the store %s: %s", db, e.message);
@@ -381,6 +424,10 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
     printf("octetd %s listening on http://%s%s%s:%u/\n", PACKAGE_VERSION, v6 ? "[" : "", o->listen, v6 ? "]" : "",
            http_port(d.srv));
     fflush(stdout);
+    if (!is_loopback(o->listen) && !(o->token && *o->token))
+        log_warn("listening on %s without --token: anyone who can reach this address can submit, cancel and "
+                 "delete jobs and upload data; start with --token (or $OCTET_TOKEN) to require one for writes",
+                 o->listen);
     log_info("database %s, data %s, web %s, writes %s", db, data_real, o->web_dir,
              o->token && *o->token ? "need the bearer token" : "open");
     if (app->cuda_devices)

@@ -448,6 +448,57 @@ int optim_estimate(const optim_config *cfg, const optim_tensor *tensors, int n, 
     return rc;
 }
 
+/* What build_lists() and optim_create() book under `workspace` for planned slots: per non-empty
+ * launch list its descriptor table (CUDA only) and, for the Adafactor list, its scratch; the
+ * group-scalar table (CUDA only). Keep in step with those two. */
+static size_t workspace_bytes(const optim_config *cfg, const tensor_slot *slots, int n, int on_cuda)
+{
+    size_t bytes = on_cuda ? (size_t)(cfg->n_groups + 1) * sizeof(optim_group_scalars) : 0;
+    for (int l = 0; l < LIST_COUNT; l++) {
+        int count = 0;
+        for (int i = 0; i < n; i++)
+            count += slots[i].list == l;
+        if (!count)
+            continue;
+        if (on_cuda)
+            bytes += (size_t)count * sizeof(optim_tensor_desc);
+        if (l != LIST_ADAFACTOR)
+            continue;
+        optim_tensor_desc *descs = calloc((size_t)count, sizeof *descs);
+        if (!descs)
+            return SIZE_MAX;
+        int j = 0;
+        for (int i = 0; i < n; i++)
+            if (slots[i].list == l)
+                descs[j++] = slots[i].desc;
+        bytes += (size_t)adafactor_workspace_floats(descs, count) * sizeof(float);
+        free(descs);
+    }
+    return bytes;
+}
+
+int optim_estimate_workspace(const optim_config *cfg, const optim_tensor *tensors, int n, octet_device_kind kind,
+                             size_t *bytes, octet_err *e)
+{
+    *bytes = 0;
+    int rc = optim_config_validate(cfg, e);
+    if (rc)
+        return rc;
+    tensor_slot *slots = calloc((size_t)(n > 0 ? n : 1), sizeof *slots);
+    if (!slots)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    rc = plan_all(cfg, tensors, n, 0, slots, e);
+    if (rc == OCTET_OK) {
+        size_t b = workspace_bytes(cfg, slots, n, kind == OCTET_DEV_CUDA);
+        if (b == SIZE_MAX)
+            rc = octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+        else
+            *bytes = b;
+    }
+    free(slots);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ create / destroy */
 
 const optim_kernels *optim_kernels_for(device *dev)

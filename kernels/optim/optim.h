@@ -151,6 +151,13 @@ const float *optim_qmap(const optim *o, int is_signed);
 int optim_estimate(const optim_config *cfg, const optim_tensor *tensors, int n_tensors,
                    optim_state_bytes *out, octet_err *e);
 
+/* The bytes optim_create would book under `workspace` for these shapes on a device of kind
+ * `kind`, without allocating: Adafactor's scratch on every device; on CUDA also each launch
+ * list's descriptor table and the table of per-group scalars (the CPU twin reads both in host
+ * memory, unbooked). The same figure as the ledger's, byte for byte. Fails as optim_estimate. */
+int optim_estimate_workspace(const optim_config *cfg, const optim_tensor *tensors, int n_tensors,
+                             octet_device_kind kind, size_t *bytes, octet_err *e);
+
 /* Saves the whole state (step, hyper-parameter kind, layout, codes, scales, maps, fp32 states)
  * to f. Load refuses (OCTET_ERR_MISMATCH, with a message) a state saved for another optimizer,
  * other tensor names or shapes, or another layout, and OCTET_ERR_FORMAT for a truncated or

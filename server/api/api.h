@@ -34,6 +34,8 @@ typedef struct api_ctx {
     char cuda_detail[256];      /* why not, when not */
     time_t started;             /* for uptime */
     int64_t max_queued;         /* queued jobs past which submissions get 503 */
+    int64_t max_sweep;          /* the most combinations a sweep may have */
+    size_t memory_limit;        /* > 0: what a device may give a job at most (--memory-limit) */
     size_t max_upload;          /* largest dataset upload */
     int stopping;               /* set at shutdown: no new jobs */
     atomic_int streams;         /* event streams open now (events.c) */
@@ -58,6 +60,21 @@ int api_job_id(http_request *req, const char *segment, int64_t *id);
 /* Parses an optional query argument as an integer in [min, max] (default when absent);
  * replies 400 naming the argument and returns 0 when it is not one. */
 int api_query_int(http_request *req, const char *name, int64_t def, int64_t min, int64_t max, int64_t *out);
+
+/* estimate.c: memory before training and admission. */
+struct trainer_estimate;
+/* Estimates spec as a worker of this server would run it (its paths resolved). Fails as
+ * trainer_estimate_spec, or with OCTET_ERR_ARG naming a path or dataset of the spec. */
+int api_estimate(api_ctx *app, store *st, const job_spec *spec, struct trainer_estimate *est, octet_err *e);
+/* Estimates spec and refuses it (OCTET_ERR_NOMEM naming the field to change, the numbers in
+ * the message) when its peak exceeds what the device can give; the estimate's JSON into
+ * *estimate when not NULL (also on a refusal). */
+int api_admit(api_ctx *app, store *st, const job_spec *spec, json_t **estimate, octet_err *e);
+/* Replies to a spec that failed parsing, checking or admission: 422 invalid_spec, does_not_fit
+ * or bad_data naming the field, or the store's failure. */
+enum MHD_Result api_reply_spec_error(http_request *req, int rc, const octet_err *e);
+enum MHD_Result api_estimate_post(http_request *req);
+enum MHD_Result api_models_get(http_request *req);
 
 /* health.c: GET /health: liveness, version, database and schema, CUDA, workers. */
 enum MHD_Result api_health_get(http_request *req);
@@ -86,6 +103,13 @@ enum MHD_Result api_job_events(http_request *req);
  * holds and end, so stopping the HTTP server cuts none of them short. Returns how many are
  * still open. */
 int api_events_drain(api_ctx *app, double seconds);
+
+/* sweeps.c: sweeps over a grid of spec values, and their seed statistics. */
+enum MHD_Result api_sweeps_post(http_request *req);
+enum MHD_Result api_sweeps_list(http_request *req);
+enum MHD_Result api_sweep_get(http_request *req);
+enum MHD_Result api_sweep_cancel(http_request *req);
+enum MHD_Result api_sweep_delete(http_request *req);
 
 /* datasets.c: built-in and uploaded datasets. */
 enum MHD_Result api_datasets_list(http_request *req);

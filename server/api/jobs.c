@@ -4,14 +4,17 @@
  * A submission is parsed by the same spec parser as octet-train (server/train/spec.h, with its
  * server rules: paths relative to the data directory), then checked against this server
  * (jobs_check_spec: paths that stay inside the data directory, datasets that exist, devices it
- * has). A bad spec is 422 naming the field; the queue past --max-queued is 503 with
- * Retry-After. The stored spec is the normalised one, every default filled in. Replies carry the
- * job as GET /jobs/{id} shows it. */
+ * has) and admitted (estimate.c: its estimated peak must fit what the device can give). A bad
+ * spec is 422 naming the field, one that does not fit 422 does_not_fit with the numbers; the
+ * queue past --max-queued is 503 with Retry-After. A dry run answers with the normalised spec
+ * and the memory estimate. The stored spec is the normalised one, every default filled in. Replies carry the
+ * job as GET /jobs/{id} shows it; a job of a sweep carries its sweep_id and grid_values. */
 #define LOG_PREFIX "api"
 #include "config.h"
 #include "api/api.h"
 #include "log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,17 +40,98 @@ static void add_links(json_t *job)
     json_object_set_new(job, "links", links);
 }
 
-/* Replies with job id as GET /jobs/{id} shows it, with `status`; 404 when it is gone. */
+/* Job id's document as GET /jobs/{id} shows it, as JSON text (*text malloc'd, *len bytes);
+ * *text = NULL when there is no such job. The spec and run info, stored as compact JSON, are
+ * spliced in as they are: parsing them only to print them again was most of the cost. */
+static int render_job(store *st, int64_t id, char **text, size_t *len, octet_err *e)
+{
+    *text = NULL;
+    json_t *job = NULL;
+    store_job_texts texts;
+    int rc = store_job_get(st, id, &job, &texts, e);
+    if (rc != OCTET_OK || !job)
+        return rc;
+    add_links(job);
+    char *head = json_dumps(job, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(job);
+    const char *spec = texts.spec ? texts.spec : "null", *info = texts.info ? texts.info : "null";
+    size_t n = head ? strlen(head) : 0, cap = n + strlen(spec) + strlen(info) + 32;
+    char *out = head ? malloc(cap) : NULL;
+    if (out) /* head is "{...}": its members, then spec and info */
+        *len = (size_t)snprintf(out, cap, "%.*s,\"spec\":%s,\"info\":%s}", (int)(n - 1), head, spec, info);
+    free(head);
+    store_job_texts_free(&texts);
+    if (!out)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    *text = out;
+    return OCTET_OK;
+}
+
+static enum MHD_Result reply_rendered(http_request *req, int rc, char *text, size_t len, int64_t id, unsigned status,
+                                      const octet_err *e)
+{
+    if (rc == OCTET_ERR_NOMEM)
+        return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
+    if (rc != OCTET_OK)
+        return api_reply_store_error(req, e);
+    if (!text)
+        return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no job %lld", (long long)id);
+    return http_reply_text(req, status, "application/json", text, len);
+}
+
+/* Replies with job id's document and `status`; 404 when it is gone. */
 static enum MHD_Result reply_job(http_request *req, store *st, int64_t id, unsigned status)
 {
-    json_t *job = NULL;
+    char *text = NULL;
+    size_t len = 0;
     octet_err e;
-    if (store_job_get(st, id, &job, &e) != OCTET_OK)
-        return api_reply_store_error(req, &e);
-    if (!job)
-        return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no job %lld", (long long)id);
-    add_links(job);
-    return http_reply_json(req, status, job);
+    int rc = render_job(st, id, &text, &len, &e);
+    return reply_rendered(req, rc, text, len, id, status, &e);
+}
+
+/* ------------------------------------------------------------------ rendered jobs, cached */
+
+/* The documents GET /jobs/{id} rendered last, direct-mapped by id, each with the version
+ * (store_job_version) it was rendered at: while a job's version does not change, its document
+ * is served again without rebuilding it. A version read before rendering can only be older
+ * than the document, so a stale entry is always rebuilt, never served. */
+#define JOB_CACHE_SLOTS 256
+
+typedef struct cached_job {
+    int64_t id, revision, last_event;
+    char *text;
+    size_t len;
+} cached_job;
+
+static cached_job job_cache[JOB_CACHE_SLOTS];
+static pthread_mutex_t job_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A copy of the cached document of id at this version, or NULL. */
+static char *cache_get(int64_t id, int64_t revision, int64_t last_event, size_t *len)
+{
+    char *copy = NULL;
+    pthread_mutex_lock(&job_cache_lock);
+    cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
+    if (c->text && c->id == id && c->revision == revision && c->last_event == last_event &&
+        (copy = malloc(c->len + 1)) != NULL) {
+        memcpy(copy, c->text, c->len + 1);
+        *len = c->len;
+    }
+    pthread_mutex_unlock(&job_cache_lock);
+    return copy;
+}
+
+static void cache_put(int64_t id, int64_t revision, int64_t last_event, const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, text, len + 1);
+    pthread_mutex_lock(&job_cache_lock);
+    cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
+    free(c->text);
+    *c = (cached_job){id, revision, last_event, copy, len};
+    pthread_mutex_unlock(&job_cache_lock);
 }
 
 /* ------------------------------------------------------------------ POST /jobs */
@@ -123,7 +207,9 @@ static enum MHD_Result enqueue(http_request *req, store *st, const job_spec *spe
         return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
     }
     const spec_dataset *d = &spec->dataset;
-    store_new_job j = {.name = spec->name, .spec = spec_text, .arch = spec_arch_name(spec->model.arch),
+    char model[SPEC_PATH_MAX + 16];
+    spec_model_label(spec, model, sizeof model);
+    store_new_job j = {.name = spec->name, .spec = spec_text, .arch = spec_arch_name(spec->model.arch), .model = model,
                        .optimizer = optim_kind_name(spec->optimizer.cfg.kind),
                        .dataset = d->name[0] ? d->name : d->train_file, .idempotency_key = key, .request = request};
     int64_t id = 0;
@@ -164,24 +250,27 @@ enum MHD_Result api_jobs_post(http_request *req)
         return http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
     octet_err e;
     octet_err_clear(&e);
+    json_t *estimate = NULL;
     int rc = spec_parse(req->body, SPEC_SERVER, spec, &e);
     if (rc == OCTET_OK)
         rc = jobs_check_spec(st, app->data_dir, app->cuda_devices, spec, 0, &e);
+    if (rc == OCTET_OK)
+        rc = api_admit(app, st, spec, &estimate, &e);
     enum MHD_Result r;
     json_t *normalised = rc == OCTET_OK ? spec_to_json(spec) : NULL;
-    if (rc == OCTET_ERR_ARG)
-        r = http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_spec", e.field, "%s", e.message);
-    else if (rc != OCTET_OK)
-        r = api_reply_store_error(req, &e);
+    if (rc != OCTET_OK)
+        r = api_reply_spec_error(req, rc, &e);
     else if (!normalised)
         r = http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_memory", NULL, "out of memory");
     else if (dry)
-        r = http_reply_json(req, MHD_HTTP_OK, json_pack("{sb sO}", "valid", 1, "spec", normalised));
+        r = http_reply_json(req, MHD_HTTP_OK, json_pack("{sb sO sO}", "valid", 1, "spec", normalised, "estimate",
+                                                        estimate ? estimate : json_null()));
     else if (!queue_open(req, st))
         r = MHD_YES;
     else
         r = enqueue(req, st, spec, normalised, key);
     json_decref(normalised);
+    json_decref(estimate);
     free(spec);
     return r;
 }
@@ -214,11 +303,13 @@ static int list_filter(http_request *req, store_job_filter *f)
         optimizers[k] = optim_kind_name((optim_kind)k);
     optimizers[OPTIM_NKINDS] = NULL;
     memset(f, 0, sizeof *f);
-    int64_t limit = 0, cursor = 0;
+    int64_t limit = 0, cursor = 0, sweep = 0;
     if (!enum_arg(req, "status", statuses, &f->status) || !enum_arg(req, "optimizer", optimizers, &f->optimizer) ||
         !enum_arg(req, "arch", arches, &f->arch) || !api_query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit) ||
-        !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor))
+        !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor) ||
+        !api_query_int(req, "sweep", 0, 1, INT64_MAX, &sweep))
         return 0;
+    f->sweep_id = sweep;
     f->dataset = http_query(req, "dataset");
     f->limit = (int)limit;
     f->before_id = cursor;
@@ -252,11 +343,26 @@ enum MHD_Result api_jobs_list(http_request *req)
 
 enum MHD_Result api_job_get(http_request *req)
 {
-    int64_t id;
+    int64_t id, revision = 0, last_event = 0;
     if (!api_job_id(req, req->args[0], &id))
         return MHD_YES;
     store *st = api_store(req);
-    return st ? reply_job(req, st, id, MHD_HTTP_OK) : MHD_YES;
+    if (!st)
+        return MHD_YES;
+    int found = 0;
+    octet_err e;
+    if (store_job_version(st, id, &revision, &last_event, &found, &e) != OCTET_OK)
+        return api_reply_store_error(req, &e);
+    if (!found)
+        return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no job %lld", (long long)id);
+    size_t len = 0;
+    char *text = cache_get(id, revision, last_event, &len);
+    if (text)
+        return http_reply_text(req, MHD_HTTP_OK, "application/json", text, len);
+    int rc = render_job(st, id, &text, &len, &e);
+    if (rc == OCTET_OK && text)
+        cache_put(id, revision, last_event, text, len);
+    return reply_rendered(req, rc, text, len, id, MHD_HTTP_OK, &e);
 }
 
 enum MHD_Result api_job_cancel(http_request *req)

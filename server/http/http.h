@@ -8,8 +8,10 @@
  * max_body, or max_upload for routes that take a raw upload); routes that take JSON refuse
  * another Content-Type (415) and get the body parsed strictly (duplicate keys rejected; 400
  * naming line and column) before the handler runs. Writes (methods other than GET and HEAD)
- * need the bearer token when the server has one (401). Everything else is a static file from
- * the web directory (static.c), GET and HEAD only, never outside that directory.
+ * need the bearer token when the server has one (401), except those the route marks as
+ * changing nothing (an estimate, a dry run). Everything else is a static file from
+ * the web directory (static.c), or under /javascript/ from the JavaScript directory (js_dir),
+ * GET and HEAD only, never outside that directory.
  *
  * The daemon answers from a pool of threads (libmicrohttpd's), so handlers run concurrently
  * and must keep their state per request or per thread. A handler may reply with a stream of
@@ -68,6 +70,9 @@ typedef struct http_route {
     http_handler handler;
     int takes_json;       /* 1: the body must be a JSON object, parsed before the handler runs */
     int takes_upload;     /* 1: the body is kept raw, up to max_upload bytes */
+    int open;             /* 1: a write that changes nothing (an estimate): no token needed */
+    const char *open_if;  /* a query argument that, set to 1 or true, makes this write change
+                           * nothing (a dry run): no token needed then */
 } http_route;
 
 /* Called once per finished request, from the thread that served it: the matched route's
@@ -79,6 +84,9 @@ typedef struct http_config {
     const char *listen;      /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1" */
     unsigned port;           /* 0: let the kernel pick a free port */
     const char *web_dir;     /* static files */
+    const char *js_dir;      /* a second, read-only root served at /javascript/ (Debian's
+                              * /usr/share/javascript, where libjs-* packages put their files);
+                              * NULL or "": none. Not there at start: logged, /javascript/ is 404 */
     const char *token;       /* bearer token required for writes; NULL or "" for none */
     size_t max_body;         /* 0: HTTP_DEFAULT_MAX_BODY */
     size_t max_upload;       /* routes with takes_upload; 0: max_body */
@@ -165,6 +173,15 @@ int http_bearer_ok(const char *token, const char *authorization);
  * other spelling every file is refused with OCTET_ERR_IO, never served from outside. On
  * success `out` holds the real path. */
 int http_static_resolve(const char *web_dir, const char *url, char *out, size_t out_len);
+
+/* The prefix under which js_dir is served. */
+#define HTTP_JS_PREFIX "/javascript/"
+
+/* Maps a URL path to a file as the server does: under HTTP_JS_PREFIX, the rest of the path
+ * under js_dir (by http_static_resolve's rules; OCTET_ERR_IO for the prefix alone or when
+ * js_dir is NULL), anything else under web_dir. Sets *from_js to which root was meant. */
+int http_static_path(const char *web_dir, const char *js_dir, const char *url, char *out, size_t out_len,
+                     int *from_js);
 
 /* The Content-Type for a file name, by extension ("application/octet-stream" when unknown). */
 const char *http_mime_type(const char *path);

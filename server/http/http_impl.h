@@ -17,6 +17,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     http_config cfg;
     char *web_dir;          /* realpath of cfg.web_dir */
+    char *js_dir;           /* realpath of cfg.js_dir; NULL: /javascript/ is not served */
     unsigned port;
 };
 
@@ -43,8 +44,9 @@ enum MHD_Result http_queue(http_request *req, unsigned status, struct MHD_Respon
  * bytes in all, drops the body and sets rc->too_large. Never fails. */
 void http_body_append(request_ctx *rc, const char *data, size_t size, size_t max);
 
-/* Serves the static file for req->url from the server's web directory: 200 with its type,
- * 400 for a refused path, 404 when there is no such file. */
+/* Serves the static file for req->url from the server's web directory (or, under
+ * HTTP_JS_PREFIX, its JavaScript directory): 200 with its type, 400 for a refused path, 404
+ * when there is no such file. */
 enum MHD_Result http_serve_static(request_ctx *rc);
 
 #endif

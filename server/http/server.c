@@ -85,6 +85,17 @@ static int wrong_content_type(const request_ctx *rc)
     return strncasecmp(ct, json, n) || (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ');
 }
 
+/* True when the route's request changes nothing: an open route, or its open_if argument set to
+ * 1 or true (a dry run). */
+static int changes_nothing(const request_ctx *rc)
+{
+    const http_route *r = rc->route;
+    if (r->open)
+        return 1;
+    const char *v = r->open_if ? MHD_lookup_connection_value(rc->req.conn, MHD_GET_ARGUMENT_KIND, r->open_if) : NULL;
+    return v && (!strcmp(v, "1") || !strcmp(v, "true"));
+}
+
 /* Routes an API request; replies at once (404, 405, 401) or returns MHD_YES to read on. */
 static enum MHD_Result begin_api(request_ctx *rc, const char *path)
 {
@@ -100,7 +111,7 @@ static enum MHD_Result begin_api(request_ctx *rc, const char *path)
                                 "%s does not take %s; allowed: %s", req->url, req->method, allow);
     }
     const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!is_read_method(req->method) && !http_bearer_ok(rc->srv->cfg.token, auth)) {
+    if (!is_read_method(req->method) && !changes_nothing(rc) && !http_bearer_ok(rc->srv->cfg.token, auth)) {
         http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"octet\"");
         return http_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
                                 "this server needs \"Authorization: Bearer <token>\" for writes");
@@ -268,6 +279,14 @@ int http_start(const http_config *cfg, http_server **out, octet_err *e)
         free(s);
         return rc;
     }
+    if (cfg->js_dir && *cfg->js_dir) {
+        s->js_dir = realpath(cfg->js_dir, NULL);
+        if (s->js_dir)
+            log_info("serving %s from %s", HTTP_JS_PREFIX, s->js_dir);
+        else
+            log_warn("not serving %s: cannot use %s: %s (the page draws no charts)", HTTP_JS_PREFIX, cfg->js_dir,
+                     strerror(errno));
+    }
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
                      (ipv6 ? MHD_USE_IPv6 : 0);
     unsigned threads = cfg->threads ? cfg->threads : 4;
@@ -302,5 +321,6 @@ void http_stop(http_server *s)
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     free(s->web_dir);
+    free(s->js_dir);
     free(s);
 }

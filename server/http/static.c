@@ -1,5 +1,7 @@
 /* static.c: the web page's files, served from the web directory for every path outside
- * /api/v1, with GET and HEAD only.
+ * /api/v1, with GET and HEAD only; and under /javascript/ the files of a second, read-only root
+ * (--js-dir, Debian's /usr/share/javascript, where libjs-* packages such as the page's chart
+ * library live), under the same rules.
  *
  * A path never leaves the web directory: segments that are empty or start with '.' are refused
  * outright (MHD has already decoded %2e%2e to ".."), and the file's real path, with symlinks
@@ -79,11 +81,27 @@ int http_static_resolve(const char *web_dir, const char *url, char *out, size_t 
     return OCTET_OK;
 }
 
+int http_static_path(const char *web_dir, const char *js_dir, const char *url, char *out, size_t out_len,
+                     int *from_js)
+{
+    size_t js = strlen(HTTP_JS_PREFIX);
+    *from_js = url && !strncmp(url, HTTP_JS_PREFIX, js);
+    if (!*from_js)
+        return http_static_resolve(web_dir, url, out, out_len);
+    /* "/javascript/dygraphs/x.js" is "/dygraphs/x.js" under the JavaScript directory, which
+     * has no index: "/javascript/" itself is not a file */
+    url += js - 1;
+    if (url[1] == '\0' || !js_dir)
+        return OCTET_ERR_IO;
+    return http_static_resolve(js_dir, url, out, out_len);
+}
+
 enum MHD_Result http_serve_static(request_ctx *rc)
 {
     http_request *req = &rc->req;
     char path[PATH_MAX];
-    int st = http_static_resolve(rc->srv->web_dir, req->url, path, sizeof path);
+    int from_js = 0;
+    int st = http_static_path(rc->srv->web_dir, rc->srv->js_dir, req->url, path, sizeof path, &from_js);
     if (st == OCTET_ERR_ARG)
         return http_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_path", NULL, "this path is not allowed");
     if (st != OCTET_OK)
@@ -99,7 +117,8 @@ enum MHD_Result http_serve_static(request_ctx *rc)
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, http_mime_type(path));
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    /* a library's files change only when its package is upgraded */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, from_js ? "max-age=3600" : "no-cache");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     return http_queue(req, MHD_HTTP_OK, r);
 }

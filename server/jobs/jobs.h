@@ -11,6 +11,9 @@
  * running job at its next optimizer step (a checkpoint of that position, status queued) and
  * joins the workers.
  *
+ * A claimed job is admitted again before it runs (its estimated peak must fit what its device
+ * can give now; server/train/estimate.h), and runs with its device capped at memory_limit.
+ *
  * The paths a spec names (dataset.train_file, dataset.eval_file, model.path) are relative to
  * the data directory and may not leave it, symlinks included (jobs_resolve_path); the API checks
  * them at submission, the worker again before it opens them. */
@@ -91,6 +94,7 @@ typedef struct jobs_config {
     double progress_every_s;    /* how often progress is written between logged steps (1 s) */
     int threads;                /* CPU threads of each job (trainer_options.threads); 0: the
                                  * worker thread's OpenMP default */
+    size_t memory_limit;        /* > 0: the most a job's device may give it (admission and the run) */
 } jobs_config;
 
 typedef struct jobs_service jobs_service;

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "jobs/jobs_impl.h"
 #include "log.h"
+#include "train/estimate.h"
 #include "train/trainer.h"
 
 #include <limits.h>
@@ -129,8 +130,12 @@ static int on_step(void *user, const trainer_step_log *log)
 {
     job_run *r = user;
     json_t *j = trainer_step_json(log);
+    double eta = eta_at(r, log->step);
+    /* the event carries the job's progress too, so a follower needs no second request */
+    json_object_set_new(j, "total_steps", json_integer(r->total_steps));
+    json_object_set_new(j, "eta_seconds", eta >= 0 ? json_real(eta) : json_null());
     octet_err e;
-    int rc = store_step_add(r->w->st, r->id, j, eta_at(r, log->step), &e);
+    int rc = store_step_add(r->w->st, r->id, j, eta, &e);
     json_decref(j);
     if (rc != OCTET_OK)
         return record_failed(r, rc, &e, "a step");
@@ -217,6 +222,7 @@ static trainer_options run_options(job_run *r, const char *ckdir)
     trainer_options o;
     memset(&o, 0, sizeof o);
     o.device_index = r->w->cuda_index < 0 ? 0 : r->w->cuda_index;
+    o.device_mem_limit = r->w->svc->cfg.memory_limit;
     o.checkpoint_dir = ckdir;
     o.resume = TRAINER_RESUME_IF_ANY;
     o.threads = r->w->svc->cfg.threads;
@@ -240,6 +246,18 @@ static int prepare(job_run *r, const store_claim *c, octet_err *e)
     if (rc == OCTET_OK)
         rc = jobs_check_spec(r->w->st, s->data_dir, s->cfg.cuda_devices, &r->spec, 1, e);
     return rc;
+}
+
+/* Admits the job on this worker's device as it is now: its estimated peak must fit what the
+ * device can give (what other jobs hold on a shared GPU included). A refusal fails the job
+ * with OCTET_ERR_NOMEM naming the field to change; an estimate that cannot be made is left
+ * to trainer_open, which fails the same way. */
+static int admit(job_run *r, const trainer_options *opt, octet_err *e)
+{
+    trainer_estimate est;
+    if (trainer_estimate_spec(&r->spec, opt, &est, e) != OCTET_OK)
+        return OCTET_OK;
+    return est.device_total ? trainer_admit(&est, est.device_free, e) : OCTET_OK;
 }
 
 /* Marks the worker busy with job id, unless the service is stopping (returns 0 then). */
@@ -315,7 +333,7 @@ void jobs_run_claimed(worker *w, const store_claim *c)
     trainer *t = NULL;
     if (atomic_load(&w->cancel))
         rc = octet_fail(&e, OCTET_ERR_CANCEL, "", "cancelled before it started");
-    else if ((rc = trainer_open(&r->spec, &opt, &t, &e)) == OCTET_OK)
+    else if ((rc = admit(r, &opt, &e)) == OCTET_OK && (rc = trainer_open(&r->spec, &opt, &t, &e)) == OCTET_OK)
         rc = trainer_train(t, &res, &e);
     trainer_close(t);
     if (rc != OCTET_OK && r->record_err.message[0]) /* the store failed, not the training */

@@ -66,14 +66,20 @@ typedef struct store_new_job {
     const char *name;
     const char *spec;               /* the normalised spec, JSON text */
     const char *arch, *optimizer, *dataset;
+    const char *model;              /* a short label: preset, model directory or layer sizes */
     const char *idempotency_key;    /* NULL: none */
     const char *request;            /* the submitted body as canonical JSON (compared per key) */
+    int64_t sweep_id;               /* > 0: the job belongs to this sweep */
+    const char *grid_values;        /* a sweep's job: its {"path": value} (JSON text) */
 } store_new_job;
 
 /* Queues a job (and its first event, status queued). With an idempotency key that is already
  * stored: the same request gives the existing job's id with *replayed = 1; another request is
  * OCTET_ERR_MISMATCH (field "Idempotency-Key"). */
 int store_job_insert(store *st, const store_new_job *j, int64_t *id, int *replayed, octet_err *e);
+/* Queues a job inside the caller's transaction (no idempotency key): the id, the row, the
+ * first event. */
+int store_job_add(store *st, const store_new_job *j, int64_t *id, octet_err *e);
 
 /* A job a worker has claimed. */
 typedef struct store_claim {
@@ -117,17 +123,30 @@ enum { STORE_DELETE_DONE = 0, STORE_DELETE_ACTIVE = 1 };
  * STORE_DELETE_ACTIVE; STORE_NO_JOB when there is none. */
 int store_job_delete(store *st, int64_t id, int *outcome, octet_err *e);
 
+/* The job's version: its row's revision and its newest event seq, which together change
+ * whenever anything GET /jobs/{id} shows changes. *found = 0 when there is no such job. */
+int store_job_version(store *st, int64_t id, int64_t *revision, int64_t *last_event, int *found, octet_err *e);
+
 /* The job's status (into status[16]), whether a cancel was asked, and its newest event seq;
  * status "" when there is no such job. */
 int store_job_state(store *st, int64_t id, char *status, int *cancel_requested, int64_t *last_event,
                     octet_err *e);
 
+/* The job's spec and run info as stored (compact JSON text, malloc'd; NULL when absent). */
+typedef struct store_job_texts {
+    char *spec, *info;
+} store_job_texts;
+void store_job_texts_free(store_job_texts *t);
+
 /* The job as served by GET /jobs/{id}: id, name, status, attempt, spec, timestamps, progress,
- * steps, ETA, device, error, info, the latest epoch, memory. *out = NULL when there is none. */
-int store_job_get(store *st, int64_t id, json_t **out, octet_err *e);
+ * steps, ETA, device, error, info, the latest epoch, memory. *out = NULL when there is none.
+ * With texts, spec and info are left out of *out and handed over as stored instead (no parse
+ * and no second serialisation: the API splices them into its reply). */
+int store_job_get(store *st, int64_t id, json_t **out, store_job_texts *texts, octet_err *e);
 
 typedef struct store_job_filter {
     const char *status, *optimizer, *arch, *dataset;  /* NULL: any */
+    int64_t sweep_id;                                 /* > 0: only this sweep's jobs */
     int64_t before_id;                                /* > 0: ids below it (the cursor) */
     int limit;
 } store_job_filter;
@@ -173,6 +192,30 @@ int store_job_events(store *st, int64_t id, int64_t after, store_event *ev, int 
 
 /* Rows recorded in all: epochs and steps. */
 int store_row_counts(store *st, int64_t *epochs, int64_t *steps, octet_err *e);
+
+/* ------------------------------------------------------------------ sweeps (store_sweeps.c) */
+
+/* Creates a sweep (name, base spec and grid as JSON text) and its n jobs in one transaction:
+ * all or none. The jobs' ids go to job_ids[n]. */
+int store_sweep_insert(store *st, const char *name, const char *base, const char *grid, store_new_job *jobs, int n,
+                       int64_t *sweep_id, int64_t *job_ids, octet_err *e);
+/* The sweep's row {id, name, base, grid, created_at} (base and grid parsed), or *out = NULL. */
+int store_sweep_get(store *st, int64_t id, json_t **out, octet_err *e);
+/* Every job of the sweep, in id order: {id, name, status, attempt, grid_values (parsed), error
+ * code and message, memory: {parameters, optimizer_state_bytes, adamw_bytes, peak_bytes} or
+ * null, epochs: [the epochs rows]}. */
+int store_sweep_jobs(store *st, int64_t id, json_t **out, octet_err *e);
+/* Sweeps newest first (ids below before_id when > 0), each {id, name, created_at, grid,
+ * counts: {status: n}}; *next_before as store_job_list's. */
+int store_sweep_list(store *st, int64_t before_id, int limit, json_t **items, int64_t *next_before, octet_err *e);
+/* Cancels what is left of a sweep: its queued jobs at once (with their events), its running
+ * ones marked (their ids into running[max], their count into *n_running, for the workers).
+ * *found = 0 when there is no such sweep. */
+int store_sweep_cancel(store *st, int64_t id, int *found, int64_t *running, int max, int *n_running, octet_err *e);
+/* Deletes a sweep whose jobs have all finished, with its jobs and their rows; their ids go to
+ * ids[max] (*n_ids) so their checkpoints can be removed. *outcome: STORE_DELETE_DONE,
+ * STORE_DELETE_ACTIVE (a job is queued or running), STORE_NO_JOB (no such sweep). */
+int store_sweep_delete(store *st, int64_t id, int *outcome, int64_t *ids, int max, int *n_ids, octet_err *e);
 
 /* ------------------------------------------------------------------ datasets (store_datasets.c) */
 

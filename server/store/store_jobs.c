@@ -85,8 +85,8 @@ static int insert_row(store *st, const store_new_job *j, int64_t id, octet_err *
 {
     sqlite3_stmt *s = store_stmt(st, SS_JOB_INSERT,
                                  "INSERT INTO jobs (id, name, spec, status, created_at, updated_at, arch, optimizer, "
-                                 "dataset, idempotency_key, request) VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?5, ?6, ?7, "
-                                 "?8, ?9)", e);
+                                 "dataset, idempotency_key, request, sweep_id, grid_values, model) VALUES (?1, ?2, ?3, "
+                                 "'queued', ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", e);
     if (!s)
         return OCTET_ERR_DB;
     char now[32];
@@ -100,8 +100,22 @@ static int insert_row(store *st, const store_new_job *j, int64_t id, octet_err *
     sqlite3_bind_text(s, 7, j->dataset ? j->dataset : "", -1, SQLITE_STATIC);
     store_bind_text_or_null(s, 8, j->idempotency_key);
     store_bind_text_or_null(s, 9, j->idempotency_key ? j->request : NULL);
+    if (j->sweep_id > 0)
+        sqlite3_bind_int64(s, 10, j->sweep_id);
+    store_bind_text_or_null(s, 11, j->grid_values);
+    sqlite3_bind_text(s, 12, j->model ? j->model : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "inserting a job");
     sqlite3_reset(s);
+    return rc;
+}
+
+int store_job_add(store *st, const store_new_job *j, int64_t *id, octet_err *e)
+{
+    int rc = next_job_id(st, id, e);
+    if (rc == OCTET_OK)
+        rc = insert_row(st, j, *id, e);
+    if (rc == OCTET_OK)
+        rc = status_event(st, *id, STORE_QUEUED, NULL, e);
     return rc;
 }
 
@@ -127,11 +141,7 @@ int store_job_insert(store *st, const store_new_job *j, int64_t *id, int *replay
         if (rc != OCTET_OK || *replayed)
             return store_end(st, rc, e);
     }
-    rc = next_job_id(st, id, e);
-    if (rc == OCTET_OK)
-        rc = insert_row(st, j, *id, e);
-    if (rc == OCTET_OK)
-        rc = status_event(st, *id, STORE_QUEUED, NULL, e);
+    rc = store_job_add(st, j, id, e);
     return store_end(st, rc, e);
 }
 
@@ -145,7 +155,8 @@ int store_job_claim(store *st, const char *host, const char *device, store_claim
     if (rc != OCTET_OK)
         return rc;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_CLAIM,
-                                 "UPDATE jobs SET status = 'running', attempt = attempt + 1, host = ?1, device = ?2, "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "status = 'running', attempt = attempt + 1, host = ?1, device = ?2, "
                                  "started_at = COALESCE(started_at, ?3), updated_at = ?3, eta_seconds = NULL "
                                  "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) "
                                  "RETURNING id, attempt, cancel_requested, spec", e);
@@ -200,7 +211,8 @@ static int recover_one(store *st, int64_t id, int crashes, int max_crashes, int 
         return store_job_finish(st, id, STORE_FAILED, "crashed", msg, NULL, e);
     }
     sqlite3_stmt *s = store_stmt(st, SS_JOB_RECOVER,
-                                 "UPDATE jobs SET status = 'queued', crashes = crashes + 1, updated_at = ?2, "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "status = 'queued', crashes = crashes + 1, updated_at = ?2, "
                                  "eta_seconds = NULL WHERE id = ?1", e);
     if (!s)
         return OCTET_ERR_DB;
@@ -259,7 +271,8 @@ int store_job_set_info(store *st, int64_t id, const json_t *info, int64_t total_
                        octet_err *e)
 {
     char *text = json_dumps(info, JSON_COMPACT);
-    sqlite3_stmt *s = text ? store_stmt(st, SS_JOB_INFO, "UPDATE jobs SET info = ?2, total_steps = ?3, "
+    sqlite3_stmt *s = text ? store_stmt(st, SS_JOB_INFO, "UPDATE jobs SET revision = revision + 1, "
+                                        "info = ?2, total_steps = ?3, "
                                         "updated_at = ?4, device = ?5 WHERE id = ?1", e) : NULL;
     int rc = !text ? octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory") : !s ? OCTET_ERR_DB : OCTET_OK;
     if (rc == OCTET_OK) {
@@ -280,7 +293,8 @@ int store_job_set_info(store *st, int64_t id, const json_t *info, int64_t total_
 int store_job_progress(store *st, int64_t id, int64_t steps_done, double eta_seconds, octet_err *e)
 {
     sqlite3_stmt *s = store_stmt(st, SS_JOB_PROGRESS,
-                                 "UPDATE jobs SET steps_done = ?2, progress = CASE WHEN total_steps > 0 THEN "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "steps_done = ?2, progress = CASE WHEN total_steps > 0 THEN "
                                  "MIN(1.0, CAST(?2 AS DOUBLE PRECISION) / total_steps) ELSE progress END, "
                                  "eta_seconds = ?3, updated_at = ?4 WHERE id = ?1", e);
     if (!s)
@@ -316,7 +330,8 @@ int store_job_finish(store *st, int64_t id, const char *status, const char *code
     if (rc != OCTET_OK)
         return rc;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_FINISH,
-                                 "UPDATE jobs SET status = ?2, error_code = ?3, error = ?4, error_field = ?5, "
+                                 "UPDATE jobs SET revision = revision + 1, "
+                                 "status = ?2, error_code = ?3, error = ?4, error_field = ?5, "
                                  "updated_at = ?6, eta_seconds = CASE WHEN ?2 = 'queued' THEN NULL ELSE 0 END, "
                                  "finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?6 END, "
                                  "progress = CASE WHEN ?2 = 'succeeded' THEN 1.0 ELSE progress END WHERE id = ?1", e);
@@ -367,6 +382,23 @@ int store_job_state(store *st, int64_t id, char *status, int *cancel_requested, 
     return rc;
 }
 
+int store_job_version(store *st, int64_t id, int64_t *revision, int64_t *last_event, int *found, octet_err *e)
+{
+    *found = 0;
+    sqlite3_stmt *s = store_stmt(st, SS_JOB_VERSION, "SELECT revision, last_event FROM jobs WHERE id = ?1", e);
+    if (!s)
+        return OCTET_ERR_DB;
+    sqlite3_bind_int64(s, 1, id);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        *found = 1;
+        *revision = sqlite3_column_int64(s, 0);
+        *last_event = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return r == SQLITE_ROW || r == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "reading a job's version");
+}
+
 /* Runs a one-row UPDATE/DELETE of job id; *changed = rows changed. */
 static int change_job(store *st, int slot, const char *sql, int64_t id, int *changed, octet_err *e)
 {
@@ -395,14 +427,16 @@ int store_job_cancel(store *st, int64_t id, int *outcome, octet_err *e)
     else if (rc == OCTET_OK && store_status_final(status))
         *outcome = STORE_CANCEL_FINISHED;
     else if (rc == OCTET_OK && !strcmp(status, STORE_QUEUED)) {
-        rc = change_job(st, SS_JOB_CANCEL_QUEUED, "UPDATE jobs SET status = 'cancelled', finished_at = ?2, "
+        rc = change_job(st, SS_JOB_CANCEL_QUEUED, "UPDATE jobs SET revision = revision + 1, "
+                        "status = 'cancelled', finished_at = ?2, "
                         "updated_at = ?2, eta_seconds = 0, cancel_requested = 1 WHERE id = ?1 AND status = 'queued'",
                         id, &changed, e);
         if (rc == OCTET_OK && changed)
             rc = status_event(st, id, STORE_CANCELLED, NULL, e);
         *outcome = STORE_CANCEL_DONE;
     } else if (rc == OCTET_OK) {
-        rc = change_job(st, SS_JOB_CANCEL_RUNNING, "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 "
+        rc = change_job(st, SS_JOB_CANCEL_RUNNING, "UPDATE jobs SET revision = revision + 1, "
+                        "cancel_requested = 1, updated_at = ?2 "
                         "WHERE id = ?1", id, &changed, e);
         *outcome = STORE_CANCEL_REQUESTED;
     }
@@ -473,28 +507,54 @@ static int latest_epoch(store *st, int64_t id, json_t **out, octet_err *e)
     return r == SQLITE_ROW || r == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "reading the latest epoch");
 }
 
-int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
+/* A copy of column i's text (NULL for SQL NULL); *failed set when out of memory. */
+static char *col_copy(sqlite3_stmt *s, int i, int *failed)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    char *c = t ? strdup(t) : NULL;
+    if (t && !c)
+        *failed = 1;
+    return c;
+}
+
+int store_job_get(store *st, int64_t id, json_t **out, store_job_texts *texts, octet_err *e)
 {
     *out = NULL;
+    if (texts)
+        texts->spec = texts->info = NULL;
     sqlite3_stmt *s = store_stmt(st, SS_JOB_GET,
                                  "SELECT id, name, status, attempt, created_at, started_at, finished_at, updated_at, "
-                                 "progress, steps_done, total_steps, eta_seconds, device, arch, optimizer, dataset, "
-                                 "cancel_requested, error_code, error, error_field, idempotency_key, last_event, "
-                                 "spec, info FROM jobs WHERE id = ?1", e);
+                                 "progress, steps_done, total_steps, eta_seconds, device, arch, model, optimizer, "
+                                 "dataset, cancel_requested, error_code, error, error_field, idempotency_key, "
+                                 "last_event, sweep_id, grid_values, spec, info FROM jobs WHERE id = ?1", e);
     if (!s)
         return OCTET_ERR_DB;
     sqlite3_bind_int64(s, 1, id);
     int r = sqlite3_step(s);
     json_t *job = NULL;
+    int failed = 0;
     if (r == SQLITE_ROW) {
         job = store_row_json(s);
         int n = sqlite3_column_count(s);
-        json_object_set_new(job, "spec", store_col_parsed(s, n - 2));
-        json_object_set_new(job, "info", store_col_parsed(s, n - 1));
+        json_object_set_new(job, "grid_values", store_col_parsed(s, n - 3));
+        if (texts) { /* the caller splices them into its reply as they are stored */
+            json_object_del(job, "spec");
+            json_object_del(job, "info");
+            texts->spec = col_copy(s, n - 2, &failed);
+            texts->info = col_copy(s, n - 1, &failed);
+        } else {
+            json_object_set_new(job, "spec", store_col_parsed(s, n - 2));
+            json_object_set_new(job, "info", store_col_parsed(s, n - 1));
+        }
     }
     sqlite3_reset(s);
     if (r != SQLITE_ROW && r != SQLITE_DONE)
         return store_fail(st, e, "reading a job");
+    if (failed) {
+        json_decref(job);
+        store_job_texts_free(texts);
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    }
     if (!job)
         return OCTET_OK;
     shape_job(job);
@@ -506,10 +566,20 @@ int store_job_get(store *st, int64_t id, json_t **out, octet_err *e)
     json_object_set_new(job, "memory", memory ? memory : json_null());
     if (rc != OCTET_OK) {
         json_decref(job);
+        store_job_texts_free(texts);
         return rc;
     }
     *out = job;
     return OCTET_OK;
+}
+
+void store_job_texts_free(store_job_texts *t)
+{
+    if (!t)
+        return;
+    free(t->spec);
+    free(t->info);
+    t->spec = t->info = NULL;
 }
 
 int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t *next_before, octet_err *e)
@@ -522,15 +592,17 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
     sqlite3_stmt *s = store_stmt(st, SS_JOB_LIST,
                                  "SELECT j.id, j.name, j.status, j.attempt, j.created_at, j.started_at, "
                                  "j.finished_at, j.progress, j.steps_done, j.total_steps, j.eta_seconds, j.device, "
-                                 "j.arch, j.optimizer, j.dataset, j.cancel_requested, j.error_code, j.error, "
-                                 "j.error_field, e.epoch, e.step AS epoch_step, e.train_loss, e.eval_loss, "
-                                 "e.eval_accuracy, e.eval_f1, m.optimizer_state_bytes FROM jobs j "
+                                 "j.arch, j.model, j.optimizer, j.dataset, j.cancel_requested, j.error_code, j.error, "
+                                 "j.error_field, j.sweep_id, j.grid_values, e.epoch, e.step AS epoch_step, "
+                                 "e.train_loss, e.eval_loss, e.eval_accuracy, e.eval_f1, m.optimizer_state_bytes "
+                                 "FROM jobs j "
                                  "LEFT JOIN epochs e ON e.job_id = j.id AND e.epoch = "
                                  "(SELECT MAX(epoch) FROM epochs WHERE job_id = j.id) "
                                  "LEFT JOIN memory m ON m.job_id = j.id "
                                  "WHERE (?1 IS NULL OR j.status = ?1) AND (?2 IS NULL OR j.optimizer = ?2) "
                                  "AND (?3 IS NULL OR j.arch = ?3) AND (?4 IS NULL OR j.dataset = ?4) "
-                                 "AND (?5 IS NULL OR j.id < ?5) ORDER BY j.id DESC LIMIT ?6", e);
+                                 "AND (?5 IS NULL OR j.id < ?5) AND (?7 IS NULL OR j.sweep_id = ?7) "
+                                 "ORDER BY j.id DESC LIMIT ?6", e);
     if (!s)
         return OCTET_ERR_DB;
     store_bind_text_or_null(s, 1, f->status);
@@ -540,6 +612,8 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
     if (f->before_id > 0)
         sqlite3_bind_int64(s, 5, f->before_id);
     sqlite3_bind_int(s, 6, f->limit + 1);
+    if (f->sweep_id > 0)
+        sqlite3_bind_int64(s, 7, f->sweep_id);
     json_t *list = json_array();
     int r, n = 0;
     int64_t last_id = 0;
@@ -550,6 +624,9 @@ int store_job_list(store *st, const store_job_filter *f, json_t **items, int64_t
         }
         last_id = sqlite3_column_int64(s, 0);
         json_t *row = store_row_json(s);
+        json_t *gv = json_object_get(row, "grid_values");
+        json_object_set_new(row, "grid_values", json_is_string(gv) ? json_loads(json_string_value(gv), 0, NULL)
+                                                                    : json_null());
         shape_job(row);
         nest(row, "latest_epoch", ep_keys, ep_as);
         json_array_append_new(list, row);

@@ -88,3 +88,41 @@ int octet_data_load(const octet_data_spec *spec, octet_dataset *train, octet_dat
     }
     return rc;
 }
+
+/* ---- the shape alone ---- */
+
+static size_t limited(size_t n, size_t limit) { return limit && limit < n ? limit : n; }
+
+int octet_data_shape_of(const octet_data_spec *s, octet_data_shape *out, octet_err *e)
+{
+    memset(out, 0, sizeof *out);
+    int rc = OCTET_OK;
+    const char *name = s->name && *s->name ? s->name : NULL;
+    if (name && strcmp(name, "fashion-mnist") == 0) {
+        rc = octet_data_fashion_mnist_shape(s->fashion_mnist_dir ? s->fashion_mnist_dir : FASHION_DIR,
+                                            &out->n_features, &out->n_train, &out->n_eval, e);
+        out->n_train = limited(out->n_train, s->train_limit);
+        out->n_eval = limited(out->n_eval, s->eval_limit);
+        out->num_classes = 10;
+    } else if (name && (strcmp(name, "fortunes-lang") == 0 || strcmp(name, "fortunes-lang-full") == 0)) {
+        out->num_classes = 6;
+    } else if (name) {
+        return unknown_name(name, e);
+    } else {
+        octet_dataset train, eval;
+        if ((rc = octet_data_load(s, &train, &eval, e)) != OCTET_OK)
+            return rc;
+        out->n_features = train.n_features;
+        out->num_classes = train.num_classes > eval.num_classes ? train.num_classes : eval.num_classes;
+        out->n_train = train.n;
+        out->n_eval = eval.n;
+        out->loaded = 1;
+        octet_dataset_free(&train);
+        octet_dataset_free(&eval);
+        return OCTET_OK;
+    }
+    if (rc == OCTET_OK && s->num_labels > 0 && out->num_classes > s->num_labels) /* check_num_labels's rule */
+        rc = octet_fail(e, OCTET_ERR_ARG, "model.num_labels", "dataset %s has %d classes but model.num_labels is %d",
+                        name, out->num_classes, s->num_labels);
+    return rc;
+}

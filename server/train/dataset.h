@@ -80,6 +80,24 @@ int octet_data_load(const octet_data_spec *spec, octet_dataset *train, octet_dat
 
 void octet_dataset_free(octet_dataset *d);
 
+/* What an estimate needs of a job's data, read as cheaply as each source allows. */
+typedef struct octet_data_shape {
+    size_t n_features;        /* > 0: feature rows (the MLP's input width); 0: text */
+    int num_classes;          /* the larger of the train and eval sets' class counts */
+    size_t n_train, n_eval;   /* after the limits; 0 when the source was not read (fortunes) */
+    int loaded;               /* 1: the sets were built in full (files), 0: headers or nothing */
+} octet_data_shape;
+
+/* The shape of what octet_data_load would build from spec, decoding as little as the source
+ * allows: fashion-mnist reads the headers of its four IDX files (28 x 28 = 784 features, the
+ * image and label counts, which must agree; its 10 classes are fixed by the source),
+ * fortunes-lang(-full) reads nothing (text, 6 classes: the sets' sizes are not known without
+ * building them, which takes about 0.2 s, so a missing fortunes package is found only when the
+ * job loads it), and train/eval files are loaded in full (octet_data_load: the classes are in
+ * the labels). Fails as octet_data_load does for what it reads (OCTET_ERR_ARG for an unknown
+ * name or labels beyond spec->num_labels, OCTET_ERR_IO, OCTET_ERR_FORMAT, OCTET_ERR_NOMEM). */
+int octet_data_shape_of(const octet_data_spec *spec, octet_data_shape *out, octet_err *e);
+
 /* Examples per class into counts[num_classes]. */
 void octet_dataset_class_counts(const octet_dataset *d, size_t *counts);
 
@@ -88,6 +106,10 @@ void octet_dataset_class_counts(const octet_dataset *d, size_t *counts);
 /* Fashion-MNIST from dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz); fails as
  * octet_data_load, plus OCTET_ERR_FORMAT when image and label counts differ. */
 int octet_data_fashion_mnist(const char *dir, octet_dataset *train, octet_dataset *eval, octet_err *e);
+/* The features per image and the two sets' sizes from the IDX headers alone; fails as
+ * octet_data_fashion_mnist. */
+int octet_data_fashion_mnist_shape(const char *dir, size_t *n_features, size_t *n_train, size_t *n_eval,
+                                   octet_err *e);
 
 /* The fortune set from dir; balanced or not. OCTET_ERR_IO when a language's files are
  * missing (the message names the Debian package to install). */

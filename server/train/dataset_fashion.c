@@ -1,6 +1,7 @@
 /* dataset_fashion.c: the fashion-mnist built-in: Debian's dataset-fashion-mnist IDX files
  * (gzip) read through idx.c into 784-feature rows in [0, 1] with the ten class names of the
- * Fashion-MNIST paper, train = the 60000 training images, eval = the 10000 test images. */
+ * Fashion-MNIST paper, train = the 60000 training images, eval = the 10000 test images; and its
+ * shape from the IDX headers alone, for estimates. */
 #include "train/dataset.h"
 #include "train/dataset_impl.h"
 #include "train/idx.h"
@@ -58,5 +59,38 @@ int octet_data_fashion_mnist(const char *dir, octet_dataset *train, octet_datase
         rc = fashion_split(dir, "t10k", "fashion-mnist/test", eval, e);
     if (rc != OCTET_OK)
         octet_dataset_free(train);
+    return rc;
+}
+
+/* The number of images of one split and the features per image, from the headers. */
+static int fashion_split_shape(const char *dir, const char *prefix, size_t *n, size_t *features, octet_err *e)
+{
+    char ipath[4096], lpath[4096];
+    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    size_t dims[3], nl = 0;
+    int rc = octet_idx_read_dims(ipath, 3, dims, e);
+    if (rc == OCTET_ERR_IO) {
+        char why[384];
+        snprintf(why, sizeof why, "%.300s", e ? e->message : ipath);
+        return octet_fail(e, rc, "dataset.name", "fashion-mnist: %s (install Debian's dataset-fashion-mnist)", why);
+    }
+    if (rc == OCTET_OK)
+        rc = octet_idx_read_dims(lpath, 1, &nl, e);
+    if (rc == OCTET_OK && nl != dims[0])
+        rc = octet_fail(e, OCTET_ERR_FORMAT, "dataset.name", "fashion-mnist: %s has %zu images but %s has %zu labels",
+                        ipath, dims[0], lpath, nl);
+    *n = dims[0];
+    *features = dims[1] * dims[2];
+    return rc;
+}
+
+int octet_data_fashion_mnist_shape(const char *dir, size_t *n_features, size_t *n_train, size_t *n_eval,
+                                   octet_err *e)
+{
+    size_t fe = 0;
+    int rc = fashion_split_shape(dir, "train", n_train, n_features, e);
+    if (rc == OCTET_OK)
+        rc = fashion_split_shape(dir, "t10k", n_eval, &fe, e);
     return rc;
 }

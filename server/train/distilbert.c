@@ -29,6 +29,7 @@
 #include "config.h"
 #include "distilbert.h"
 #include "fileio.h"
+#include "tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -133,17 +134,22 @@ void distilbert_config_default(distilbert_config *c)
 typedef struct db_preset {
     const char *name;
     int dim, n_layers, n_heads, hidden_dim, vocab_size;
+    const char *hub_id;           /* the published model's Hugging Face id; NULL for ours */
 } db_preset;
 
+/* The published two are Hugging Face's configurations exactly (config.json of
+ * distilbert/distilbert-base-{cased,uncased}); ours are sized for CPU work over the byte
+ * tokenizer's OCTET_TOK_BYTE_VOCAB ids. */
 static const db_preset presets[] = {
-    {"distilbert-base-cased", 768, 6, 12, 3072, 28996},
-    {"distilbert-base-uncased", 768, 6, 12, 3072, 30522},
-    {"distilbert-small", 256, 4, 4, 1024, 30522},
-    {"distilbert-tiny", 64, 2, 4, 256, 30522},
+    {"distilbert-base-cased", 768, 6, 12, 3072, 28996, "distilbert/distilbert-base-cased"},
+    {"distilbert-base-uncased", 768, 6, 12, 3072, 30522, "distilbert/distilbert-base-uncased"},
+    {"distilbert-small", 256, 4, 4, 1024, OCTET_TOK_BYTE_VOCAB, NULL},
+    {"distilbert-tiny", 64, 2, 4, 256, OCTET_TOK_BYTE_VOCAB, NULL},
 };
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
 
 const char *distilbert_preset_name(int i) { return i >= 0 && i < N_PRESETS ? presets[i].name : NULL; }
+const char *distilbert_preset_hub_id(int i) { return i >= 0 && i < N_PRESETS ? presets[i].hub_id : NULL; }
 
 int distilbert_preset(const char *name, distilbert_config *cfg, octet_err *e)
 {
@@ -502,16 +508,16 @@ static int db_alloc_acts(model *m, db_impl *im, octet_err *e)
 
 /* ------------------------------------------------------------------ parameters */
 
-/* Adds one parameter named fmt (with the layer index l) of 1 or 2 dims. */
-static int add(model *m, int l, const char *fmt, int64_t d0, int64_t d1, int no_decay, octet_err *e)
+/* Appends one parameter named fmt (with the layer index l) of 1 or 2 dims. */
+static int add(model_param_list *m, int l, const char *fmt, int64_t d0, int64_t d1, int no_decay, octet_err *e)
 {
     char name[160];
     snprintf(name, sizeof name, fmt, l);
     int64_t shape[2] = {d0, d1};
-    return model_add_param(m, name, d1 ? 2 : 1, shape, no_decay, e);
+    return model_param_list_add(m, name, d1 ? 2 : 1, shape, no_decay, e);
 }
 
-static int add_layer_params(model *m, int l, int64_t C, int64_t F, octet_err *e)
+static int add_layer_params(model_param_list *m, int l, int64_t C, int64_t F, octet_err *e)
 {
     static const char *const lins[4] = {"q_lin", "k_lin", "v_lin", "out_lin"};
     int rc = OCTET_OK;
@@ -539,8 +545,9 @@ static int add_layer_params(model *m, int l, int64_t C, int64_t F, octet_err *e)
 }
 
 /* Every parameter in named_parameters() order. */
-static int db_add_params(model *m, const distilbert_config *c, octet_err *e)
+int distilbert_param_list(const distilbert_config *c, model_param_list *m, octet_err *e)
 {
+    memset(m, 0, sizeof *m);
     int64_t C = c->dim;
     int rc = add(m, 0, "distilbert.embeddings.word_embeddings.weight", c->vocab_size, C, 0, e);
     if (rc == OCTET_OK)
@@ -559,6 +566,18 @@ static int db_add_params(model *m, const distilbert_config *c, octet_err *e)
         rc = add(m, 0, "classifier.weight", c->num_labels, C, 0, e);
     if (rc == OCTET_OK)
         rc = add(m, 0, "classifier.bias", c->num_labels, 0, 1, e);
+    if (rc != OCTET_OK)
+        model_param_list_free(m);
+    return rc;
+}
+
+static int db_add_params(model *m, const distilbert_config *c, octet_err *e)
+{
+    model_param_list l;
+    int rc = distilbert_param_list(c, &l, e);
+    if (rc == OCTET_OK)
+        rc = model_add_param_list(m, &l, e);
+    model_param_list_free(&l);
     return rc;
 }
 

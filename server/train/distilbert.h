@@ -55,15 +55,21 @@ typedef struct distilbert_config {
 /* HF's defaults (distilbert-base-uncased with 2 labels). */
 void distilbert_config_default(distilbert_config *cfg);
 
-/* The presets: "distilbert-base-cased" (vocab 28996), "distilbert-base-uncased" (30522), both
- * dim 768, 6 layers, 12 heads, hidden 3072, 512 positions; "distilbert-small" (dim 256, 4
- * layers, 4 heads, hidden 1024) and "distilbert-tiny" (dim 64, 2 layers, 4 heads, hidden 256),
- * both with vocab 30522 (set vocab_size to the tokenizer's when training with another one)
- * and 512 positions. Every preset has HF's dropouts and 2 labels. Fails with OCTET_ERR_ARG
- * naming "model.preset" and listing the names. */
+/* The presets. A published one is the published model's configuration exactly, vocabulary
+ * included, whatever tokenizer runs it: "distilbert-base-cased" (vocab 28996) and
+ * "distilbert-base-uncased" (30522), both dim 768, 6 layers, 12 heads, hidden 3072, 512
+ * positions (66,955,010 parameters for uncased with 2 labels). Ours, sized for CPU work, have
+ * the byte tokenizer's vocabulary (OCTET_TOK_BYTE_VOCAB = 261 rows: a model trained here
+ * without a vocab.txt uses no other id): "distilbert-small" (dim 256, 4 layers, 4 heads,
+ * hidden 1024) and "distilbert-tiny" (dim 64, 2 layers, 4 heads, hidden 256), 512 positions.
+ * Every preset has HF's dropouts and 2 labels. Fails with OCTET_ERR_ARG naming "model.preset"
+ * and listing the names. */
 int distilbert_preset(const char *name, distilbert_config *cfg, octet_err *e);
 /* The i-th preset's name, NULL past the end (for the catalog). */
 const char *distilbert_preset_name(int i);
+/* The i-th preset's Hugging Face id ("distilbert/distilbert-base-cased") when it is a published
+ * model, NULL for ours and past the end. */
+const char *distilbert_preset_hub_id(int i);
 
 /* Overlays the DistilBertConfig fields present in `obj` on cfg: dim, n_layers, n_heads,
  * hidden_dim, vocab_size, max_position_embeddings, dropout, attention_dropout,
@@ -102,6 +108,11 @@ int64_t distilbert_count_params(const distilbert_config *cfg);
  * tensors take 2 bytes an element and gelu is not saved, plus one fp32 working layer: for
  * distilbert-base at batch 32, seq 128: 1453 MiB fp32 against 877 MiB half (60%). */
 size_t distilbert_activation_bytes(const distilbert_config *cfg, int max_batch, int max_len, model_act_dtype act);
+
+/* The parameters distilbert_create_ex adds for cfg (model_param_list: the names, shapes and
+ * order above; the model is built from this list), without a device. cfg assumed valid
+ * (distilbert_config_validate). Fails with OCTET_ERR_NOMEM only. */
+int distilbert_param_list(const distilbert_config *cfg, model_param_list *out, octet_err *e);
 
 /* Builds the model on device d with activations for up to max_batch sequences of max_len
  * tokens, weights initialised from `seed` (model_init_weights with initializer_range, then the

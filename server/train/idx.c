@@ -60,19 +60,44 @@ static int head_read(gzFile f, const char *path, int want_ndim, idx_head *h, oct
     return OCTET_OK;
 }
 
-/* Opens path, checks the header and reads the whole body into *body. */
-static int idx_load(const char *path, int want_ndim, idx_head *h, unsigned char **body, octet_err *e)
+/* Opens path as a gzip stream (plain files read through too) into *f. */
+static int idx_open(const char *path, gzFile *f, octet_err *e)
 {
-    *body = NULL;
     int fd;
     int rc = octet_open_regular(path, path, &fd, NULL, e);
     if (rc != OCTET_OK)
         return rc;
-    gzFile f = gzdopen(fd, "rb");
-    if (!f) {
+    if (!(*f = gzdopen(fd, "rb"))) {
         close(fd);
         return octet_fail(e, OCTET_ERR_NOMEM, path, "%s: out of memory opening the gzip stream", path);
     }
+    return OCTET_OK;
+}
+
+int octet_idx_read_dims(const char *path, int ndim, size_t *dims, octet_err *e)
+{
+    if (ndim < 1 || ndim > IDX_MAX_DIMS)
+        return octet_fail(e, OCTET_ERR_ARG, path, "%s: %d IDX dims asked (1..%d)", path, ndim, IDX_MAX_DIMS);
+    gzFile f;
+    int rc = idx_open(path, &f, e);
+    if (rc != OCTET_OK)
+        return rc;
+    idx_head h;
+    rc = head_read(f, path, ndim, &h, e);
+    gzclose(f);
+    for (int i = 0; rc == OCTET_OK && i < ndim; i++)
+        dims[i] = h.dims[i];
+    return rc;
+}
+
+/* Opens path, checks the header and reads the whole body into *body. */
+static int idx_load(const char *path, int want_ndim, idx_head *h, unsigned char **body, octet_err *e)
+{
+    *body = NULL;
+    gzFile f;
+    int rc = idx_open(path, &f, e);
+    if (rc != OCTET_OK)
+        return rc;
     rc = head_read(f, path, want_ndim, h, e);
     if (rc == OCTET_OK && !(*body = malloc(h->count)))
         rc = octet_fail(e, OCTET_ERR_NOMEM, path, "%s: out of memory for %llu bytes", path,

@@ -21,5 +21,10 @@ int octet_idx_read_images(const char *path, float **pixels, size_t *n, size_t *r
  * octet_idx_read_images. */
 int octet_idx_read_labels(const char *path, int32_t **labels, size_t *n, octet_err *e);
 
+/* Reads only the header of an IDX file of `ndim` dims (3: images, 1: labels) into dims[ndim],
+ * decompressing a few bytes: the shape without the data. Fails with OCTET_ERR_IO (cannot
+ * open) or OCTET_ERR_FORMAT (wrong magic, truncated or empty dims); the message names `path`. */
+int octet_idx_read_dims(const char *path, int ndim, size_t *dims, octet_err *e);
+
 OCTET_EXTERN_C_END
 #endif

@@ -89,8 +89,7 @@ static int check_size(int v, int most, const char *field, octet_err *e)
     return OCTET_OK;
 }
 
-static int mlp_validate(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch,
-                        octet_err *e)
+int mlp_check(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch, octet_err *e)
 {
     if (check_size(in_features, MLP_MAX_WIDTH, "dataset", e) ||
         check_size(num_labels, MODEL_MAX_LABELS, "model.num_labels", e)) /* 1: regression (model.h) */
@@ -109,24 +108,51 @@ static int mlp_validate(int in_features, const int *hidden, int n_hidden, int nu
     return OCTET_OK;
 }
 
-/* Adds layers.<2i>.weight/bias for every Linear, in nn.Sequential's order. */
-static int mlp_add_params(model *m, const mlp_shape *s, octet_err *e)
+/* layers.<2i>.weight/bias for every Linear, in nn.Sequential's order. */
+int mlp_param_list(int in_features, const int *hidden, int n_hidden, int num_labels, model_param_list *out,
+                   octet_err *e)
 {
-    int in = s->in_features;
-    for (int i = 0; i <= s->n_hidden; i++) {
-        int out = i < s->n_hidden ? s->hidden[i] : s->num_labels;
+    memset(out, 0, sizeof *out);
+    int in = in_features, rc = OCTET_OK;
+    for (int i = 0; i <= n_hidden && rc == OCTET_OK; i++) {
+        int width = i < n_hidden ? hidden[i] : num_labels;
         char name[64];
-        int64_t wshape[2] = {out, in}, bshape[1] = {out};
+        int64_t wshape[2] = {width, in}, bshape[1] = {width};
         snprintf(name, sizeof name, "layers.%d.weight", 2 * i);
-        int rc = model_add_param(m, name, 2, wshape, 0, e);
+        rc = model_param_list_add(out, name, 2, wshape, 0, e);
         snprintf(name, sizeof name, "layers.%d.bias", 2 * i);
         if (rc == OCTET_OK)
-            rc = model_add_param(m, name, 1, bshape, 1, e);
-        if (rc != OCTET_OK)
-            return rc;
-        in = out;
+            rc = model_param_list_add(out, name, 1, bshape, 1, e);
+        in = width;
     }
-    return OCTET_OK;
+    if (rc != OCTET_OK)
+        model_param_list_free(out);
+    return rc;
+}
+
+static int mlp_add_params(model *m, const mlp_shape *s, octet_err *e)
+{
+    model_param_list l;
+    int rc = mlp_param_list(s->in_features, s->hidden, s->n_hidden, s->num_labels, &l, e);
+    if (rc == OCTET_OK)
+        rc = model_add_param_list(m, &l, e);
+    model_param_list_free(&l);
+    return rc;
+}
+
+size_t mlp_activation_bytes(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch)
+{
+    mlp_shape s;
+    memset(&s, 0, sizeof s);
+    s.in_features = in_features;
+    s.n_hidden = n_hidden;
+    for (int i = 0; i < n_hidden && i < MLP_MAX_HIDDEN; i++)
+        s.hidden[i] = hidden[i];
+    s.num_labels = num_labels;
+    mlp_acts a;
+    model_arena ar = {NULL, 0};
+    mlp_layout(&a, &ar, &s, max_batch);
+    return (size_t)ar.used * sizeof(float);
 }
 
 static int mlp_alloc_acts(model *m, mlp_impl *im, octet_err *e)
@@ -147,7 +173,7 @@ int mlp_create(device *d, int in_features, const int *hidden, int n_hidden, int 
                uint64_t seed, model **out, octet_err *e)
 {
     *out = NULL;
-    int rc = mlp_validate(in_features, hidden, n_hidden, num_labels, max_batch, e);
+    int rc = mlp_check(in_features, hidden, n_hidden, num_labels, max_batch, e);
     model *m = NULL;
     if (rc == OCTET_OK)
         rc = model_new(d, &mlp_vtable, &m, e);

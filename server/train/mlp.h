@@ -44,5 +44,18 @@ int mlp_shape_of(const model *m, mlp_shape *out);
  * assumed valid. */
 int64_t mlp_count_params(int in_features, const int *hidden, int n_hidden, int num_labels);
 
+/* ---- the same MLP without a device (estimates) ---- */
+
+/* The checks mlp_create makes before it allocates anything; fails as mlp_create does with
+ * OCTET_ERR_ARG naming the field. */
+int mlp_check(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch, octet_err *e);
+/* The parameters mlp_create adds (model_param_list: names, shapes, order; mlp_create builds
+ * from this list). Sizes assumed valid (mlp_check). Fails with OCTET_ERR_NOMEM only. */
+int mlp_param_list(int in_features, const int *hidden, int n_hidden, int num_labels, model_param_list *out,
+                   octet_err *e);
+/* Bytes of the activation block mlp_create allocates for max_batch rows: the figure the
+ * device's ledger books under activations. Sizes assumed valid. */
+size_t mlp_activation_bytes(int in_features, const int *hidden, int n_hidden, int num_labels, int max_batch);
+
 OCTET_EXTERN_C_END
 #endif

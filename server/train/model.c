@@ -88,18 +88,75 @@ static int nomem(model *m, size_t bytes, const char *what, octet_err *e)
     return device_alloc_fail(m->dev, e, "model", bytes, what);
 }
 
-int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, int no_decay, octet_err *e)
+/* The element count of a parameter's shape into *n, or OCTET_ERR_ARG ("model") for a shape
+ * that is not one. */
+static int shape_numel(const char *name, int ndim, const int64_t *shape, int64_t *n, octet_err *e)
 {
     if (ndim < 1 || ndim > MODEL_MAX_DIMS)
         return octet_fail(e, OCTET_ERR_ARG, "model", "parameter %s: %d dims (1..%d allowed)", name, ndim,
                           MODEL_MAX_DIMS);
-    int64_t n = 1;
+    *n = 1;
     for (int k = 0; k < ndim; k++) {
         if (shape[k] <= 0)
             return octet_fail(e, OCTET_ERR_ARG, "model", "parameter %s: dim %d is %lld", name, k,
                               (long long)shape[k]);
-        n *= shape[k];
+        *n *= shape[k];
     }
+    return OCTET_OK;
+}
+
+int model_param_list_add(model_param_list *l, const char *name, int ndim, const int64_t *shape, int no_decay,
+                         octet_err *e)
+{
+    int64_t n;
+    int rc = shape_numel(name, ndim, shape, &n, e);
+    if (rc != OCTET_OK)
+        return rc;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        model_param *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    model_param *p = &l->v[l->n];
+    memset(p, 0, sizeof *p);
+    if (!(p->name = strdup(name)))
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    p->ndim = ndim;
+    memcpy(p->shape, shape, (size_t)ndim * sizeof *shape);
+    p->n = n;
+    p->no_decay = no_decay;
+    l->n++;
+    l->n_parameters += n;
+    return OCTET_OK;
+}
+
+void model_param_list_free(model_param_list *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+int model_add_param_list(model *m, const model_param_list *l, octet_err *e)
+{
+    int rc = OCTET_OK;
+    for (int i = 0; i < l->n && rc == OCTET_OK; i++)
+        rc = model_add_param(m, l->v[i].name, l->v[i].ndim, l->v[i].shape, l->v[i].no_decay, e);
+    return rc;
+}
+
+int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, int no_decay, octet_err *e)
+{
+    int64_t n;
+    int rc0 = shape_numel(name, ndim, shape, &n, e);
+    if (rc0 != OCTET_OK)
+        return rc0;
     size_t count = (size_t)m->n_params + 1;
     model_param *grown = realloc(m->params, count * sizeof *grown);
     if (grown)

@@ -125,6 +125,28 @@ int model_add_param(model *m, const char *name, int ndim, const int64_t *shape, 
  * LayerNorm weights 1 (names ending in "LayerNorm.weight" or "layer_norm.weight"). */
 int model_init_weights(model *m, float std, uint64_t seed, octet_err *e);
 
+/* ---- a model's parameters as names and shapes, without a device ---- */
+
+/* The parameters of an architecture for one configuration, enumerated without touching a
+ * device (estimates, catalogs): names, shapes, order and no_decay flags exactly as the model's
+ * creation adds them — mlp_create and distilbert_create_ex build their parameters from this
+ * very list (mlp_param_list, distilbert_param_list) — with data and grad NULL. Host memory
+ * only: the names. */
+typedef struct model_param_list {
+    model_param *v;                   /* (n) data and grad NULL */
+    int n, cap;
+    int64_t n_parameters;             /* sum of v[i].n */
+} model_param_list;
+
+/* Appends one parameter (name copied). Fails with OCTET_ERR_ARG ("model": dims out of 1..
+ * MODEL_MAX_DIMS or a size <= 0, as model_add_param) or OCTET_ERR_NOMEM. */
+int model_param_list_add(model_param_list *l, const char *name, int ndim, const int64_t *shape, int no_decay,
+                         octet_err *e);
+void model_param_list_free(model_param_list *l);
+/* Adds every parameter of l to m in order (model_add_param: allocates data and grad). Fails as
+ * model_add_param. */
+int model_add_param_list(model *m, const model_param_list *l, octet_err *e);
+
 /* ---- construction, initialisation, parameter copies, activation memory ---- */
 
 /* A new, empty model on device d (its ops table looked up): no parameters yet. Fails with

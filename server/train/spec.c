@@ -733,6 +733,32 @@ int spec_check_device(const job_spec *s, int is_cuda, octet_err *e)
 
 /* ------------------------------------------------------------------ normalised JSON */
 
+void spec_model_label(const job_spec *s, char *buf, size_t cap)
+{
+    const spec_model *m = &s->model;
+    if (m->arch == SPEC_ARCH_MLP) {
+        size_t used = (size_t)snprintf(buf, cap, "mlp ");
+        for (int i = 0; i < m->n_hidden && used < cap; i++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%d", i ? "-" : "", m->hidden[i]);
+        return;
+    }
+    const spec_model_config *k = &m->config;
+    int overrides = k->dim || k->n_layers || k->n_heads || k->hidden_dim || k->vocab_size || k->max_position_embeddings;
+    snprintf(buf, cap, "%s%s", m->path[0] ? m->path : m->preset, overrides ? " +config" : "");
+}
+
+/* The overrides a preset was given (those left at 0 are the preset's own). */
+static json_t *model_config_json(const spec_model_config *k)
+{
+    json_t *c = json_object();
+    const char *names[] = {"dim", "n_layers", "n_heads", "hidden_dim", "vocab_size", "max_position_embeddings"};
+    const int vals[] = {k->dim, k->n_layers, k->n_heads, k->hidden_dim, k->vocab_size, k->max_position_embeddings};
+    for (int i = 0; i < 6; i++)
+        if (vals[i])
+            json_object_set_new(c, names[i], json_integer(vals[i]));
+    return c;
+}
+
 static json_t *model_json(const spec_model *m)
 {
     json_t *o = json_pack("{ss}", "arch", arch_names[m->arch]);
@@ -744,16 +770,10 @@ static json_t *model_json(const spec_model *m)
     } else {
         if (m->preset[0])
             json_object_set_new(o, "preset", json_string(m->preset));
-        if (m->path[0])
+        if (m->path[0]) /* the directory's config.json fixes the architecture: no overrides */
             json_object_set_new(o, "path", json_string(m->path));
-        json_t *c = json_object();
-        const spec_model_config *k = &m->config;
-        const char *names[] = {"dim", "n_layers", "n_heads", "hidden_dim", "vocab_size", "max_position_embeddings"};
-        const int vals[] = {k->dim, k->n_layers, k->n_heads, k->hidden_dim, k->vocab_size, k->max_position_embeddings};
-        for (int i = 0; i < 6; i++)
-            if (vals[i])
-                json_object_set_new(c, names[i], json_integer(vals[i]));
-        json_object_set_new(o, "config", c);
+        else
+            json_object_set_new(o, "config", model_config_json(&m->config));
     }
     json_object_set_new(o, "num_labels", m->num_labels ? json_integer(m->num_labels) : json_null());
     json_object_set_new(o, "dropout", m->dropout >= 0 ? json_real(m->dropout) : json_null());

@@ -127,6 +127,11 @@ void spec_optim_config(const job_spec *s, optim_config *cfg, optim_group_spec *g
  * other ops (LayerNorm, softmax, GELU) still compute in fp32. The MLP keeps fp32 activations. */
 int spec_check_device(const job_spec *s, int device_kind_is_cuda, octet_err *e);
 
+/* A short label of s's model for lists, into buf: the preset ("distilbert-base-uncased", with
+ * " +config" when it has overrides), the model directory, or the MLP's layer sizes
+ * ("mlp 256-128"). Cut to cap. */
+void spec_model_label(const job_spec *s, char *buf, size_t cap);
+
 const char *spec_arch_name(spec_arch a);
 const char *spec_precision_name(spec_precision p);
 

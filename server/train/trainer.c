@@ -35,15 +35,6 @@ static double now_s(void)
 
 /* ------------------------------------------------------------------ building */
 
-/* dir/path when data_dir is set and path is relative, else path. */
-static const char *resolve(const trainer *t, const char *path, char *buf, size_t cap)
-{
-    if (!t->opt.data_dir || !path || !*path || path[0] == '/')
-        return path;
-    snprintf(buf, cap, "%s/%s", t->opt.data_dir, path);
-    return buf;
-}
-
 static int load_data(trainer *t, octet_err *e)
 {
     if (t->opt.train_data) {
@@ -56,8 +47,8 @@ static int load_data(trainer *t, octet_err *e)
     octet_data_spec ds;
     memset(&ds, 0, sizeof ds);
     ds.name = d->name[0] ? d->name : NULL;
-    ds.train_file = d->train_file[0] ? resolve(t, d->train_file, tf, sizeof tf) : NULL;
-    ds.eval_file = d->eval_file[0] ? resolve(t, d->eval_file, ef, sizeof ef) : NULL;
+    ds.train_file = d->train_file[0] ? trainer_resolve_path(t->opt.data_dir, d->train_file, tf, sizeof tf) : NULL;
+    ds.eval_file = d->eval_file[0] ? trainer_resolve_path(t->opt.data_dir, d->eval_file, ef, sizeof ef) : NULL;
     ds.train_limit = (size_t)d->train_limit;
     ds.eval_limit = (size_t)d->eval_limit;
     ds.seed = t->spec.training.seed;
@@ -70,64 +61,106 @@ static int load_data(trainer *t, octet_err *e)
     return rc;
 }
 
-/* The number of classes: model.num_labels, or the datasets'. */
-static int resolve_labels(trainer *t, octet_err *e)
+int trainer_num_labels(const job_spec *spec, int num_classes, const octet_dataset *train, const octet_dataset *eval,
+                       int *out, octet_err *e)
 {
-    int n = t->spec.model.num_labels;
-    if (!n)
-        n = t->train->num_classes > t->eval->num_classes ? t->train->num_classes : t->eval->num_classes;
+    int n = spec->model.num_labels ? spec->model.num_labels : num_classes;
     if (n < MODEL_MIN_CLASSES)
         return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d class: at least %d are needed", n,
                           MODEL_MIN_CLASSES);
     if (n > MODEL_MAX_LABELS)
         return octet_fail(e, OCTET_ERR_ARG, "dataset.name", "the dataset has %d classes: at most %d are supported", n,
                           MODEL_MAX_LABELS);
-    const octet_dataset *sets[2] = {t->train, t->eval};
+    const octet_dataset *sets[2] = {train, eval};
     for (int s = 0; s < 2; s++)
-        for (size_t i = 0; i < sets[s]->n; i++)
+        for (size_t i = 0; sets[s] && i < sets[s]->n; i++)
             if (sets[s]->labels[i] < 0 || sets[s]->labels[i] >= n)
                 return octet_fail(e, OCTET_ERR_ARG, "model.num_labels",
                                   "%s has label %d, beyond model.num_labels = %d", sets[s]->name,
                                   (int)sets[s]->labels[i], n);
-    t->num_labels = n;
+    *out = n;
     return OCTET_OK;
 }
 
-/* The tokenizer of a text model: the model directory's WordPiece, else the byte tokenizer
- * (DESIGN.md: "a byte-level tokenizer for models with no vocab"; hfdir_save writes no
- * vocab.txt, so a directory octet saved from a byte-level model has none). Without a vocab.txt
- * the byte ids must fit the model's embeddings: a directory whose vocab_size is smaller than
- * the byte vocabulary is refused here, naming model.path, instead of failing on a token id in
- * the middle of training. */
+/* The number of classes: model.num_labels, or the datasets'. */
+static int resolve_labels(trainer *t, octet_err *e)
+{
+    int classes = t->train->num_classes > t->eval->num_classes ? t->train->num_classes : t->eval->num_classes;
+    return trainer_num_labels(&t->spec, classes, t->train, t->eval, &t->num_labels, e);
+}
+
+/* dir/path when data_dir is set and path is relative, else path (trainer_impl.h). */
+const char *trainer_resolve_path(const char *data_dir, const char *path, char *buf, size_t cap)
+{
+    if (!data_dir || !path || !*path || path[0] == '/')
+        return path;
+    snprintf(buf, cap, "%s/%s", data_dir, path);
+    return buf;
+}
+
+/* The DistilBERT configuration of a job (trainer_impl.h) and its tokenizer: the model
+ * directory's WordPiece, else the byte tokenizer (DESIGN.md: "a byte-level tokenizer for
+ * models with no vocab"; hfdir_save writes no vocab.txt, so a directory octet saved from a
+ * byte-level model has none). Without a vocab.txt the byte ids must fit the model's
+ * embeddings: a directory whose vocab_size is smaller than the byte vocabulary is refused
+ * here, naming model.path, instead of failing on a token id in the middle of training. A
+ * preset keeps its own vocabulary (distilbert_preset): a published one (distilbert-base-*) is
+ * the published model, its 28996 / 30522 rows included, and the byte ids 0..260 (the same
+ * [PAD] 0 as its pad_token_id) index the first rows of that embedding; ours have exactly the
+ * byte vocabulary. model.config.vocab_size overrides either; the other model.config fields
+ * override a preset's (a model directory's config.json is taken as it is). */
+int trainer_distilbert_config(const job_spec *spec, const char *model_dir, int num_labels, distilbert_config *cfg,
+                              octet_tokenizer **tok, octet_err *e)
+{
+    const spec_model *m = &spec->model;
+    int rc;
+    *tok = NULL;
+    if (m->path[0]) {
+        if ((rc = hfdir_read_config(model_dir, cfg, tok, e)))
+            return rc;
+        if (!*tok && cfg->vocab_size < OCTET_TOK_BYTE_VOCAB)
+            return octet_fail(e, OCTET_ERR_ARG, "model.path",
+                              "%s has no vocab.txt, so texts would be tokenized as bytes (ids 0..%d), but its "
+                              "config.json's vocab_size is %d: add the model's vocab.txt", model_dir,
+                              OCTET_TOK_BYTE_VOCAB - 1, cfg->vocab_size);
+    } else {
+        if ((rc = distilbert_preset(m->preset, cfg, e)))
+            return rc;
+        const spec_model_config *k = &m->config;
+        if (k->vocab_size && k->vocab_size < OCTET_TOK_BYTE_VOCAB)
+            return octet_fail(e, OCTET_ERR_ARG, "model.config.vocab_size",
+                              "the byte tokenizer needs a vocabulary of at least %d, got %d", OCTET_TOK_BYTE_VOCAB,
+                              k->vocab_size);
+        if (k->vocab_size) cfg->vocab_size = k->vocab_size;
+        if (k->dim) cfg->dim = k->dim;
+        if (k->n_layers) cfg->n_layers = k->n_layers;
+        if (k->n_heads) cfg->n_heads = k->n_heads;
+        if (k->hidden_dim) cfg->hidden_dim = k->hidden_dim;
+        if (k->max_position_embeddings) cfg->max_position_embeddings = k->max_position_embeddings;
+    }
+    cfg->num_labels = num_labels;
+    rc = m->dropout >= 0 ? distilbert_config_set_dropout(cfg, (float)m->dropout, e) : OCTET_OK;
+    if (rc != OCTET_OK && *tok) {
+        octet_tok_free(*tok);
+        *tok = NULL;
+    }
+    return rc;
+}
+
 static int make_tokenizer(trainer *t, distilbert_config *cfg, octet_err *e)
 {
     const spec_model *m = &t->spec.model;
     char dir[PATH_MAX];
-    int rc;
-    if (m->path[0]) {
-        const char *path = resolve(t, m->path, dir, sizeof dir);
-        if ((rc = hfdir_read_config(path, cfg, &t->tok, e)))
-            return rc;
-        if (!t->tok && cfg->vocab_size < OCTET_TOK_BYTE_VOCAB)
-            return octet_fail(e, OCTET_ERR_ARG, "model.path",
-                              "%s has no vocab.txt, so texts would be tokenized as bytes (ids 0..%d), but its "
-                              "config.json's vocab_size is %d: add the model's vocab.txt", path,
-                              OCTET_TOK_BYTE_VOCAB - 1, cfg->vocab_size);
-        if (!t->tok)
-            log_warn("%s has no vocab.txt: texts are tokenized as bytes", path);
-    } else if ((rc = distilbert_preset(m->preset, cfg, e))) {
+    const char *path = trainer_resolve_path(t->opt.data_dir, m->path, dir, sizeof dir);
+    int rc = trainer_distilbert_config(&t->spec, path, t->num_labels, cfg, &t->tok, e);
+    if (rc)
         return rc;
-    }
-    if (!t->tok && (rc = octet_tok_new_bytes(&t->tok, e)))
-        return rc;
-    if (!m->path[0] && octet_tok_kind(t->tok) == OCTET_TOK_BYTES) {
-        if (m->config.vocab_size && m->config.vocab_size < OCTET_TOK_BYTE_VOCAB)
-            return octet_fail(e, OCTET_ERR_ARG, "model.config.vocab_size",
-                              "the byte tokenizer needs a vocabulary of at least %d, got %d", OCTET_TOK_BYTE_VOCAB,
-                              m->config.vocab_size);
-        cfg->vocab_size = m->config.vocab_size ? m->config.vocab_size : OCTET_TOK_BYTE_VOCAB;
-    }
-    return OCTET_OK;
+    if (!t->tok && m->path[0])
+        log_warn("%s has no vocab.txt: texts are tokenized as bytes", path);
+    else if (!t->tok && cfg->vocab_size > OCTET_TOK_BYTE_VOCAB)
+        log_info("%s without a model directory: texts are tokenized as bytes (ids 0..%d of its %d-row embedding)",
+                 m->preset, OCTET_TOK_BYTE_VOCAB - 1, cfg->vocab_size);
+    return t->tok ? OCTET_OK : octet_tok_new_bytes(&t->tok, e);
 }
 
 static int make_batchers(trainer *t, octet_err *e)
@@ -157,29 +190,19 @@ static int make_distilbert(trainer *t, distilbert_config *cfg, int max_batch, oc
     const spec_model *m = &t->spec.model;
     uint64_t seed = t->spec.training.seed;
     model_act_dtype act = act_dtype_of(t->spec.training.precision);
-    if (m->path[0]) {
+    if (m->path[0]) { /* the configuration trainer_distilbert_config read, and the weights */
         char dir[PATH_MAX];
         hfdir_options o = {t->num_labels, (float)m->dropout, max_batch, t->max_len, seed, act};
         hfdir_report rep;
         memset(&rep, 0, sizeof rep);
-        const char *path = resolve(t, m->path, dir, sizeof dir);
+        const char *path = trainer_resolve_path(t->opt.data_dir, m->path, dir, sizeof dir);
         int rc = hfdir_load_distilbert(t->dev, path, &o, &t->m, NULL, &rep, e);
         if (rc == OCTET_OK)
             hfdir_report_log(&rep, path, "DistilBertForSequenceClassification");
         hfdir_report_free(&rep);
         return rc;
     }
-    const spec_model_config *k = &m->config;
-    if (k->dim) cfg->dim = k->dim;
-    if (k->n_layers) cfg->n_layers = k->n_layers;
-    if (k->n_heads) cfg->n_heads = k->n_heads;
-    if (k->hidden_dim) cfg->hidden_dim = k->hidden_dim;
-    if (k->max_position_embeddings) cfg->max_position_embeddings = k->max_position_embeddings;
-    cfg->num_labels = t->num_labels;
-    int rc = m->dropout >= 0 ? distilbert_config_set_dropout(cfg, (float)m->dropout, e) : OCTET_OK;
-    if (rc == OCTET_OK)
-        rc = distilbert_create_ex(t->dev, cfg, max_batch, t->max_len, seed, act, &t->m, e);
-    return rc;
+    return distilbert_create_ex(t->dev, cfg, max_batch, t->max_len, seed, act, &t->m, e);
 }
 
 static int make_model(trainer *t, distilbert_config *cfg, octet_err *e)

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include "train/batch.h"
+#include "train/distilbert.h"
 #include "train/loss_scale.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -49,6 +50,23 @@ struct trainer {
     int32_t *pred;                            /* (eval_batch_size) */
     metric_counts mc;
 };
+
+/* dir/path when data_dir is set and path is relative, else path (buf holds the join). */
+const char *trainer_resolve_path(const char *data_dir, const char *path, char *buf, size_t cap);
+/* The classifier's size: model.num_labels, or num_classes (the data's), refused outside
+ * MODEL_MIN_CLASSES..MODEL_MAX_LABELS ("dataset.name"); every label of train and eval (either
+ * may be NULL) must be below it ("model.num_labels"). Shared by trainer_open and the estimate. */
+int trainer_num_labels(const job_spec *spec, int num_classes, const octet_dataset *train, const octet_dataset *eval,
+                       int *out, octet_err *e);
+/* The DistilBERT configuration a job builds (trainer.c has the rules: a model directory's
+ * config.json, or a preset with the spec's model.config overrides; the job's num_labels and
+ * model.dropout), for trainer_open and the estimate alike. model_dir: spec->model.path
+ * resolved. *tok gets the directory's WordPiece tokenizer, or NULL when texts will be
+ * tokenized as bytes. Does not validate ranges (distilbert_config_validate). Fails with
+ * OCTET_ERR_ARG (model.preset, model.path, model.config.vocab_size), OCTET_ERR_IO / FORMAT
+ * (the model directory), OCTET_ERR_NOMEM. */
+int trainer_distilbert_config(const job_spec *spec, const char *model_dir, int num_labels, distilbert_config *cfg,
+                              octet_tokenizer **tok, octet_err *e);
 
 /* Writes a checkpoint of the position reached (trainer_state.c): the epoch just finished, or
  * with in_epoch = 1 the step reached inside the current one. Fails as ckpt_save. */

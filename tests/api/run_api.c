@@ -29,7 +29,7 @@
 #include <sys/prctl.h>
 #endif
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static unsigned g_port;
 static pid_t g_pid = -1;
@@ -386,9 +386,16 @@ START_TEST(test_static_index)
         char ct[128];
         ck_assert_ptr_nonnull(hc_header(&r, "Content-Type", ct, sizeof ct));
         ck_assert_msg(!strncmp(ct, "text/html", 9), "Content-Type %s", ct);
-        ck_assert_ptr_nonnull(strstr(r.body, "/api/v1/optimizers"));
+        ck_assert_ptr_nonnull(strstr(r.body, "/js/app.js"));
         hc_free(&r);
     }
+    hc_response r; /* the page's modules, as JavaScript */
+    ck_assert_int_eq(hc_request(g_port, "GET", "/js/app.js", NULL, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    char ct[128];
+    ck_assert_ptr_nonnull(hc_header(&r, "Content-Type", ct, sizeof ct));
+    ck_assert_msg(!strncmp(ct, "text/javascript", 15), "Content-Type %s", ct);
+    hc_free(&r);
 }
 END_TEST
 
@@ -398,6 +405,9 @@ START_TEST(test_path_traversal)
         "/../configure.ac",          "/%2e%2e/configure.ac",      "/%2E%2E%2Fconfigure.ac", "/..%2fconfigure.ac",
         "/web/../../configure.ac",   "/./../configure.ac",        "//etc/passwd",           "/..\\configure.ac",
         "/%2e%2e/%2e%2e/etc/passwd", "/.git/config",
+        /* and out of the JavaScript directory served at /javascript/ */
+        "/javascript/../configure.ac", "/javascript/%2e%2e/%2e%2e/etc/passwd", "/javascript/..%2f..%2fetc/passwd",
+        "/javascript//etc/passwd",
     };
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         char req[256];
@@ -473,8 +483,9 @@ START_TEST(test_database_left)
     ck_assert_int_eq(query_int(db, "SELECT MAX(version) FROM schema_version"), SCHEMA_VERSION);
     ck_assert_int_eq(query_int(db, "SELECT COUNT(*) FROM schema_version"), SCHEMA_VERSION);
     ck_assert_int_eq(query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                                   "('jobs', 'epochs', 'steps', 'memory', 'datasets', 'events', 'id_sequence')"),
-                     7);
+                                   "('jobs', 'epochs', 'steps', 'memory', 'datasets', 'events', 'id_sequence', "
+                                   "'sweeps')"),
+                     8);
     sqlite3_stmt *s = NULL;
     ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);

@@ -189,7 +189,7 @@ class Octetd:
         log.close()
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline().decode() if ready else ""
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+        m = re.search(r"listening on http://[^/]+:(\d+)/", line)
         assert m, "octetd did not start: %r (log in %s)" % (line, self.root)
         self.port = int(m.group(1))
         return self
@@ -446,7 +446,8 @@ def mlp_job_agrees_with_octet_train(ctx):
     assert whole[0]["event"] == "status" and whole[0]["data"]["status"] == "queued"
     assert whole[-1]["event"] == "status" and whole[-1]["data"]["status"] == "succeeded"
     assert [e["data"]["epoch"] for e in whole if e["event"] == "epoch"] == [1, 2]
-    assert len([e for e in whole if e["event"] == "step"]) > 0
+    steps = [e["data"] for e in whole if e["event"] == "step"]
+    assert steps and all(s["total_steps"] == steps[0]["total_steps"] > 0 and "eta_seconds" in s for s in steps)
     assert srv.events(jid, last_id=whole[-1]["id"]) == []  # resumed after the final status: ends at once
     job = srv.job(jid)
     assert job["status"] == "succeeded" and job["progress"] == 1.0 and job["attempt"] == 1
@@ -518,6 +519,57 @@ def optimizer_state_bytes(ctx):
 
 
 @test
+def estimate_is_what_the_run_books(ctx):
+    srv = ctx.srv
+    for opt in ("adamw", "adamw8bit", "adafactor"):
+        spec = mlp_spec(opt, epochs=1, train=300, evals=100, hidden=(128, 64), name="estimated " + opt)
+        r = srv.post("/api/v1/estimate", spec)
+        assert r.status == 200, r.body
+        est = r.json["estimate"]
+        assert est["fits"] is True and est["device"] == "cpu" and est["device_total_bytes"] > 0
+        assert est["optimizer_state"] == mlp_state_layout(opt, (128, 64))[0], (opt, est["optimizer_state"])
+        dry = srv.post("/api/v1/jobs?dry_run=1", spec).json
+        assert dry["estimate"] == est
+        jid = srv.submit(spec)
+        assert srv.wait(jid)["status"] == "succeeded"
+        mem = srv.get("/api/v1/jobs/%d/memory" % jid).json["memory"]
+        for k in ("parameters", "params_bytes", "grads_bytes", "optimizer_state_bytes", "peak_bytes"):
+            assert est[k] == mem[k], "%s %s: estimated %r, booked %r" % (opt, k, est[k], mem[k])
+        assert est["activations_bytes"] == mem["activations_peak_bytes"], (opt, est, mem)
+        assert est["optimizer_state"] == mem["optimizer_state"]
+    models = {m["name"]: m for m in srv.get("/api/v1/models?num_labels=2").json["models"]}
+    assert models["distilbert-base-uncased"]["parameters"] == 66955010  # the published model
+    assert models["distilbert-base-uncased"]["config"]["vocab_size"] == 30522
+    r = srv.post("/api/v1/estimate", dict(mlp_spec(), training={"epochs": 0}))
+    assert r.status == 422 and r.error()[1] == "training.epochs"
+
+
+@test
+def admission_refuses_what_does_not_fit(ctx):
+    root = tempfile.mkdtemp(dir=ctx.root)
+    srv = Octetd(root, "--memory-limit", str(64 << 20)).start()
+    try:
+        big = bert_spec(name="too big")
+        big["model"] = {"arch": "distilbert", "preset": "distilbert-base-uncased"}
+        big["training"]["batch_size"] = 64
+        r = srv.post("/api/v1/estimate", big)
+        assert r.status == 200 and r.json["estimate"]["fits"] is False, r.body
+        assert r.json["estimate"]["device_total_bytes"] == 64 << 20
+        r = srv.post("/api/v1/jobs", big)
+        code, field, message = r.error()
+        assert r.status == 422 and code == "does_not_fit" and field, r.body
+        assert str(64 << 20) in message and "bytes" in message, message  # the numbers
+        r = srv.post("/api/v1/sweeps", {"base": mlp_spec(epochs=1, train=100, evals=50),
+                                        "grid": {"model": [{"hidden": [16]}, {"hidden": [20000, 20000]}]}})
+        assert r.status == 422 and r.error()[0] == "does_not_fit" and r.error()[1].startswith("grid.model"), r.body
+        assert srv.count_jobs() == 0  # nothing queued
+        jid = srv.submit(mlp_spec(epochs=1, train=200, evals=50, name="fits"))
+        assert srv.wait(jid)["status"] == "succeeded"
+    finally:
+        assert srv.stop() == 0
+
+
+@test
 def cancel_and_delete(ctx):
     srv = ctx.srv
     running = srv.submit(long_spec())
@@ -574,22 +626,49 @@ def idempotency_keys(ctx):
         srv.wait(jid)
 
 
-WRITES = [("POST", "/api/v1/jobs"), ("POST", "/api/v1/jobs/1/cancel"), ("DELETE", "/api/v1/jobs/1"),
-          ("POST", "/api/v1/datasets?name=x"), ("DELETE", "/api/v1/datasets/x")]
+def writes_of_the_route_table():
+    """Every write operation the OpenAPI document (held equal to the route table) lists as
+    needing the token, its path parameters filled in."""
+    out = []
+    for tpl, item in OPENAPI.doc["paths"].items():
+        for m, op in item.items():
+            if m in ("post", "put", "patch", "delete") and op.get("security"):
+                path = "/api/v1" + tpl.replace("{id}", "1").replace("{name}", "x")
+                out.append((m.upper(), path + ("?name=x" if tpl == "/datasets" and m == "post" else "")))
+    return out
 
 
 @test
 def bearer_token_on_every_write(ctx):
     srv = ctx.srv
     before = srv.count_jobs()
-    for method, path in WRITES:
+    writes = writes_of_the_route_table()
+    assert len(writes) >= 8, writes
+    for method, path in writes:
         for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + TOKEN},
                      {"Authorization": "Bearer " + TOKEN + "x"}):
             r = srv.request(method, path, body=mlp_spec() if method == "POST" else None, headers=hdrs, auth=False)
             assert r.status == 401, "%s %s %s: %d" % (method, path, hdrs, r.status)
             assert r.error()[0] == "unauthorized" and r.header("WWW-Authenticate").startswith("Bearer")
     assert srv.get("/api/v1/jobs", auth=False).status == 200  # reads are open
+    # so are writes that change nothing: an estimate, dry runs
+    assert srv.post("/api/v1/estimate", mlp_spec(), auth=False).status == 200
+    assert srv.post("/api/v1/jobs?dry_run=1", mlp_spec(), auth=False).status == 200
+    assert srv.post("/api/v1/jobs?dry_run=true", mlp_spec(), auth=False).status == 200
+    assert srv.post("/api/v1/sweeps?dry_run=1", sweep_request(), auth=False).status == 200
+    assert srv.post("/api/v1/jobs?dry_run=0", mlp_spec(), auth=False).status == 401
+    assert srv.post("/api/v1/sweeps", sweep_request(), auth=False).status == 401
     assert srv.count_jobs() == before
+
+
+@test
+def warning_when_reachable_without_a_token(ctx):
+    for listen, token, warned in (("0.0.0.0", "", True), ("0.0.0.0", TOKEN, False), ("::1", "", False)):
+        srv = Octetd(tempfile.mkdtemp(dir=ctx.root), "--listen", listen, token=token)
+        srv.start()
+        assert srv.stop() == 0
+        said = "without --token" in srv.log()
+        assert said == warned, (listen, token, srv.log()[-500:])
 
 
 @test
@@ -647,6 +726,8 @@ def list_filters_and_paging(ctx):
         assert len(got) == len([j for j in everything["jobs"] if j[key] == value]), q
     item = [j for j in everything["jobs"] if j["id"] == ctx.mlp_job][0]
     assert item["latest_epoch"]["epoch"] == 2 and item["progress"] == 1.0 and item["eta_seconds"] == 0
+    assert item["model"] == "mlp 64-32", item["model"]
+    assert {j["model"] for j in everything["jobs"] if j["arch"] == "distilbert"} >= {"distilbert-tiny +config"}
 
 
 @test
@@ -763,6 +844,138 @@ def paths_stay_in_the_data_directory(ctx):
     spec["model"] = {"arch": "distilbert", "path": "escape"}
     r = srv.post("/api/v1/jobs?dry_run=1", spec)
     assert r.status == 422 and r.error()[1] == "model.path", r.body
+
+
+def sweep_request(hidden=(128, 64), seeds=(1, 2), name="optimizers"):
+    base = mlp_spec("adamw", epochs=2, train=400, evals=100, hidden=hidden, name=name)
+    del base["optimizer"]["name"]
+    return {"name": name, "base": base,
+            "grid": {"optimizer": [{"name": "adamw"}, {"name": "adamw8bit"}, {"name": "adafactor"}],
+                     "training.seed": list(seeds)}}
+
+
+def stats_of(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return {"n": 0, "mean": None, "min": None, "max": None, "std": None}
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+    return {"n": len(xs), "mean": mean, "min": min(xs), "max": max(xs), "std": std}
+
+
+def assert_stats(got, want, what):
+    assert got["n"] == want["n"], (what, got, want)
+    for k in ("mean", "min", "max", "std"):
+        close(got[k], want[k], "%s %s" % (what, k), rel=1e-9)
+
+
+@test
+def sweep_of_optimizers_over_seeds(ctx):
+    srv = ctx.srv
+    before = srv.count_jobs()
+    r = srv.post("/api/v1/sweeps?dry_run=1", sweep_request())
+    assert r.status == 200 and r.json["count"] == 6, r.body
+    assert [c["grid_values"]["training.seed"] for c in r.json["combinations"]] == [1, 2] * 3
+    assert r.json["combinations"][2]["spec"]["optimizer"]["name"] == "adamw8bit"
+    assert r.json["combinations"][2]["spec"]["optimizer"]["lr"] == 1e-3  # merged into the base's optimizer
+    assert srv.count_jobs() == before  # a dry run creates nothing
+    r = srv.post("/api/v1/sweeps", sweep_request())
+    assert r.status == 201, r.body
+    sweep = r.json
+    assert len(sweep["jobs"]) == 6 and len(sweep["groups"]) == 3 and r.header("Location") == sweep["links"]["self"]
+    for jid in sweep["jobs"]:
+        assert srv.wait(jid)["status"] == "succeeded"
+    jobs = srv.get("/api/v1/jobs?sweep=%d&limit=500" % sweep["id"]).json["jobs"]
+    assert sorted(j["id"] for j in jobs) == sorted(sweep["jobs"]) and all(j["sweep_id"] == sweep["id"] for j in jobs)
+    view = srv.get(sweep["links"]["self"]).json
+    assert view["status"] == "succeeded" and view["counts"]["succeeded"] == 6
+    for group in view["groups"]:
+        opt = group["key"]["optimizer"]["name"]
+        assert sorted(group["seeds"]) == [1, 2] and len(group["jobs"]) == 2, group
+        epochs = {jid: srv.get("/api/v1/jobs/%d/epochs" % jid).json["epochs"] for jid in group["jobs"]}
+        for job_id in group["jobs"]:
+            assert srv.job(job_id)["grid_values"] == {"optimizer": {"name": opt},
+                                                      "training.seed": srv.job(job_id)["spec"]["training"]["seed"]}
+        for row in group["epochs"]:
+            for m in ("train_loss", "eval_loss", "eval_accuracy", "eval_f1"):
+                want = stats_of([e[m] for es in epochs.values() for e in es if e["epoch"] == row["epoch"]])
+                assert_stats(row[m], want, "%s epoch %d %s" % (opt, row["epoch"], m))
+        for m in ("eval_loss", "eval_accuracy", "eval_f1"):
+            assert_stats(group["final"][m], stats_of([es[-1][m] for es in epochs.values()]), "%s final %s" % (opt, m))
+        want, _ = mlp_state_layout(opt, (128, 64))
+        mem = group["memory"]
+        assert mem["optimizer_state_bytes"] == want["total"], (opt, mem, want)
+        close(mem["relative_to_adamw"], want["total"] / (8 * mem["parameters"]), opt + " relative to AdamW")
+        assert group["seconds_per_epoch"]["n"] == 4 and group["samples_per_second"]["mean"] > 0
+    rel = {g["key"]["optimizer"]["name"]: g["memory"]["relative_to_adamw"] for g in view["groups"]}
+    assert rel["adamw"] == 1.0 and 0.24 < rel["adamw8bit"] < 0.3 and rel["adafactor"] < rel["adamw8bit"], rel
+    listed = srv.get("/api/v1/sweeps").json["sweeps"]
+    assert listed[0]["id"] == sweep["id"] and listed[0]["counts"]["succeeded"] == 6
+    assert srv.request("DELETE", sweep["links"]["self"]).status == 204
+    assert srv.get(sweep["links"]["self"]).status == 404
+    for jid in sweep["jobs"]:
+        assert srv.get("/api/v1/jobs/%d" % jid).status == 404
+    assert srv.count_jobs() == before
+
+
+@test
+def sweep_refusals(ctx):
+    srv = ctx.srv
+    before = srv.count_jobs()
+    db = sqlite3.connect(srv.db)
+    sweeps_before = db.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0]
+    db.close()
+    base = sweep_request()["base"]
+    cases = [
+        ({"optimizer.lrr": [1e-3]}, "grid.optimizer.lrr"),
+        ({"foo.bar": [1]}, "grid.foo.bar"),
+        ({"optimizer..lr": [1]}, "grid.optimizer..lr"),
+        ({"optimizer.lr": [1e-3, -1]}, "grid.optimizer.lr[1]"),
+        ({"optimizer.name": ["adamw", "adam9"]}, "grid.optimizer.name[1]"),
+        ({"optimizer": [{"name": "adamw"}, {"name": "sgd", "betas": [0.9, 0.99]}]}, "grid.optimizer[1].betas"),
+        ({"optimizer": [{"name": "adamw"}, {"name": "adamw", "betas": [0.9, 1.5]}]}, "grid.optimizer[1].betas[1]"),
+        ({"training.seed": []}, "grid.training.seed"),
+        ({"training.seed": 3}, "grid.training.seed"),
+        ({}, "grid"),
+    ]
+    for grid, field in cases:
+        r = srv.post("/api/v1/sweeps", {"base": base, "grid": grid})
+        assert r.status == 422 and r.error()[1] == field, (grid, r.body)
+    r = srv.post("/api/v1/sweeps", {"base": dict(base, training={"epochs": 0}), "grid": {"training.seed": [1]}})
+    assert r.status == 422 and r.error()[1] == "base.training.epochs", r.body
+    bad_groups = dict(base, optimizer={"lr": 1e-3, "param_groups": [{"match": "*.bias", "lr": -1}]})
+    r = srv.post("/api/v1/sweeps", {"base": bad_groups, "grid": {"optimizer": [{"name": "adamw"}]}})
+    assert r.status == 422 and r.error()[1] == "base.optimizer.param_groups[0].lr", r.body
+    r = srv.post("/api/v1/sweeps", {"base": base, "grid": {"optimizer.lr": [1e-3] * 17, "training.seed": list(range(17))}})
+    assert r.status == 422 and r.error()[:2] == ("sweep_too_large", "grid"), r.body
+    r = srv.post("/api/v1/sweeps", {"grid": {"training.seed": [1]}})
+    assert r.status == 422 and r.error()[1] == "base"
+    r = srv.post("/api/v1/sweeps", {"base": base, "grid": {"training.seed": [1]}, "extra": 1})
+    assert r.status == 422 and r.error()[1] == "extra"
+    assert srv.count_jobs() == before
+    db = sqlite3.connect(srv.db)
+    assert db.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == sweeps_before
+    db.close()
+
+
+@test
+def sweep_cancel(ctx):
+    srv = ctx.srv
+    r = srv.post("/api/v1/sweeps", {"name": "long", "base": long_spec(epochs=5), "grid": {"training.seed": [1, 2, 3]}})
+    assert r.status == 201, r.body
+    sweep = r.json
+    first_event(srv, sweep["jobs"][0], "step")
+    assert srv.request("DELETE", sweep["links"]["self"]).status == 409
+    r = srv.post(sweep["links"]["self"] + "/cancel")
+    assert r.status == 202, r.body
+    for jid in sweep["jobs"]:
+        assert srv.wait(jid, timeout=60)["status"] == "cancelled"
+    view = srv.get(sweep["links"]["self"]).json
+    assert view["status"] == "cancelled" and view["counts"]["cancelled"] == 3
+    assert srv.post(sweep["links"]["self"] + "/cancel").status == 200  # nothing left to stop
+    assert srv.request("DELETE", sweep["links"]["self"]).status == 204
+    for jid in sweep["jobs"]:
+        assert not os.path.exists(srv.checkpoint_dir(jid))
 
 
 def hostile_catalogue():

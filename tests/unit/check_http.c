@@ -1,6 +1,7 @@
 /* check_http.c: the HTTP layer's pure pieces, without a socket: route matching (segments,
  * '*' arguments, HEAD for GET, the Allow list), the strict JSON body parse, the bearer-token
- * check, and static path resolution (refusing every way out of the web directory). The real
+ * check, and static path resolution (refusing every way out of the web directory, and out of
+ * the JavaScript directory served at /javascript/). The real
  * server is driven over HTTP by tests/api/run_api.c. */
 #include "config.h"
 #include "server_suites.h"
@@ -198,6 +199,59 @@ START_TEST(test_static_paths)
 }
 END_TEST
 
+/* The second root: /javascript/X is X under js_dir, by the same rules; everything else stays
+ * with the web directory. */
+START_TEST(test_static_js_dir)
+{
+    char made[256], dir[PATH_MAX], web[PATH_MAX + 8], js[PATH_MAX + 8], lib[PATH_MAX + 32], out[PATH_MAX],
+        link[PATH_MAX + 48], inner[PATH_MAX + 48];
+    int from_js = -1;
+    ck_assert_int_eq(test_tmpdir(made, sizeof made, "http"), 0);
+    ck_assert_ptr_nonnull(realpath(made, dir));
+    snprintf(web, sizeof web, "%s/web", dir);
+    snprintf(js, sizeof js, "%s/js", dir);
+    snprintf(lib, sizeof lib, "%s/dygraphs", js);
+    ck_assert_int_eq(mkdir(web, 0755), 0);
+    ck_assert_int_eq(mkdir(js, 0755), 0);
+    ck_assert_int_eq(mkdir(lib, 0755), 0);
+    test_write_text(web, "index.html", "<!doctype html>");
+    test_write_text(lib, "dygraph.min.js", "var Dygraph;");
+    test_write_text(dir, "secret.txt", "secret");
+    snprintf(link, sizeof link, "%s/leak.js", lib); /* a link out of the JavaScript directory */
+    snprintf(inner, sizeof inner, "%s/secret.txt", dir);
+    ck_assert_int_eq(symlink(inner, link), 0);
+    snprintf(link, sizeof link, "%s/dist", lib); /* Debian's dygraphs has dist -> . : it stays inside */
+    ck_assert_int_eq(symlink(".", link), 0);
+
+    ck_assert_int_eq(http_static_path(web, js, "/javascript/dygraphs/dygraph.min.js", out, sizeof out, &from_js),
+                     OCTET_OK);
+    ck_assert_int_eq(from_js, 1);
+    ck_assert_str_eq(out + strlen(js), "/dygraphs/dygraph.min.js");
+    ck_assert_int_eq(http_static_path(web, js, "/javascript/dygraphs/dist/dygraph.min.js", out, sizeof out, &from_js),
+                     OCTET_OK);
+    ck_assert_int_eq(http_static_path(web, js, "/", out, sizeof out, &from_js), OCTET_OK);
+    ck_assert_int_eq(from_js, 0);
+    ck_assert_ptr_nonnull(strstr(out, "/web/index.html"));
+    static const char *refused[] = {"/javascript/../secret.txt", "/javascript/dygraphs/../../secret.txt",
+                                    "/javascript//dygraphs/dygraph.min.js", "/javascript/.hidden",
+                                    "/javascript/dygraphs/", "/javascript/a\\b"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        ck_assert_msg(http_static_path(web, js, refused[i], out, sizeof out, &from_js) == OCTET_ERR_ARG, "%s accepted",
+                      refused[i]);
+    static const char *missing[] = {"/javascript/", "/javascript/dygraphs/leak.js", "/javascript/dygraphs",
+                                    "/javascript/nope.js", "/javascript/index.html", "/javascript",
+                                    "/dygraphs/dygraph.min.js"};
+    for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++)
+        ck_assert_msg(http_static_path(web, js, missing[i], out, sizeof out, &from_js) == OCTET_ERR_IO, "%s served",
+                      missing[i]);
+    /* no JavaScript directory (--js-dir "", or not there at start): nothing under /javascript/ */
+    ck_assert_int_eq(http_static_path(web, NULL, "/javascript/dygraphs/dygraph.min.js", out, sizeof out, &from_js),
+                     OCTET_ERR_IO);
+    ck_assert_int_eq(http_static_path(web, NULL, "/", out, sizeof out, &from_js), OCTET_OK);
+    test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_mime_types)
 {
     ck_assert_str_eq(http_mime_type("/x/index.html"), "text/html; charset=utf-8");
@@ -219,6 +273,7 @@ Suite *suite_http(void)
     tcase_add_test(tc, test_body_json);
     tcase_add_test(tc, test_bearer);
     tcase_add_test(tc, test_static_paths);
+    tcase_add_test(tc, test_static_js_dir);
     tcase_add_test(tc, test_mime_types);
     suite_add_tcase(s, tc);
     return s;

@@ -194,7 +194,7 @@ START_TEST(test_recover)
         ck_assert_str_eq(status, STORE_RUNNING); /* another host's job is left alone */
     }
     json_t *job = NULL;
-    ck_assert_int_eq(store_job_get(f.st, mine, &job, &e), OCTET_OK);
+    ck_assert_int_eq(store_job_get(f.st, mine, &job, NULL, &e), OCTET_OK);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "code")), "crashed");
     json_decref(job);
     qfix_close(&f);
@@ -279,6 +279,45 @@ START_TEST(test_cancel_and_delete_by_status)
 }
 END_TEST
 
+/* Every change GET /jobs/{id} would show changes the job's version (its cached document is
+ * served again only while the version stands): claim, info, progress (no event), a cancel
+ * request (no event), the end. */
+START_TEST(test_version_changes)
+{
+    qfix f;
+    qfix_open(&f);
+    int64_t id = submit(f.st, NULL, NULL), rev = 0, last = 0, prev_rev = -1, prev_last = -1;
+    int found = 0, outcome = 0;
+    octet_err e;
+    store_claim cl;
+#define CHANGED(what)                                                                                     \
+    do {                                                                                                  \
+        ck_assert_int_eq(store_job_version(f.st, id, &rev, &last, &found, &e), OCTET_OK);                 \
+        ck_assert_msg(found && (rev != prev_rev || last != prev_last), "%s left the version as it was", what); \
+        prev_rev = rev;                                                                                   \
+        prev_last = last;                                                                                 \
+    } while (0)
+    CHANGED("submitting");
+    ck_assert_int_eq(store_job_claim(f.st, "h", "cpu", &cl, &found, &e), OCTET_OK);
+    store_claim_free(&cl);
+    CHANGED("claiming");
+    json_t *info = json_pack("{si}", "epochs", 1);
+    ck_assert_int_eq(store_job_set_info(f.st, id, info, 10, "cpu", &e), OCTET_OK);
+    json_decref(info);
+    CHANGED("the run's info");
+    ck_assert_int_eq(store_job_progress(f.st, id, 3, 1.5, &e), OCTET_OK);
+    CHANGED("progress");
+    ck_assert_int_eq(store_job_cancel(f.st, id, &outcome, &e), OCTET_OK);
+    CHANGED("a cancel request");
+    ck_assert_int_eq(store_job_finish(f.st, id, STORE_CANCELLED, NULL, NULL, NULL, &e), OCTET_OK);
+    CHANGED("the end");
+#undef CHANGED
+    ck_assert_int_eq(store_job_version(f.st, 999, &rev, &last, &found, &e), OCTET_OK);
+    ck_assert_int_eq(found, 0);
+    qfix_close(&f);
+}
+END_TEST
+
 Suite *suite_queue(void)
 {
     Suite *s = suite_create("queue");
@@ -289,6 +328,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, test_recover);
     tcase_add_test(tc, test_events_in_order);
     tcase_add_test(tc, test_cancel_and_delete_by_status);
+    tcase_add_test(tc, test_version_changes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -575,6 +575,8 @@ START_TEST(test_normalised_round_trip)
         " \"dropout\": 0}, \"dataset\": {\"train_file\": \"a.jsonl\", \"eval_file\": \"b.csv\"},"
         " \"optimizer\": {\"name\": \"adafactor\", \"lr\": 0.01, \"beta1\": 0.9},"
         " \"training\": {\"warmup_steps\": 0.25, \"lr_scheduler\": \"cosine\", \"gradient_accumulation_steps\": 4}}",
+        /* a model directory fixes the architecture: its normalised form has no model.config */
+        "{\"model\": {\"arch\": \"distilbert\", \"path\": \"models/mine\"}, \"dataset\": {\"name\": \"fortunes-lang\"}}",
     };
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         job_spec a, b;

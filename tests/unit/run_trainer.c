@@ -21,6 +21,7 @@ int main(void)
     srunner_add_suite(sr, suite_trainer_loop());
     srunner_add_suite(sr, suite_trainer_learn());
     srunner_add_suite(sr, suite_trainer_gpujob());
+    srunner_add_suite(sr, suite_trainer_estimate());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
