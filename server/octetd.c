@@ -7,7 +7,9 @@
  * the job workers (one per CUDA device by default, else one), start the HTTP server, and print
  * one line "octetd VERSION listening on http://ADDR:PORT/" on stdout (with the port the kernel
  * chose when --port 0), which scripts and the API tests read. Signals are blocked in every
- * thread and taken synchronously with sigwait() here, so shutdown runs in plain code: refuse
+ * thread octetd starts and taken synchronously with sigtimedwait() here (one that reaches a
+ * library's own thread is recorded by a handler and seen within 0.2 s), so shutdown runs in
+ * plain code: refuse
  * new jobs, suspend every running job at its next optimizer step (a checkpoint, back to the
  * queue) and wait up to --grace seconds for the workers, end the event streams, stop the HTTP
  * server, close the store, exit 0. Workers still busy after the grace are left to the next
@@ -390,6 +392,32 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     return rc;
 }
 
+/* A stop signal that reached a thread which does not block it: the threads a library starts
+ * before main (OpenBLAS's pthreads build starts its pool in a constructor) have the default
+ * mask, and a process-directed SIGTERM may be delivered to one of them. The handler only
+ * records it; wait_for_stop picks it up within STOP_POLL_NS. */
+static volatile sig_atomic_t stray_stop_signal;
+#define STOP_POLL_NS 200000000L
+
+static void record_stop_signal(int sig)
+{
+    stray_stop_signal = sig;
+}
+
+/* Waits for SIGINT or SIGTERM, taken synchronously (sigtimedwait) or recorded by
+ * record_stop_signal in another thread; returns the signal. Never fails. */
+static int wait_for_stop(const sigset_t *stop_signals)
+{
+    const struct timespec poll = {0, STOP_POLL_NS};
+    for (;;) {
+        int sig = sigtimedwait(stop_signals, NULL, &poll);
+        if (sig > 0)
+            return sig;
+        if (stray_stop_signal)
+            return stray_stop_signal;
+    }
+}
+
 /* Runs the server until SIGINT or SIGTERM. Returns the exit status. */
 static int serve(const options *o, const char *db, const sigset_t *stop_signals)
 {
@@ -434,9 +462,7 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
         log_info("compute: %d CUDA devices; %d workers", app->cuda_devices, app->workers);
     else
         log_info("compute: the CPU (%s); %d workers", app->cuda_detail, app->workers);
-    int sig = 0;
-    while (sigwait(stop_signals, &sig) != 0)
-        ;
+    int sig = wait_for_stop(stop_signals);
     log_info("%s: stopping (running jobs checkpoint and go back to the queue; up to %u s)", strsignal(sig), o->grace);
     take_down(&d, o->grace);
     log_info("stopped");
@@ -461,6 +487,10 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    struct sigaction stray = {.sa_handler = record_stop_signal};
+    sigemptyset(&stray.sa_mask);
+    sigaction(SIGINT, &stray, NULL);
+    sigaction(SIGTERM, &stray, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (prepare_dirs(&o, db))
         return 1;

@@ -666,7 +666,8 @@ def warning_when_reachable_without_a_token(ctx):
     for listen, token, warned in (("0.0.0.0", "", True), ("0.0.0.0", TOKEN, False), ("::1", "", False)):
         srv = Octetd(tempfile.mkdtemp(dir=ctx.root), "--listen", listen, token=token)
         srv.start()
-        assert srv.stop() == 0
+        code = srv.stop()
+        assert code == 0, (listen, code, srv.log()[-800:])
         said = "without --token" in srv.log()
         assert said == warned, (listen, token, srv.log()[-500:])
 
