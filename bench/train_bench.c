@@ -25,8 +25,9 @@
  *
  * Usage: train_bench mlp|distilbert [--batch B] [--steps N] [--seq T] [--repeats R] [--warmup W]
  *        [--device cpu|cuda] [--preset NAME] [--optim adamw|adamw8bit]
- *        [--precision fp32|bf16|fp16]
- * Threads: OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS) as for octet-train.
+ *        [--precision fp32|bf16|fp16] [--threads N]
+ * Threads: the engine's policy (kernels/threads.h) as octet-train applies it: --threads N, else
+ * the CPUs this process may use; the "threads" field printed is the count the run used.
  * Exit status 0; 77 when --device cuda finds no usable CUDA device (a skip, with the reason
  * on stderr); 1 with the runner's error on stderr. */
 #include "config.h"
@@ -34,17 +35,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include "device.h"
+#include "threads.h"
 #include "train/distilbert.h"
 #include "train/spec.h"
 #include "train/trainer.h"
 
 typedef struct bench_args {
     const char *model;
-    int batch, steps, seq, repeats, warmup;
+    int batch, steps, seq, repeats, warmup, threads;
     const char *device, *preset, *optim, *precision;
 } bench_args;
 
@@ -64,6 +63,7 @@ static int parse(int argc, char **argv, bench_args *a)
     a->seq = 64;
     a->repeats = 3;
     a->warmup = 0;
+    a->threads = 0;
     a->device = "cpu";
     a->preset = NULL;
     a->optim = "adamw";
@@ -89,6 +89,7 @@ static int parse(int argc, char **argv, bench_args *a)
             continue;
         }
         int v = atoi(s);
+        if (!strcmp(argv[i], "--threads") && (v >= 1 || !strcmp(s, "0"))) { a->threads = v; continue; }
         if (v < 1)
             return -1;
         if (!strcmp(argv[i], "--batch")) a->batch = v;
@@ -179,7 +180,7 @@ static int on_step(void *user, const trainer_step_log *s)
 #define USAGE                                                                                    \
     "usage: train_bench mlp|distilbert [--batch B] [--steps N] [--seq T] [--repeats R] [--warmup W]\n" \
     "                   [--device cpu|cuda] [--preset NAME] [--optim adamw|adamw8bit]\n"           \
-    "                   [--precision fp32|bf16|fp16]\n"
+    "                   [--precision fp32|bf16|fp16] [--threads N]\n"
 
 int main(int argc, char **argv)
 {
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
     trainer_options o;
     memset(&o, 0, sizeof o);
     o.device = a.device;
+    o.threads = octet_threads_set(a.threads); /* as octet-train: logged, and this thread's */
     o.train_data = &train;
     o.eval_data = &eval;
     o.cb.user = &timer;
@@ -253,10 +255,7 @@ int main(int argc, char **argv)
     double best = timer.best;
     if (a.warmup) /* the steps after the warm-up */
         best = timer.t_to > timer.t_from ? (double)a.steps * a.batch / (timer.t_to - timer.t_from) : 0.0;
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    int threads = octet_threads_current();
     printf("%s %d %d %d %.1f %s %s %s %zu %zu %zu\n", a.model, threads, a.batch, bert ? a.seq : 0, best, a.device,
            a.precision, a.optim, r.memory.peak_total, r.memory.optimizer_state.total, r.memory.activations_peak);
     return 0;

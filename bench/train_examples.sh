@@ -11,7 +11,8 @@
 #
 # Usage: bench/train_examples.sh [BUILDDIR [OUTDIR]]   (BUILDDIR: where octet-train is, default
 #   the current directory; OUTDIR: default bench-train-examples under BUILDDIR)
-# Environment: SPECS (the spec files to run; default the three below), OMP_NUM_THREADS.
+# Environment: SPECS (the spec files to run; default the three below), THREADS (octet-train's
+#   --threads; default: its own, the CPUs this process may use).
 # Exit status: 0 when every run finished (targets met or not), 1 when one failed.
 set -eu
 
@@ -31,7 +32,8 @@ failed=0
 for spec in $specs; do
     name=$(basename "$spec" .json)
     start=$(date +%s)
-    if ! nice -n 10 "$build/octet-train" "$spec" >"$out/$name.jsonl" 2>"$out/$name.log"; then
+    if ! nice -n 10 "$build/octet-train" "$spec" ${THREADS:+--threads "$THREADS"} >"$out/$name.jsonl" \
+        2>"$out/$name.log"; then
         echo "train_examples.sh: $name failed:" >&2
         tail -n 3 "$out/$name.jsonl" "$out/$name.log" >&2
         failed=1

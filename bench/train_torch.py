@@ -2,7 +2,8 @@
 """train_torch.py: PyTorch's side of bench/train.sh: the same models as octet's runner, written
 here as plain PyTorch modules with the same shapes, trained with the same step (zero_grad,
 forward, cross-entropy, backward, clip_grad_norm_(1.0), AdamW step, LambdaLR linear schedule)
-on the same synthetic batches, with torch.set_num_threads(threads).
+on the same synthetic batches, with torch.set_num_threads(threads) (and, with --interop N,
+torch.set_num_interop_threads(N), which must come before any parallel work).
 
   mlp         784-256-128-100-10, ReLU (Fashion-MNIST's MLP), batch 64
   distilbert  DistilBertForSequenceClassification as in transformers: word + position
@@ -14,7 +15,10 @@ on the same synthetic batches, with torch.set_num_threads(threads).
 
 Prints one line "model threads batch seq samples_per_s adamw_impl": the best epoch of
 `repeats`, each over `steps` batches, for the faster of AdamW's for-loop and foreach paths.
-Usage: train_torch.py mlp|distilbert [--threads N] [--batch B] [--steps N] [--seq T] [--repeats R]
+Usage: train_torch.py mlp|distilbert [--threads N] [--interop N] [--batch B] [--steps N] [--seq T]
+                      [--repeats R]
+Debian's PyTorch runs its GEMMs on Debian's pthreads OpenBLAS, whose threads follow
+OPENBLAS_NUM_THREADS (default: every core), not torch.set_num_threads.
 """
 import argparse
 import math
@@ -125,6 +129,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model", choices=["mlp", "distilbert"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--interop", type=int, default=0, help="torch.set_num_interop_threads (0: leave it)")
     ap.add_argument("--batch", type=int)
     ap.add_argument("--steps", type=int)
     ap.add_argument("--seq", type=int, default=64)
@@ -133,6 +138,8 @@ def main():
     bert = a.model == "distilbert"
     batch = a.batch or (32 if bert else 64)
     steps = a.steps or (8 if bert else 200)
+    if a.interop > 0:
+        torch.set_num_interop_threads(a.interop)
     torch.set_num_threads(a.threads)
     best = max((run(a.model, batch, steps, a.seq, a.repeats, fe), "foreach" if fe else "for-loop")
                for fe in (False, True))

@@ -1,7 +1,8 @@
 /* octet_train.c: `octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR]
- * [--resume] [--memory-limit BYTES]`, which runs one fine-tuning job from a spec file without a
- * server, through the same runner octetd uses (server/train/trainer.h). `-h` / `--help` prints
- * the usage for people on stdout and exits 0.
+ * [--resume] [--threads N] [--memory-limit BYTES]`, which runs one fine-tuning job from a spec
+ * file without a server, through the same runner octetd uses (server/train/trainer.h), on the
+ * engine's thread policy (kernels/threads.h: --threads N, else the CPUs this process may use).
+ * `-h` / `--help` prints the usage for people on stdout and exits 0.
  *
  * Admission: before anything is allocated, the spec's memory is estimated (train/estimate.h:
  * the peak of the device's ledger, from the shapes alone) and a job whose peak exceeds what
@@ -31,15 +32,19 @@
 #include <string.h>
 #include "log.h"
 #include "fileio.h"
+#include "threads.h"
 #include "train/estimate.h"
 #include "train/spec.h"
 #include "train/trainer.h"
 
 #define SPEC_MAX_BYTES (1u << 20)
+#define OCTET_STR_(x) #x
+#define OCTET_STR(x) OCTET_STR_(x)
 
 typedef struct cli {
     const char *spec_path, *device, *checkpoint_dir;
     int resume;
+    int threads; /* 0: the default (the CPUs available) */
     size_t memory_limit;       /* --memory-limit; 0: none */
 } cli;
 
@@ -71,7 +76,8 @@ static int fail(const octet_err *e, int status, int exit_code)
     return exit_code;
 }
 
-#define USAGE "octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR] [--resume] [--memory-limit BYTES]"
+#define USAGE "octet-train SPEC.json [--device cpu|cuda|auto] [--checkpoint-dir DIR] [--resume] [--threads N]" \
+    " [--memory-limit BYTES]"
 
 static int usage_error(const char *msg)
 {
@@ -95,6 +101,8 @@ static void print_help(void)
           "  --checkpoint-dir DIR    write a checkpoint (weights, optimizer and trainer state)\n"
           "                          into DIR after every epoch; created if needed\n"
           "  --resume                continue from the newest checkpoint in --checkpoint-dir\n"
+          "  --threads N             CPU threads of the job (default: the CPUs this process may\n"
+          "                          use; OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are overridden)\n"
           "  --memory-limit BYTES    cap the job's device memory at BYTES (a positive integer);\n"
           "                          admission compares the estimated peak with it\n"
           "  -h, --help              print this help and exit\n"
@@ -140,7 +148,13 @@ static int parse_args(int argc, char **argv, cli *c)
             c->checkpoint_dir = argv[++i];
         else if (!strcmp(a, "--resume"))
             c->resume = 1;
-        else if (!strcmp(a, "--memory-limit") && i + 1 < argc) {
+        else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            char *end = NULL;
+            long n = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || n < 0 || n > OCTET_THREADS_MAX)
+                return usage_error("--threads must be 0 (the default) to " OCTET_STR(OCTET_THREADS_MAX));
+            c->threads = (int)n;
+        } else if (!strcmp(a, "--memory-limit") && i + 1 < argc) {
             if (parse_bytes(argv[++i], &c->memory_limit))
                 return usage_error("--memory-limit takes a positive number of bytes");
         } else if (a[0] == '-' || c->spec_path)
@@ -221,6 +235,7 @@ int main(int argc, char **argv)
     }
     trainer_options opt;
     memset(&opt, 0, sizeof opt);
+    opt.threads = octet_threads_set(c.threads); /* logs the choice; trainer_train applies it again */
     opt.device = c.device;
     opt.checkpoint_dir = c.checkpoint_dir;
     opt.resume = c.resume ? TRAINER_RESUME_REQUIRED : TRAINER_RESUME_NO;

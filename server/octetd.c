@@ -7,7 +7,9 @@
  * the job workers (one per CUDA device by default, else one), start the HTTP server, and print
  * one line "octetd VERSION listening on http://ADDR:PORT/" on stdout (with the port the kernel
  * chose when --port 0), which scripts and the API tests read. Signals are blocked in every
- * thread and taken synchronously with sigwait() here, so shutdown runs in plain code: refuse
+ * thread octetd starts and taken synchronously with sigtimedwait() here (one that reaches a
+ * library's own thread is recorded by a handler and seen within 0.2 s), so shutdown runs in
+ * plain code: refuse
  * new jobs, suspend every running job at its next optimizer step (a checkpoint, back to the
  * queue) and wait up to --grace seconds for the workers, end the event streams, stop the HTTP
  * server, close the store, exit 0. Workers still busy after the grace are left to the next
@@ -22,6 +24,7 @@
 #include "device.h"
 #include "jobs/jobs.h"
 #include "log.h"
+#include "threads.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,6 +83,7 @@ typedef struct options {
     size_t max_body;
     size_t max_upload;
     int workers;               /* 0: one per CUDA device, else 1 */
+    int threads;               /* CPU threads per job; 0: the CPUs available / workers */
     unsigned http_threads;
     long long max_queued;
     long long max_sweep;
@@ -103,6 +107,7 @@ static void usage(FILE *f, const char *root)
             "  --max-body BYTES   largest request body accepted (default %u)\n"
             "  --max-upload BYTES largest dataset upload accepted (default %zu)\n"
             "  --workers N        job workers (default: one per CUDA device, else 1)\n"
+            "  --threads N        CPU threads per job (default: the CPUs available / workers, at least 1)\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
             "  --max-sweep N      the most jobs one sweep may make (default %d)\n"
@@ -139,7 +144,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"http-threads", required_argument, NULL, 'T'}, {"max-queued", required_argument, NULL, 'Q'},
         {"grace", required_argument, NULL, 'g'},      {"max-sweep", required_argument, NULL, 'S'},
         {"memory-limit", required_argument, NULL, 'M'},
-        {"js-dir", required_argument, NULL, 'j'},
+        {"js-dir", required_argument, NULL, 'j'},     {"threads", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -225,6 +230,14 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->grace = (unsigned)v;
+            break;
+        case 'n':
+            if (!parse_unsigned(optarg, OCTET_THREADS_MAX, &v)) {
+                fprintf(stderr, "octetd: --threads must be 0..%d (0: the default), got '%s'\n", OCTET_THREADS_MAX,
+                        optarg);
+                return 2;
+            }
+            o->threads = (int)v;
             break;
         case 'h': usage(stdout, root); return 0;
         case 'V': printf("octetd %s\n", PACKAGE_VERSION); return 0;
@@ -352,6 +365,10 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     int devices = device_cuda_count();
     app->cuda_devices = app->cuda_usable ? devices : 0;
     app->workers = o->workers ? o->workers : (app->cuda_devices ? app->cuda_devices : 1);
+    int cores = octet_threads_available(), threads = octet_threads_share(cores, app->workers, o->threads);
+    log_info("threads: %d worker%s x %d CPU thread%s per job, %d CPUs available%s", app->workers,
+             app->workers == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores,
+             o->threads ? " (--threads)" : app->workers > cores ? " (more workers than CPUs: one thread each)" : "");
     if (recover_jobs(app->st, host))
         return OCTET_ERR_DB;
     int rc = api_init(app, e);
@@ -361,7 +378,8 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
         rc = octet_fail(e, OCTET_ERR_NOMEM, "", "cannot start the event hub");
     app->hub = d->hub;
     jobs_config jc = {.db_path = db, .data_dir = data_real, .host = host, .workers = app->workers,
-                      .cuda_devices = app->cuda_devices, .hub = d->hub, .memory_limit = app->memory_limit};
+                      .cuda_devices = app->cuda_devices, .hub = d->hub, .threads = threads,
+                      .memory_limit = app->memory_limit};
     if (rc == OCTET_OK)
         rc = jobs_start(&jc, &d->jobs, e);
     app->jobs = d->jobs;
@@ -372,6 +390,32 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     if (rc == OCTET_OK)
         rc = http_start(&cfg, &d->srv, e);
     return rc;
+}
+
+/* A stop signal that reached a thread which does not block it: the threads a library starts
+ * before main (OpenBLAS's pthreads build starts its pool in a constructor) have the default
+ * mask, and a process-directed SIGTERM may be delivered to one of them. The handler only
+ * records it; wait_for_stop picks it up within STOP_POLL_NS. */
+static volatile sig_atomic_t stray_stop_signal;
+#define STOP_POLL_NS 200000000L
+
+static void record_stop_signal(int sig)
+{
+    stray_stop_signal = sig;
+}
+
+/* Waits for SIGINT or SIGTERM, taken synchronously (sigtimedwait) or recorded by
+ * record_stop_signal in another thread; returns the signal. Never fails. */
+static int wait_for_stop(const sigset_t *stop_signals)
+{
+    const struct timespec poll = {0, STOP_POLL_NS};
+    for (;;) {
+        int sig = sigtimedwait(stop_signals, NULL, &poll);
+        if (sig > 0)
+            return sig;
+        if (stray_stop_signal)
+            return stray_stop_signal;
+    }
 }
 
 /* Runs the server until SIGINT or SIGTERM. Returns the exit status. */
@@ -418,9 +462,7 @@ static int serve(const options *o, const char *db, const sigset_t *stop_signals)
         log_info("compute: %d CUDA devices; %d workers", app->cuda_devices, app->workers);
     else
         log_info("compute: the CPU (%s); %d workers", app->cuda_detail, app->workers);
-    int sig = 0;
-    while (sigwait(stop_signals, &sig) != 0)
-        ;
+    int sig = wait_for_stop(stop_signals);
     log_info("%s: stopping (running jobs checkpoint and go back to the queue; up to %u s)", strsignal(sig), o->grace);
     take_down(&d, o->grace);
     log_info("stopped");
@@ -445,6 +487,10 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    struct sigaction stray = {.sa_handler = record_stop_signal};
+    sigemptyset(&stray.sa_mask);
+    sigaction(SIGINT, &stray, NULL);
+    sigaction(SIGTERM, &stray, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (prepare_dirs(&o, db))
         return 1;

@@ -7,6 +7,7 @@
  * AVX-512, OPS_CPU_CLONES) and both twins run the same arithmetic. */
 #include "config.h"
 #include "ops_cpu.h"
+#include "threads.h"
 #include "ops_math.h"
 
 #include <string.h>
@@ -16,7 +17,7 @@ int add_forward_cpu(device *d, float *out, const float *a, const float *b, int64
     (void)d;
     if (N <= 0 || !out || !a || !b)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t i = 0; i < N; i++)
         out[i] = a[i] + b[i];
     return OCTET_OK;
@@ -27,7 +28,7 @@ int relu_forward_cpu(device *d, float *out, const float *inp, int64_t N)
     (void)d;
     if (N <= 0 || !out || !inp)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t i = 0; i < N; i++)
         out[i] = relu_one(inp[i]);
     return OCTET_OK;
@@ -38,7 +39,7 @@ int relu_backward_cpu(device *d, float *dinp, const float *inp, const float *dou
     (void)d;
     if (N <= 0 || !dinp || !inp || !dout)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t i = 0; i < N; i++)
         dinp[i] = dout[i] * relu_grad_one(inp[i]);
     return OCTET_OK;
@@ -68,7 +69,7 @@ int gelu_forward_cpu(device *d, float *out, const float *inp, int64_t N)
     if (N <= 0 || !out || !inp)
         return OCTET_ERR_ARG;
     int64_t chunks = (N + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t c = 0; c < chunks; c++) {
         int64_t i0 = c * GELU_CHUNK;
         gelu_forward_run(out + i0, inp + i0, N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK);
@@ -82,7 +83,7 @@ int gelu_backward_cpu(device *d, float *dinp, const float *inp, const float *dou
     if (N <= 0 || !dinp || !inp || !dout)
         return OCTET_ERR_ARG;
     int64_t chunks = (N + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t c = 0; c < chunks; c++) {
         int64_t i0 = c * GELU_CHUNK;
         gelu_backward_run(dinp + i0, inp + i0, dout + i0, N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK);
@@ -112,7 +113,7 @@ int bias_gelu_forward_cpu(device *d, float *pre, float *out, const float *bias, 
     /* rows in work items of about GELU_CHUNK elements (one row at least) */
     int rows = N < GELU_CHUNK ? GELU_CHUNK / N : 1;
     int items = (M + rows - 1) / rows;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)M * N))
     for (int it = 0; it < items; it++) {
         int m0 = it * rows, m1 = M - m0 < rows ? M : m0 + rows;
         for (int m = m0; m < m1; m++)
@@ -126,7 +127,7 @@ int scale_cpu(device *d, float *x, int64_t N, float s)
     (void)d;
     if (N <= 0 || !x)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t i = 0; i < N; i++)
         x[i] *= s;
     return OCTET_OK;

@@ -6,11 +6,12 @@
  * torch.finfo.min, softmax over keys, dropout on the probabilities, context = probs . v. The
  * heads are column slices of the (B,T,C) tensors (row stride C), so no transpose is ever
  * materialised: the products are one CBLAS call per (batch, head) with leading dimension C —
- * the shape the CUDA twin's batched cuBLAS calls take — and the row-wise softmax and dropout run
- * as OpenMP loops over all B*H*T rows. The probabilities before dropout are saved; the dropout
+ * the shape the CUDA twin's batched cuBLAS calls take — spread over the OpenMP threads, and the
+ * row-wise softmax and dropout run as OpenMP loops over all B*H*T rows. The probabilities before dropout are saved; the dropout
  * mask is regenerated from its counter-based key in the backward pass. */
 #include "config.h"
 #include "ops_cpu.h"
+#include "threads.h"
 #include "ops_math.h"
 
 #include <cblas.h>
@@ -58,7 +59,7 @@ int softmax_forward_cpu(device *d, float *out, const float *inp, const int *mask
     (void)d;
     if (!OPS_DIMS_OK3(B, R, T) || !out || !inp)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)B * R * T))
     for (int64_t br = 0; br < (int64_t)B * R; br++) {
         const int *m = mask ? mask + (br / R) * T : NULL; /* (T) */
         softmax_row(out + br * T, inp + br * T, m, T, scale);
@@ -72,7 +73,7 @@ int softmax_backward_cpu(device *d, float *dinp, const float *dout, const float 
     (void)d;
     if (!OPS_DIMS_OK3(B, R, T) || !dinp || !dout || !out)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)B * R * T))
     for (int64_t br = 0; br < (int64_t)B * R; br++) {
         const int *m = mask ? mask + (br / R) * T : NULL; /* (T) */
         softmax_row_backward(dinp + br * T, dout + br * T, out + br * T, m, T, scale);
@@ -96,6 +97,11 @@ OPS_CPU_CLONES static void drop_row(const ops_att_dims *a, ops_dropout drop, flo
     dropout_run(pd, p, a->T, drop.p, dropout_scale(drop.p), drop.seed, drop.offset, base);
 }
 
+/* The heads' products run one head per OpenMP thread (each head one single-threaded sgemm
+ * call, as OpenBLAS is kept to one thread: threads.h), from OCTET_PAR_GEMM_MIN multiply-adds
+ * over all heads on; each head's result is that one call's whatever the thread count. */
+#define HEADS_PAR(work) ((int64_t)(work) >= OCTET_PAR_GEMM_MIN)
+
 /* One product per head through CBLAS: c (M,N; ldc) = alpha op(a) op(b) + beta c. */
 static void head_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *a, int lda, const float *b,
                       int ldb, float beta, float *c, int ldc)
@@ -113,12 +119,17 @@ int attention_forward_cpu(device *d, float *out, float *att, float *work, const 
         (drop.p > 0.0f && !work))
         return OCTET_ERR_ARG;
     int64_t BH = (int64_t)B * H, TT = (int64_t)T * T;
+    int heads_par = HEADS_PAR(BH * TT * a.hs), saved;
+    octet_threads_blas_single(); /* the heads' sgemm calls inside parallel loops: one thread each */
     /* raw scores: att[bh] (T,T) = q_h k_h^T */
+    saved = heads_par ? 0 : octet_blas_enter();
+#pragma omp parallel for schedule(static) if (heads_par)
     for (int64_t bh = 0; bh < BH; bh++)
         head_gemm(0, 1, T, T, a.hs, 1.0f, q + head_offset(&a, bh), C, k + head_offset(&a, bh), C, 0.0f,
                   att + bh * TT, T);
+    octet_blas_leave(saved);
     /* probabilities (saved), and their dropped copy in work */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(BH * TT))
     for (int64_t row = 0; row < BH * T; row++) {
         int64_t bh = row / T;
         float *p = att + row * T;
@@ -128,9 +139,12 @@ int attention_forward_cpu(device *d, float *out, float *att, float *work, const 
     }
     const float *probs = drop.p > 0.0f ? work : att;
     /* out_h (T,hs) = probs (T,T) . v_h */
+    saved = heads_par ? 0 : octet_blas_enter();
+#pragma omp parallel for schedule(static) if (heads_par)
     for (int64_t bh = 0; bh < BH; bh++)
         head_gemm(0, 0, T, a.hs, T, 1.0f, probs + bh * TT, T, v + head_offset(&a, bh), C, 0.0f,
                   out + head_offset(&a, bh), C);
+    octet_blas_leave(saved);
     return OCTET_OK;
 }
 
@@ -144,23 +158,31 @@ int attention_backward_cpu(device *d, float *dq, float *dk, float *dv, float *wo
         !v || !att)
         return OCTET_ERR_ARG;
     int64_t BH = (int64_t)B * H, TT = (int64_t)T * T;
+    int heads_par = HEADS_PAR(BH * TT * a.hs), saved;
+    octet_threads_blas_single(); /* the heads' sgemm calls inside parallel loops: one thread each */
     /* dv_h (T,hs) = dropout(att)^T . dout_h */
     const float *probs = att;
     if (drop.p > 0.0f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(BH * TT))
         for (int64_t row = 0; row < BH * T; row++)
             drop_row(&a, drop, work + row * T, att + row * T, row / T, (int)(row % T));
         probs = work;
     }
+    saved = heads_par ? 0 : octet_blas_enter();
+#pragma omp parallel for schedule(static) if (heads_par)
     for (int64_t bh = 0; bh < BH; bh++)
         head_gemm(1, 0, T, a.hs, T, 1.0f, probs + bh * TT, T, dout + head_offset(&a, bh), C, 0.0f,
                   dv + head_offset(&a, bh), C);
+    octet_blas_leave(saved);
     /* d(dropped probs) (T,T) = dout_h . v_h^T, into work */
+    saved = heads_par ? 0 : octet_blas_enter();
+#pragma omp parallel for schedule(static) if (heads_par)
     for (int64_t bh = 0; bh < BH; bh++)
         head_gemm(0, 1, T, T, a.hs, 1.0f, dout + head_offset(&a, bh), C, v + head_offset(&a, bh), C, 0.0f,
                   work + bh * TT, T);
+    octet_blas_leave(saved);
     /* through the dropout mask and the softmax: work becomes d(raw scores), scale included */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(BH * TT))
     for (int64_t row = 0; row < BH * T; row++) {
         int64_t bh = row / T;
         float *ds = work + row * T;
@@ -169,10 +191,13 @@ int attention_backward_cpu(device *d, float *dq, float *dk, float *dv, float *wo
         softmax_row_backward(ds, ds, att + row * T, mask ? mask + (bh / H) * T : NULL, T, a.scale);
     }
     /* dq_h = ds . k_h; dk_h = ds^T . q_h */
+    saved = heads_par ? 0 : octet_blas_enter();
+#pragma omp parallel for schedule(static) if (heads_par)
     for (int64_t bh = 0; bh < BH; bh++) {
         int64_t off = head_offset(&a, bh);
         head_gemm(0, 0, T, a.hs, T, 1.0f, work + bh * TT, T, k + off, C, 0.0f, dq + off, C);
         head_gemm(1, 0, T, a.hs, T, 1.0f, work + bh * TT, T, q + off, C, 0.0f, dk + off, C);
     }
+    octet_blas_leave(saved);
     return OCTET_OK;
 }

@@ -5,6 +5,7 @@
  * the CUDA twin all draw the same mask. p = 0 is the identity (evaluation). */
 #include "config.h"
 #include "ops_cpu.h"
+#include "threads.h"
 #include "ops_math.h"
 
 #include <string.h>
@@ -31,7 +32,7 @@ static void apply_mask(float *y, const float *x, int64_t N, ops_dropout drop)
     }
     float scale = dropout_scale(drop.p);
     int64_t chunks = (N + DROP_CHUNK - 1) / DROP_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(N))
     for (int64_t c = 0; c < chunks; c++) {
         int64_t i0 = c * DROP_CHUNK, n = N - i0 < DROP_CHUNK ? N - i0 : DROP_CHUNK;
         drop_run(y + i0, x + i0, n, drop, scale, (uint64_t)i0);

@@ -7,6 +7,7 @@
  * gradient is split by position and summed over the batch in order. */
 #include "config.h"
 #include "ops_cpu.h"
+#include "threads.h"
 
 #define EMB_COL_BLOCK 64 /* channels per task of the backward scatter */
 
@@ -16,7 +17,7 @@ int embedding_forward_cpu(device *d, float *out, const int *ids, const float *wt
     (void)d;
     if (!OPS_DIMS_OK4(B, T, C, V) || !out || !ids || !wte)
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)B * T * C))
     for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
         int t = (int)(bt % T);
         int id = ids[bt];
@@ -34,7 +35,7 @@ static void word_grad(float *dwte, const float *dout, const int *ids, int64_t BT
                       int padding_idx)
 {
     int nblocks = (C + EMB_COL_BLOCK - 1) / EMB_COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(BT * C))
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * EMB_COL_BLOCK;
         int c1 = c0 + EMB_COL_BLOCK < C ? c0 + EMB_COL_BLOCK : C;
@@ -53,7 +54,7 @@ static void word_grad(float *dwte, const float *dout, const int *ids, int64_t BT
 /* dwpe[t] += sum over b of dout[b,t], in b order. */
 static void position_grad(float *dwpe, const float *dout, int B, int T, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)B * T * C))
     for (int t = 0; t < T; t++) {
         float *g = dwpe + (int64_t)t * C;
         for (int b = 0; b < B; b++) {

@@ -6,13 +6,14 @@
  * then the buffers are added in order. No allocation: the part sums live on the stack. */
 #include "config.h"
 #include "ops_cpu.h"
+#include "threads.h"
 
 #define GN_PARTS 64 /* parts per buffer */
 
 static double buffer_sumsq(const float *x, int64_t n)
 {
     double part[GN_PARTS];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR(n))
     for (int p = 0; p < GN_PARTS; p++) {
         int64_t i0 = n * p / GN_PARTS, i1 = n * (p + 1) / GN_PARTS;
         double s = 0.0;

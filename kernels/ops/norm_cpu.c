@@ -8,6 +8,7 @@
  * in row order per column block, so nothing depends on the thread count. */
 #include "config.h"
 #include "ops_cpu.h"
+#include "threads.h"
 #include "ops_math.h"
 
 #include <math.h>
@@ -57,7 +58,7 @@ int layernorm_forward_cpu(device *d, float *out, float *mean, float *rstd, const
     (void)d;
     if (!OPS_DIMS_OK2(N, C) || !out || !mean || !rstd || !inp || !weight || !bias || !(eps >= 0.0f))
         return OCTET_ERR_ARG;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)N * C))
     for (int n = 0; n < N; n++)
         ln_row_forward(out + (int64_t)n * C, mean + n, rstd + n, inp + (int64_t)n * C, weight, bias, C, eps);
     return OCTET_OK;
@@ -68,7 +69,7 @@ static void layernorm_param_grads(float *dweight, float *dbias, const float *dou
                                   const float *mean, const float *rstd, int N, int C)
 {
     int nblocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)N * C))
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * LN_COL_BLOCK;
         int c1 = c0 + LN_COL_BLOCK < C ? c0 + LN_COL_BLOCK : C;
@@ -117,7 +118,7 @@ OPS_CPU_CLONES static void ln_row_input_grad(float *dx, const float *dy, const f
 static void layernorm_input_grad(float *dinp, const float *dout, const float *inp, const float *weight,
                                  const float *mean, const float *rstd, int N, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (OCTET_PAR((int64_t)N * C))
     for (int n = 0; n < N; n++)
         ln_row_input_grad(dinp + (int64_t)n * C, dout + (int64_t)n * C, inp + (int64_t)n * C, weight, mean[n],
                           rstd[n], C);

@@ -92,6 +92,8 @@ typedef struct jobs_config {
     int cuda_devices;           /* 0: every worker trains on the CPU */
     jobs_hub *hub;              /* borrowed; notified of every recorded event */
     double progress_every_s;    /* how often progress is written between logged steps (1 s) */
+    int threads;                /* CPU threads of each job (trainer_options.threads); 0: the
+                                 * worker thread's OpenMP default */
     size_t memory_limit;        /* > 0: the most a job's device may give it (admission and the run) */
 } jobs_config;
 

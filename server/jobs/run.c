@@ -225,6 +225,7 @@ static trainer_options run_options(job_run *r, const char *ckdir)
     o.device_mem_limit = r->w->svc->cfg.memory_limit;
     o.checkpoint_dir = ckdir;
     o.resume = TRAINER_RESUME_IF_ANY;
+    o.threads = r->w->svc->cfg.threads;
     o.cb.user = r;
     o.cb.on_start = on_start;
     o.cb.on_step = on_step;

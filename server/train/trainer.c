@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ops.h"
 #include "ops_cuda.h"
+#include "threads.h"
 #include "train/batch.h"
 #include "train/checkpoint.h"
 #include "train/distilbert.h"
@@ -350,8 +351,13 @@ int trainer_open(const job_spec *spec, const trainer_options *opt, trainer **out
     t->spec = *spec;
     if (opt)
         t->opt = *opt;
+    int rc = OCTET_OK;
+    if (t->opt.threads < 0 || t->opt.threads > OCTET_THREADS_MAX)
+        rc = octet_fail(e, OCTET_ERR_ARG, "threads", "must be 0 (this thread's setting) or 1..%d, got %d",
+                        OCTET_THREADS_MAX, t->opt.threads);
     /* a checkpoint directory that cannot be written fails now, not after the first epoch */
-    int rc = t->opt.checkpoint_dir ? ckpt_check_dir(t->opt.checkpoint_dir, e) : OCTET_OK;
+    if (rc == OCTET_OK && t->opt.checkpoint_dir)
+        rc = ckpt_check_dir(t->opt.checkpoint_dir, e);
     if (rc == OCTET_OK)
         rc = build(t, e);
     if (rc == OCTET_OK && t->opt.resume && !t->opt.checkpoint_dir)
@@ -689,6 +695,8 @@ int trainer_train(trainer *t, trainer_result *res, octet_err *e)
     if (rc)
         rc = octet_fail(e, rc, "training.device", "could not bind this thread to the %s device",
                         device_name(t->dev));
+    if (rc == OCTET_OK && t->opt.threads > 0) /* the CPU ops' threads, for this thread (threads.h) */
+        octet_threads_set(t->opt.threads);
     if (rc == OCTET_OK && t->opt.cb.on_start && (rc = t->opt.cb.on_start(t->opt.cb.user, &t->info)))
         rc = callback_failed(rc, "start", e);
     if (rc == OCTET_OK)

@@ -33,7 +33,9 @@
  * The whole job runs on the job's device: batches are uploaded (device_upload), the loss and
  * predictions read back (device_download), weights and optimizer state cross only for
  * checkpoints; trainer_train binds the calling thread to the device first (device_bind_thread),
- * so a worker thread may run it. training.precision "bf16" / "fp16" (CUDA only; spec.h) switch
+ * so a worker thread may run it; with trainer_options.threads it also sets that thread's CPU
+ * thread count (kernels/threads.h: OpenMP's, per thread; OpenBLAS one thread per call), so each
+ * octetd worker runs its own share. training.precision "bf16" / "fp16" (CUDA only; spec.h) switch
  * the device's matmuls to bf16 / fp16 tensor cores and DistilBERT's saved activations to bf16 /
  * fp16 storage (about half the activation memory), with fp32 master weights, arithmetic and
  * optimizer math; "fp16" adds GradScaler's dynamic loss scaling (loss_scale.h): the loss
@@ -147,6 +149,9 @@ typedef struct trainer_options {
     const octet_dataset *eval_data;
     size_t device_mem_limit;           /* > 0: cap the job's device allocations at so many bytes
                                         * (device_set_limit; tests of a job that does not fit) */
+    int threads;                       /* > 0: the CPU ops of trainer_train use so many threads,
+                                        * set for the calling thread (octet_threads_set, threads.h);
+                                        * 0: the calling thread's setting as it is */
     trainer_callbacks cb;
 } trainer_options;
 
@@ -168,7 +173,8 @@ typedef struct trainer trainer;
  * parameter, ...), OCTET_ERR_NODEV, OCTET_ERR_IO / FORMAT (data, model directory or
  * checkpoint; a checkpoint directory that cannot be created or written is OCTET_ERR_IO on
  * checkpoint_dir, checked first), OCTET_ERR_MISMATCH (a checkpoint of another spec),
- * OCTET_ERR_NOMEM. */
+ * OCTET_ERR_NOMEM; trainer_options.threads outside 0..OCTET_THREADS_MAX is OCTET_ERR_ARG on
+ * "threads". */
 int trainer_open(const job_spec *spec, const trainer_options *opt, trainer **out, octet_err *e);
 /* Trains the remaining epochs. Fails with OCTET_ERR_CANCEL, OCTET_ERR_NAN, OCTET_ERR_IO (a
  * checkpoint could not be written), a callback's status, or the device's. */

@@ -4,7 +4,8 @@ library only.
 
 Each test starts what it needs: the built ./octetd on 127.0.0.1 with --port 0, a fresh data
 directory and SQLite file, a bearer token. Jobs train for real on Debian's Fashion-MNIST and
-fortunes (subsets), on the CPU, one OpenMP thread (so runs are repeatable on a loaded machine).
+fortunes (subsets), on the CPU, one thread (--threads 1, so runs are repeatable on a loaded
+machine).
 What is checked:
 
   * an MLP job on fashion-mnist and a tiny DistilBERT job on fortunes-lang run to succeeded, and
@@ -19,7 +20,9 @@ What is checked:
     the jobs table unchanged afterwards;
   * restart persistence, SIGTERM during training (checkpoint, requeue, resume) and SIGKILL
     during training (resume from the newest checkpoint): every epoch recorded once, and the
-    final weights byte for byte those of an uninterrupted run.
+    final weights byte for byte those of an uninterrupted run;
+  * the thread policy: W workers x max(1, CPUs / W) threads per job unless --threads says
+    otherwise, logged at start-up and applied by the workers; a bad --threads is exit 2.
 
 Every JSON reply is validated against the server's own /openapi.json (its status must be
 documented for the operation, its body must match the schema), and every documented operation
@@ -166,8 +169,9 @@ class Reply:
 class Octetd:
     """One octetd process with its own data directory and database under `root`."""
 
-    def __init__(self, root, *extra, token=TOKEN):
+    def __init__(self, root, *extra, token=TOKEN, threads="1"):
         self.root = root
+        self.threads = threads  # --threads; None: octetd's default
         self.data = os.path.join(root, "data")
         self.db = os.path.join(root, "octet.db")
         self.extra = list(extra)
@@ -179,10 +183,9 @@ class Octetd:
         exe = os.path.join(BUILD, "octetd")
         cmd = [exe, "--listen", "127.0.0.1", "--port", "0", "--db", self.db, "--data-dir", self.data,
                "--web-dir", os.path.join(SRC, "web"), "--schema-dir", os.path.join(SRC, "schema"),
-               "--token", self.token] + self.extra
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+               "--token", self.token] + (["--threads", self.threads] if self.threads else []) + self.extra
         log = open(os.path.join(self.root, "octetd.log"), "ab")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
         log.close()
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline().decode() if ready else ""
@@ -334,9 +337,8 @@ def octet_train(spec, root):
     path = os.path.join(root, "spec-%d.json" % time.monotonic_ns())
     with open(path, "w") as f:
         json.dump(spec, f)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run([os.path.join(BUILD, "octet-train"), path, "--device", "cpu"], capture_output=True,
-                       env=env, timeout=600)
+    p = subprocess.run([os.path.join(BUILD, "octet-train"), path, "--device", "cpu", "--threads", "1"],
+                       capture_output=True, timeout=600)
     assert p.returncode == 0, "octet-train failed: %s %s" % (p.stdout[-400:], p.stderr[-400:])
     out = {"epoch": [], "step": [], "memory": []}
     for line in p.stdout.decode().splitlines():
@@ -664,7 +666,8 @@ def warning_when_reachable_without_a_token(ctx):
     for listen, token, warned in (("0.0.0.0", "", True), ("0.0.0.0", TOKEN, False), ("::1", "", False)):
         srv = Octetd(tempfile.mkdtemp(dir=ctx.root), "--listen", listen, token=token)
         srv.start()
-        assert srv.stop() == 0
+        code = srv.stop()
+        assert code == 0, (listen, code, srv.log()[-800:])
         said = "without --token" in srv.log()
         assert said == warned, (listen, token, srv.log()[-500:])
 
@@ -1259,6 +1262,22 @@ def a_job_that_cannot_resume_fails(ctx):
     r = srv.request("HEAD", "/api/v1/jobs/%d/events" % jid)
     assert r.status == 200 and r.body == b""
     assert srv.stop() == 0
+
+
+@test
+def threads_per_worker(ctx):
+    cpus = len(os.sched_getaffinity(0))
+    for extra, threads, want in ((["--workers", "2"], None, max(1, cpus // 2)), (["--workers", "2"], "3", 3)):
+        srv = Octetd(tempfile.mkdtemp(dir=ctx.root), *extra, threads=threads).start()
+        line = "threads: 2 workers x %d CPU thread%s per job, %d CPUs available" % (want, "s"[:want > 1], cpus)
+        assert line in srv.log(), srv.log()
+        jid = srv.submit(mlp_spec(epochs=1, train=64, evals=32, name="threads"))
+        assert srv.wait(jid)["status"] == "succeeded"
+        assert re.search(r"threads: %d threads? per job" % want, srv.log()), srv.log()  # the worker applied it
+        assert srv.stop() == 0
+    for bad in ("-1", "x", "100000"):
+        p = subprocess.run([os.path.join(BUILD, "octetd"), "--threads", bad], capture_output=True, timeout=30)
+        assert p.returncode == 2 and b"--threads" in p.stderr, (bad, p.returncode, p.stderr)
 
 
 @test

@@ -29,6 +29,7 @@ Suite *suite_ops_norm(void);
 Suite *suite_ops_attention(void);
 Suite *suite_ops_loss(void);
 Suite *suite_ops_cast(void);
+Suite *suite_threads(void);
 
 /* The CPU device and its ops table, opened once per test process (Check forks per test). */
 device *ops_test_device(void);

@@ -1,8 +1,9 @@
 /* check_trainer_loop.c: the pieces of the training loop against hand computations (the
  * Hugging Face schedules, accuracy and F1 as scikit-learn defines them, clip_grad_norm_, the
  * Trainer's no-decay groups), and the loop as a whole: two CPU runs with one seed end with
- * identical weights, a run interrupted after an epoch (or cancelled mid-epoch) and resumed
- * ends bit-identical to an uninterrupted one (weights and optimizer state), a diverging run
+ * identical weights, and so do runs at 1, 2 and 3 threads; a run interrupted after an epoch (or
+ * cancelled mid-epoch) and resumed ends bit-identical to an uninterrupted one (weights and
+ * optimizer state), a diverging run
  * stops with OCTET_ERR_NAN naming the step, a run that never applied a step fails, and a
  * checkpoint of another spec is refused. The command lines last: octet-train's (run as a
  * binary) and setup.sh serve's hand-over to octetd (on stand-ins). */
@@ -25,6 +26,7 @@
 #include <sys/wait.h>
 #include "train/schedule.h"
 #include "device.h"
+#include "threads.h"
 
 #define NEAR(a, b) ck_assert_msg(fabs((a) - (b)) < 1e-12, "%.17g != %.17g", (double)(a), (double)(b))
 
@@ -476,6 +478,90 @@ START_TEST(test_determinism)
 }
 END_TEST
 
+/* A run of spec s on train/eval with trainer_options.threads = threads; its weights and state
+ * into snap. The calling thread keeps that count afterwards (trainer_train sets it). */
+static void run_at(const job_spec *s, const octet_dataset *train, const octet_dataset *eval, int threads,
+                   snapshot *snap)
+{
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    o.train_data = train;
+    o.eval_data = eval;
+    o.threads = threads;
+    trainer *t = NULL;
+    octet_err e;
+    ck_assert_msg(trainer_open(s, &o, &t, &e) == OCTET_OK, "%s: %s", e.field, e.message);
+    trainer_result r;
+    ck_assert_msg(trainer_train(t, &r, &e) == OCTET_OK, "%s", e.message);
+    ck_assert_int_eq(octet_threads_current(), threads);
+    take_snapshot(t, snap);
+    trainer_close(t);
+}
+
+/* The CPU run is deterministic whatever the thread count (kernels/threads.h): the same weights
+ * and optimizer state, bit for bit, at 1, 2 and 3 threads. The shapes reach every parallel path:
+ * the MLP's 64x256x784 products are cut into GEMM tiles, its 200K-weight layer has its gradient
+ * norm and AdamW step split over the threads; DistilBERT (with dropout) has tiled FFN products and
+ * enough attention heads to run them in parallel. OpenBLAS's own threading would not pass this
+ * (its sgemm results change with its thread count); the engine keeps it at one thread. */
+START_TEST(test_same_weights_at_any_thread_count)
+{
+    fashion_subset(256, 64);
+    job_spec s;
+    tr_parse_ok("{\"model\": {\"arch\": \"mlp\", \"hidden\": [256, 128]}, \"dataset\": {\"name\": \"fashion-mnist\"},"
+                " \"optimizer\": {\"name\": \"adamw\", \"lr\": 1e-3},"
+                " \"training\": {\"epochs\": 1, \"batch_size\": 64, \"seed\": 3, \"device\": \"cpu\"}}", &s);
+    snapshot one, many;
+    run_at(&s, &fm_train, &fm_eval, 1, &one);
+    for (int threads = 2; threads <= 3; threads++) {
+        run_at(&s, &fm_train, &fm_eval, threads, &many);
+        char what[64];
+        snprintf(what, sizeof what, "mlp at %d threads", threads);
+        assert_same(&one, &many, what);
+        free_snapshot(&many);
+    }
+    free_snapshot(&one);
+
+    octet_dataset tr, ev;
+    memset(&tr, 0, sizeof tr);
+    memset(&ev, 0, sizeof ev);
+    octet_err e;
+    octet_data_spec ds;
+    memset(&ds, 0, sizeof ds);
+    ds.name = "fortunes-lang";
+    ds.train_limit = 32;
+    ds.eval_limit = 16;
+    ds.seed = 1;
+    ck_assert_msg(octet_data_load(&ds, &tr, &ev, &e) == OCTET_OK, "%s", e.message);
+    tr_parse_ok("{\"model\": {\"arch\": \"distilbert\", \"preset\": \"distilbert-tiny\", \"config\": {\"n_layers\": 1}},"
+                " \"dataset\": {\"name\": \"fortunes-lang\", \"max_length\": 64},"
+                " \"optimizer\": {\"name\": \"adamw\", \"lr\": 1e-3},"
+                " \"training\": {\"epochs\": 1, \"batch_size\": 16, \"seed\": 9, \"device\": \"cpu\"}}", &s);
+    run_at(&s, &tr, &ev, 1, &one);
+    for (int threads = 2; threads <= 3; threads++) {
+        run_at(&s, &tr, &ev, threads, &many);
+        char what[64];
+        snprintf(what, sizeof what, "distilbert at %d threads", threads);
+        assert_same(&one, &many, what);
+        free_snapshot(&many);
+    }
+    free_snapshot(&one);
+    octet_dataset_free(&tr);
+    octet_dataset_free(&ev);
+
+    /* a count the policy cannot take is the option's fault */
+    counter c;
+    memset(&c, 0, sizeof c);
+    trainer_options o = run_options(&c, NULL);
+    o.threads = -1;
+    trainer *t = NULL;
+    ck_assert_int_eq(trainer_open(&s, &o, &t, &e), OCTET_ERR_ARG);
+    ck_assert_str_eq(e.field, "threads");
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
 /* Interrupts the run (after `stop_epochs` epochs, or by cancelling at poll `cancel_poll`) and
  * resumes it; the result must equal the uninterrupted run's. */
 static void resume_case(const job_spec *s, int stop_epochs, int cancel_poll, const snapshot *want, const char *tag)
@@ -884,8 +970,15 @@ START_TEST(test_cli)
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(run_cli(help[i], out, sizeof out), 0);
         ck_assert_msg(!strncmp(out, "usage: octet-train SPEC.json", 28) && strstr(out, "--checkpoint-dir DIR") &&
-                          strstr(out, "exit status") && !json_loads(out, JSON_DISABLE_EOF_CHECK, NULL),
+                          strstr(out, "--threads N") && strstr(out, "exit status") &&
+                          !json_loads(out, JSON_DISABLE_EOF_CHECK, NULL),
                       "%s: %s", help[i], out);
+    }
+    /* --threads takes 0 (the default) to OCTET_THREADS_MAX; anything else is a usage error */
+    const char *bad_threads[3] = {"spec.json --threads -1", "spec.json --threads two", "spec.json --threads 1025"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(run_cli(bad_threads[i], out, sizeof out) == 2 && strstr(out, "--threads"), "%s: %s",
+                      bad_threads[i], out);
     }
     /* a spec that cannot be read is a bad spec too (the README's exit 2), with the JSON error
      * line: missing, a directory, a FIFO (refused, not waited on), unreadable, not JSON */
@@ -927,7 +1020,7 @@ START_TEST(test_cli)
     j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "field")), "checkpoint_dir");
     json_decref(j);
-    snprintf(args, sizeof args, "%s --device cpu --checkpoint-dir %s/ck", path, dir);
+    snprintf(args, sizeof args, "%s --device cpu --threads 2 --checkpoint-dir %s/ck", path, dir);
     ck_assert_int_eq(run_cli(args, out, sizeof out), 0);
     int steps = 0, epochs = 0, memory = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -1076,6 +1169,7 @@ Suite *suite_trainer_loop(void)
     TCase *runs = tcase_create("runs");
     tcase_set_timeout(runs, 300);
     tcase_add_test(runs, test_determinism);
+    tcase_add_test(runs, test_same_weights_at_any_thread_count);
     tcase_add_test(runs, test_resume_mlp);
     tcase_add_test(runs, test_suspend_resume);
     tcase_add_test(runs, test_resume_distilbert);

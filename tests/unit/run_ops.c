@@ -1,6 +1,6 @@
 /* run_ops.c: the Check runner of the ops suites (check_ops*.c): every op's CPU twin, forward
  * against a double-precision reference and backward against finite differences, the half casts
- * against F16C and PyTorch (fork mode on).
+ * against F16C and PyTorch; and the thread policy (check_threads.c) (fork mode on).
  * Exit status 0 when all pass, 1 otherwise, as the Automake test harness expects. */
 #include <stdlib.h>
 #include "check_ops.h"
@@ -12,6 +12,7 @@ int main(void)
     srunner_add_suite(sr, suite_ops_attention());
     srunner_add_suite(sr, suite_ops_loss());
     srunner_add_suite(sr, suite_ops_cast());
+    srunner_add_suite(sr, suite_threads());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
