@@ -6,18 +6,20 @@
 # queues 60 more jobs (so GET /jobs?limit=50 returns a full page), and starts a long training
 # job (a Fashion-MNIST MLP). With that job training, wrk loads each endpoint in turn for
 # DURATION seconds with CONNS connections: GET /jobs/{id}, GET /jobs?limit=50,
-# GET /sweeps/{id}, POST /jobs?dry_run=1, then bench/bare_mhd (a libmicrohttpd server with
-# octetd's thread pool answering a constant) in the same conditions. The training job's pace
+# GET /sweeps/{id}, POST /jobs?dry_run=1, GET /jobs/{id} again paced at RATE requests/s (wrk's
+# delay()), then bench/bare_mhd (a libmicrohttpd server with octetd's thread pool answering a
+# constant) in the same conditions. The training job's pace
 # is read from the store (optimizer steps between two progress writes, timed by their own
 # timestamps) in a quiet window before the load and during each load.
 #
 # Prints a Markdown table (requests/s, p99 latency, share of the bare server's rate, the job's
 # steps/s under that load and its change from the quiet window) and one line per target:
 # GET /jobs/{id} >= 50% of the bare handler's rate; the job's steps/s drops by <= 10% under
-# that load. Needs wrk (Debian: apt-get install wrk) and curl.
+# that load, and under the paced load. Needs wrk (Debian: apt-get install wrk) and curl.
 #
 # Usage: bench/api.sh [BUILDDIR]        (BUILDDIR defaults to the current directory)
-# Environment: DURATION (10 s), CONNS (16), WRK_THREADS (1), QUIET (10 s).
+# Environment: DURATION (10 s), CONNS (16), WRK_THREADS (1), QUIET (10 s), RATE (1000: the
+#   paced row's requests/s).
 # Exit status: 0 when every run finished (targets met or not); 1 when something failed.
 set -eu
 
@@ -26,6 +28,7 @@ duration=${DURATION:-10}
 conns=${CONNS:-16}
 wrk_threads=${WRK_THREADS:-1}
 quiet=${QUIET:-10}
+rate=${RATE:-1000}
 src=$(cd "$(dirname "$0")/.." && pwd)
 for tool in wrk curl; do
     command -v $tool >/dev/null || { echo "api.sh: needs $tool (Debian: apt-get install $tool)" >&2; exit 1; }
@@ -145,6 +148,18 @@ for spec in "GET /jobs/{id}|$api/jobs/$job" "GET /jobs?limit=50|$api/jobs?limit=
 the training job's steps/s changed by ${change}% under that load, target >= -10%: $v2"
     fi
 done
+# The same endpoint at a fixed rate (each connection waits between requests): what a job loses
+# to a busy dashboard rather than to a saturating load generator on the same cores.
+delay=$(awk -v c="$conns" -v r="$rate" 'BEGIN { printf "%.3f", 1000 * c / r }')
+printf 'function delay()\n  return %s\nend\n' "$delay" >"$tmp/paced.lua"
+paced_r=$(load "$api/jobs/$job" "$tmp/paced.lua")
+# shellcheck disable=SC2086
+set -- $paced_r
+paced_change=$(awk -v a="$3" -v b="$quiet_pace" 'BEGIN { printf "%.0f", 100 * (a - b) / b }')
+echo "| GET /jobs/{id} paced at $rate/s | $1 | $2 | - | $3 | $paced_change% |"
+verdicts="$verdicts
+at a paced $1 requests/s of GET /jobs/{id} the job's steps/s changed by ${paced_change}%, target >= -10%: \
+$(awk -v c="$paced_change" 'BEGIN { print (c >= -10 ? "met" : "missed") }')"
 # shellcheck disable=SC2086
 set -- $bare_r
 echo "| bare libmicrohttpd (constant) | $1 | $2 | 100% | $3 | $(awk -v a="$3" -v b="$quiet_pace" 'BEGIN { printf "%.0f", 100 * (a - b) / b }')% |"
