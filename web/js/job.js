@@ -247,7 +247,10 @@ export function renderJob(main, { id, signal, navigate }) {
     }
     if (signal.aborted) return;
     showJob(j);
-    const steps = readAllSteps(); // at once, beside the epochs and the memory
+    // at once, beside the epochs and the memory; marked handled now, since an abort may end this
+    // function at the Promise.all below before it awaits the steps
+    const steps = readAllSteps();
+    steps.catch(() => {});
     const [ep, m] = await Promise.all([get(`/jobs/${id}/epochs`, { signal }), get(`/jobs/${id}/memory`, { signal })]);
     if (signal.aborted) return;
     addEpochs(ep.epochs);
