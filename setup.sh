@@ -6,9 +6,12 @@
 #                                       and --port say (octetd prints the address; Ctrl-C
 #                                       stops it)
 #   ./setup.sh test                     install what is missing, build, run every test
-#                                       (make check, then make distcheck); for the browser
-#                                       test also Chromium, Node.js and npm when missing, and
-#                                       playwright-core at the version tests/web pins
+#                                       (make check, then make distcheck, which is make check
+#                                       again under ASan and UBSan, then make fuzz: each
+#                                       libFuzzer harness for 30 s); for the browser test
+#                                       also Chromium, Node.js and npm when missing, and
+#                                       playwright-core at the version tests/web pins; for
+#                                       the fuzzers clang and its libFuzzer
 #
 # Idempotent: Debian packages are installed only when missing (apt-get update first, only
 # then), playwright-core only when tests/web/node_modules lacks the pinned version (npm ci;
@@ -24,10 +27,13 @@ PACKAGES=(build-essential autoconf automake pkg-config libmicrohttpd-dev libjans
           check zlib1g-dev libopenblas-dev python3-torch python3-numpy dataset-fashion-mnist
           fortunes fortunes-de fortunes-it fortunes-es fortunes-br fortunes-pl sqlite3 curl
           libjs-dygraphs)
-# What `test` adds for the browser test (tests/web): Debian's Chromium; Node.js and npm only
-# when no node or npm is on PATH (a newer Node.js installed another way is kept).
+# What `test` adds: for the browser test (tests/web) Debian's Chromium, and Node.js and npm
+# only when no node or npm is on PATH (a newer Node.js installed another way is kept); for the
+# fuzzers (tests/fuzz) clang and its libFuzzer runtime.
 test_packages() {
     echo chromium
+    echo clang
+    echo libclang-rt-14-dev
     command -v node >/dev/null || echo nodejs
     command -v npm >/dev/null || echo npm
 }
@@ -118,7 +124,8 @@ test)
     summary
     [ "$rc" -eq 0 ] || exit "$rc"
     make -j"$(nproc)" distcheck
-    say "make check and make distcheck passed"
+    say "make check and make distcheck (the sanitizer build) passed; fuzzing each parser for 30 s"
+    make fuzz FUZZ_SECONDS=30
     summary
     ;;
 *)
