@@ -85,6 +85,7 @@ typedef struct options {
     int workers;               /* 0: one per CUDA device, else 1 */
     int threads;               /* CPU threads per job; 0: the CPUs available / workers */
     unsigned http_threads;
+    unsigned max_connections, max_per_client;
     long long max_queued;
     long long max_sweep;
     size_t memory_limit;
@@ -110,14 +111,16 @@ static void usage(FILE *f, const char *root)
             "  --threads N        CPU threads per job (default: the CPUs available / workers, at least 1);\n"
             "                     a CPU job's results are the same bits at any count\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
+            "  --max-connections N  open connections in all past which new ones are closed (default %u)\n"
+            "  --max-connections-per-client N  the same for one client address (default %u)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
             "  --max-sweep N      the most jobs one sweep may make (default %d)\n"
             "  --memory-limit BYTES  the most memory a job's device may give it; jobs whose estimated\n"
             "                     peak is larger are refused (default: what the device has free)\n"
             "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
             "  --help, --version\n",
-            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_MAX_QUEUED, DEFAULT_MAX_SWEEP,
-            DEFAULT_GRACE_S);
+            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, HTTP_DEFAULT_MAX_CONNECTIONS,
+            HTTP_DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_QUEUED, DEFAULT_MAX_SWEEP, DEFAULT_GRACE_S);
 }
 
 /* Parses an unsigned decimal number into *out; 0 on junk or overflow past max. */
@@ -146,6 +149,8 @@ static int parse_options(int argc, char **argv, options *o)
         {"grace", required_argument, NULL, 'g'},      {"max-sweep", required_argument, NULL, 'S'},
         {"memory-limit", required_argument, NULL, 'M'},
         {"js-dir", required_argument, NULL, 'j'},     {"threads", required_argument, NULL, 'n'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {"max-connections-per-client", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -203,6 +208,15 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->http_threads = (unsigned)v;
+            break;
+        case 'C':
+        case 'c':
+            if (!parse_unsigned(optarg, 1000000, &v) || v == 0) {
+                fprintf(stderr, "octetd: --%s must be 1..1000000, got '%s'\n",
+                        c == 'C' ? "max-connections" : "max-connections-per-client", optarg);
+                return 2;
+            }
+            *(c == 'C' ? &o->max_connections : &o->max_per_client) = (unsigned)v;
             break;
         case 'Q':
             if (!parse_unsigned(optarg, 1000000000ULL, &v)) {
@@ -387,6 +401,7 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     http_config cfg = {.listen = o->listen, .port = o->port, .web_dir = o->web_dir, .js_dir = o->js_dir,
                        .token = o->token,
                        .max_body = o->max_body, .max_upload = o->max_upload, .threads = o->http_threads,
+                       .max_connections = o->max_connections, .max_per_client = o->max_per_client,
                        .routes = api_routes, .app = app, .on_done = api_metrics_request};
     if (rc == OCTET_OK)
         rc = http_start(&cfg, &d->srv, e);

@@ -45,6 +45,8 @@
 #define HTTP_MAX_ARGS 4
 #define HTTP_MAX_URL 1024                 /* longer request targets get 414 */
 #define HTTP_DEFAULT_MAX_BODY (1u << 20)  /* 1 MiB */
+#define HTTP_DEFAULT_MAX_CONNECTIONS 512u  /* open connections in all */
+#define HTTP_DEFAULT_MAX_PER_CLIENT 128u   /* open connections from one address */
 
 /* What a handler gets: the connection, the matched path segments, the parsed body. */
 typedef struct http_request {
@@ -91,6 +93,9 @@ typedef struct http_config {
     size_t max_body;         /* 0: HTTP_DEFAULT_MAX_BODY */
     size_t max_upload;       /* routes with takes_upload; 0: max_body */
     unsigned threads;        /* the pool's threads; 0: 4 */
+    unsigned max_connections;/* open connections past which new ones are closed unanswered
+                              * (libmicrohttpd accepts and drops them); 0: HTTP_DEFAULT_MAX_CONNECTIONS */
+    unsigned max_per_client; /* the same for one client address; 0: HTTP_DEFAULT_MAX_PER_CLIENT */
     const http_route *routes;/* the API's route table (required) */
     void *app;               /* handed to every handler as req->app */
     http_done_hook on_done;  /* may be NULL */

@@ -39,6 +39,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -1282,6 +1283,67 @@ def threads_per_worker(ctx):
     for bad in ("-1", "x", "100000"):
         p = subprocess.run([os.path.join(BUILD, "octetd"), "--threads", bad], capture_output=True, timeout=30)
         assert p.returncode == 2 and b"--threads" in p.stderr, (bad, p.returncode, p.stderr)
+
+
+def raw_http(port, request, timeout=10):
+    """Sends request bytes on a new connection; returns what came back before the server closed
+    it (b"" when it closed without a word)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        out = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not d:
+                break
+            out += d
+            if b"\r\n\r\n" in out and b"Connection: close" not in out:
+                break
+        return out
+
+
+@test
+def connection_limits(ctx):
+    # --max-connections-per-client: the fifth connection from one address is closed unanswered
+    # while four are open; the others, and the server, go on
+    srv = Octetd(tempfile.mkdtemp(dir=ctx.root), "--max-connections-per-client", "4")
+    srv.start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(4)]
+        time.sleep(0.3)
+        assert raw_http(srv.port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+        for h in held:
+            h.close()
+        time.sleep(0.3)
+        assert srv.get("/api/v1/health").status == 200
+        assert "connection limit" in srv.log()
+    finally:
+        assert srv.stop() == 0
+    for flag in ("--max-connections", "--max-connections-per-client"):
+        for bad in ("0", "-1", "x", "1000001"):
+            p = subprocess.run([os.path.join(BUILD, "octetd"), flag, bad], capture_output=True, timeout=30)
+            assert p.returncode == 2 and flag.encode() in p.stderr, (flag, bad, p.returncode, p.stderr)
+
+
+@test
+def protocol_errors_answered_by_libmicrohttpd(ctx):
+    # What libmicrohttpd answers itself, before octetd sees a request (its own HTML bodies: the
+    # README lists these); each closes the connection and the server goes on.
+    port = ctx.srv.port
+    cases = (
+        (b"GET /api/v1/" + b"a" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n", b"431"),
+        (b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", b"400"),
+        (b"GET /api/v1/health HTTP/2.0\r\nHost: x\r\n\r\n", b"505"),
+        (b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    )
+    for request, status in cases:
+        out = raw_http(port, request)
+        assert out.startswith(b"HTTP/1.1 " + status), (request[:60], out[:200])
+    assert ctx.srv.get("/api/v1/health").status == 200
 
 
 @test
