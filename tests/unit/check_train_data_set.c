@@ -186,7 +186,7 @@ END_TEST
 START_TEST(test_fashion_mnist)
 {
     if (access(FASHION "/train-images-idx3-ubyte.gz", R_OK) != 0) {
-        fprintf(stderr, "fashion-mnist: %s missing (Debian dataset-fashion-mnist); skipped\n", FASHION);
+        test_skip("fashion-mnist: %s missing (Debian dataset-fashion-mnist)", FASHION);
         return;
     }
     octet_dataset tr, te;
@@ -341,7 +341,7 @@ static void check_no_overlap(const octet_dataset *tr, const octet_dataset *va)
 START_TEST(test_fortunes_installed)
 {
     if (access(FORTUNES "/pl", R_OK) != 0 || access(FORTUNES "/brasil", R_OK) != 0) {
-        fprintf(stderr, "fortunes-lang: Debian fortune packages missing; skipped\n");
+        test_skip("fortunes-lang: Debian's fortune packages missing (fortunes-pl, fortunes-br, ...)");
         return;
     }
     octet_dataset tr, va, tr2, va2;

@@ -453,7 +453,7 @@ static int cross_one(const char *dir, const char *texts, const char *vocab, int 
 START_TEST(test_cross_check_python_reference)
 {
     if (!td_python_has("unicodedata")) {
-        fprintf(stderr, "tokenizer: /usr/bin/python3 not found; cross-check skipped\n");
+        test_skip("tokenizer: no /usr/bin/python3 for the Python reference cross-check");
         return;
     }
     char dir[256], texts[512], base[512], vocab[512], script[512], cmd[4096];

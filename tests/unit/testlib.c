@@ -3,6 +3,7 @@
 #include "testlib.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -238,4 +239,65 @@ int test_run_torch_script(const char *script, const char *args, const char *log,
     }
     unlink(log);
     return rc == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ visible skips */
+
+#define SKIP_FILE_ENV "OCTET_SKIP_FILE"
+
+void test_skips_begin(void)
+{
+    char dir[512], path[600];
+    if (test_tmpdir(dir, sizeof dir, "skips") != 0)
+        return; /* test_skip then fails the test: no list to record in */
+    snprintf(path, sizeof path, "%s/skips", dir);
+    setenv(SKIP_FILE_ENV, path, 1);
+}
+
+void test_skip(const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    const char *req = getenv("OCTET_REQUIRE_ALL");
+    if (req && !strcmp(req, "1"))
+        ck_abort_msg("OCTET_REQUIRE_ALL=1, but this test would skip: %s", why);
+    const char *list = getenv(SKIP_FILE_ENV);
+    FILE *f = list ? fopen(list, "a") : NULL;
+    ck_assert_msg(f != NULL, "cannot record a skip (%s): %s", list ? list : "no test_skips_begin", why);
+    fprintf(f, "%s\n", why);
+    fclose(f);
+    fprintf(stderr, "SKIP: %s\n", why);
+}
+
+int test_skips_end(int failed)
+{
+    const char *list = getenv(SKIP_FILE_ENV);
+    int skipped = 0;
+    FILE *f = list ? fopen(list, "r") : NULL;
+    if (f) {
+        char line[600];
+        while (fgets(line, sizeof line, f)) {
+            printf("SKIP: %s", line);
+            skipped++;
+        }
+        fclose(f);
+    }
+    if (list) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s", list);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        test_rmtree(dir);
+    }
+    if (failed)
+        return EXIT_FAILURE;
+    if (skipped) {
+        printf("%d test%s skipped (above); the rest passed\n", skipped, skipped == 1 ? "" : "s");
+        return 77;
+    }
+    return EXIT_SUCCESS;
 }

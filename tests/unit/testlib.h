@@ -78,6 +78,22 @@ void test_mkfifo(const char *dir, const char *name, char *path, size_t cap);
 /* test_write_file of the NUL-terminated text, without the path. */
 void test_write_text(const char *dir, const char *name, const char *text);
 
+/* Skips, visibly. A test whose data or tool is missing calls test_skip("why") and returns: the
+ * reason goes to stderr and to the runner's skip list, and test_skips_end() in the runner's main
+ * then prints "SKIP: <reason>" per skip and makes the runner exit 77 (Automake's SKIP) when
+ * nothing failed, so a missing dataset never counts as a pass. With OCTET_REQUIRE_ALL=1 (CI
+ * sets it: it installs everything) a skip fails the test instead. test_skips_begin() before
+ * srunner_run_all sets the list up (a file, since Check runs each test in a child process). */
+void test_skips_begin(void);
+void test_skip(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* The runner's exit status from its failure count: EXIT_FAILURE when any test failed, 77 when
+ * none failed but some skipped (each reason printed), else EXIT_SUCCESS. Removes the list. */
+int test_skips_end(int failed);
+
 Suite *suite_qmap(void);
 Suite *suite_optim(void);
 Suite *suite_optim_ref(void);
