@@ -134,6 +134,21 @@ static void oracle_step(oracle *o, const float *g, int t, double lr, double b1, 
     }
 }
 
+/* bitsandbytes' code of a first moment x in a block of absmax a, by brute force over the map:
+ * the nearest code to x * (1 / a) (the reciprocal rounded once, as the kernels do; the first of
+ * two equally near), then the sign fix: a code of the other sign than x moves one toward it. */
+static uint8_t nearest_signed_code(const float *map, float x, float a)
+{
+    float r = a > 0.0f ? 1.0f / a : 0.0f, y = x * r;
+    int best = 0;
+    for (int c = 1; c < 256; c++)
+        if (fabsf(map[c] - y) < fabsf(map[best] - y))
+            best = c;
+    if ((signbit(map[best]) != 0) != (signbit(x) != 0))
+        best += signbit(x) ? -1 : 1;
+    return (uint8_t)best;
+}
+
 /* Dequantizes tensor i's 8-bit states into m and v (n floats each). */
 static void dequant_states(const optim *opt, int i, float *m, float *v)
 {
@@ -144,8 +159,8 @@ static void dequant_states(const optim *opt, int i, float *m, float *v)
     int64_t block = (s.n + s.nblocks - 1) / s.nblocks; /* exact for the sizes used (see callers) */
     (void)block;
     for (int64_t k = 0; k < s.n; k++) {
-        m[k] = quant_dequant_one(q1, s.code1[k], s.absmax1[k / 256]);
-        v[k] = quant_dequant_one(q2, s.code2[k], s.absmax2[k / 256]);
+        m[k] = q1[s.code1[k]] * s.absmax1[k / 256]; /* bitsandbytes' dequantisation, written out */
+        v[k] = q2[s.code2[k]] * s.absmax2[k / 256];
     }
 }
 
@@ -162,6 +177,47 @@ static size_t state_mismatches(const float *ref, const float *got, int64_t n, do
             bad++;
         }
     return bad;
+}
+
+/* Elements of a quantized state whose dequantized value is further from the oracle's fp32 value
+ * than rounding to the nearest code allows: half the gap from the element's code to its farther
+ * neighbour in `map` (past the map's ends, the distance to +-1 or 0, where a block's largest
+ * element saturates), times its block's absmax, plus 1e-6 of the absmax for the fp32 arithmetic
+ * in which the two computed the new state. `map` must be ascending (checked). Reports the first
+ * index in *first (when not NULL and something is beyond). */
+static size_t beyond_rounding(const float *ref, const uint8_t *codes, const float *absmax, const float *map,
+                              int is_signed, int64_t n, int64_t *first)
+{
+    for (int c = 1; c < 256; c++)
+        ck_assert_msg(map[c] > map[c - 1], "the map is not ascending at code %d", c);
+    size_t bad = 0;
+    for (int64_t k = 0; k < n; k++) {
+        int c = codes[k];
+        double a = absmax[k / 256];
+        double left = c > 0 ? (map[c] - map[c - 1]) / 2.0 : map[0] - (is_signed ? -1.0 : 0.0);
+        double right = c < 255 ? (map[c + 1] - map[c]) / 2.0 : 1.0 - map[255];
+        double bound = fmax(left, right) * a + 1e-6 * a;
+        if (!(fabs((double)ref[k] - (double)map[c] * a) <= bound)) {
+            if (first && !bad)
+                *first = k;
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* The largest |ref[k] - got[k]|, and where. */
+static double max_abs_error(const float *ref, const float *got, int64_t n, int64_t *at)
+{
+    double worst = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double d = fabs((double)ref[k] - got[k]);
+        if (!(d <= worst)) {
+            worst = d;
+            *at = k;
+        }
+    }
+    return worst;
 }
 
 static void param_error(const float *ref, const float *got, int64_t n, double *mean_abs, double *mean_rel)
@@ -278,11 +334,21 @@ static void run_protocol(int64_t n, double wd, int steps, int resync)
         double ea, er;
         param_error(o.p, f.p[0], n, &ea, &er);
         if (resync) {
-            size_t bad1 = state_mismatches(o.m, m, n, 3e-3, 1e-3, NULL);
-            size_t bad2 = state_mismatches(o.v, v, n, 3e-3, 1e-3, NULL);
-            ck_assert_msg(bad1 < 20 && bad2 < 20, "n=%lld step %d: %zu m / %zu v mismatches", (long long)n, t, bad1,
-                          bad2);
-            ck_assert_msg(ea < 6e-5 && er < 6e-4, "n=%lld step %d: param err %.3g rel %.3g", (long long)n, t, ea, er);
+            /* From the same (re-synced) states the new states differ only by their rounding to
+             * the nearest code, and the parameters, updated from the unrounded states as
+             * bitsandbytes does, by the fp32 arithmetic of one step: measured, a mean of 5.5e-9
+             * and at most 3e-8 (one ulp of p in [0.25, 0.5)). A step moves p by ~1e-3, so the
+             * bound, 6e-8, is 0.006% of a step. */
+            optim_tensor_state st;
+            optim_tensor_state_get(opt, 0, &st);
+            int64_t at1 = -1, at2 = -1, atp = -1;
+            size_t bad1 = beyond_rounding(o.m, st.code1, st.absmax1, optim_qmap(opt, 1), 1, n, &at1);
+            size_t bad2 = beyond_rounding(o.v, st.code2, st.absmax2, optim_qmap(opt, 0), 0, n, &at2);
+            ck_assert_msg(bad1 == 0 && bad2 == 0, "n=%lld step %d: %zu m (first %lld) / %zu v (first %lld) beyond rounding",
+                          (long long)n, t, bad1, (long long)at1, bad2, (long long)at2);
+            double worst = max_abs_error(o.p, f.p[0], n, &atp);
+            ck_assert_msg(worst <= 6e-8 && ea < 1e-8, "n=%lld step %d: p[%lld] %.3g from the oracle's, mean |dp| %.3g",
+                          (long long)n, t, (long long)atp, worst, ea);
             memcpy(o.m, m, (size_t)n * sizeof(float));
             memcpy(o.v, v, (size_t)n * sizeof(float));
             memcpy(o.p, f.p[0], (size_t)n * sizeof(float));
@@ -371,8 +437,7 @@ START_TEST(test_adam8_step1_closed_form)
         double want = -1e-3 * f.g[0][k] / (fabs(f.g[0][k]) + 1e-8);
         ck_assert_msg(fabs(dp - want) < 1e-6, "dp[%lld] = %g, want %g", (long long)k, dp, want);
         float a = s.absmax1[k / 256];
-        uint8_t c = quant_signed_state_one(q1, 0.1f * f.g[0][k], a, quant_inv_absmax(a));
-        ck_assert_int_eq(s.code1[k], c);
+        ck_assert_int_eq(s.code1[k], nearest_signed_code(q1, 0.1f * f.g[0][k], a));
     }
     free(p0);
     optim_destroy(opt);
