@@ -177,6 +177,10 @@ CASES = [
     case("adamw_groups_schedule", "adamw", dict(lr=1e-2, weight_decay=0.01), [(7, 13), (37,), (300, 17)], 12, 105,
          gscale=0.1, schedule=linear_decay(12),
          groups=[{}, {"weight_decay": 0.0}, {"lr": 3e-3, "weight_decay": 0.1}]),
+    # eps dominates the denominator (gradients of 1e-10 against eps 1e-8): the case in which a
+    # wrong eps shows, 1e-4 of it included
+    case("adamw_eps_dominated_9x11", "adamw", dict(lr=1e-3, weight_decay=0.0), [(9, 11)], 10, 106,
+         gscale=1e-10, pscale=1e-4),
     # torch.optim.SGD: plain, momentum, dampening, nesterov, weight decay
     case("sgd_plain_7x13", "sgd", dict(lr=1e-2), [(7, 13)], 5, 201),
     case("sgd_momentum_300x17", "sgd", dict(lr=1e-2, momentum=0.9), [(300, 17)], 10, 202),

@@ -539,8 +539,8 @@ START_TEST(test_adafactor_matches_torch) { check_kind("adafactor"); }
 END_TEST
 
 /* The comparison must catch a real bug: case `name`, run with one base hyper-parameter
- * perturbed, has to exceed the tolerance by a wide margin (x100). */
-static void check_perturbation_caught(const char *name, const char *key, double val)
+ * perturbed, has to exceed the tolerance by `margin` (x100 for a change the size of a typo). */
+static void check_perturbation_caught_by(const char *name, const char *key, double val, double margin)
 {
     require_reference();
     for (int i = 0; i < g_n_cases; i++) {
@@ -553,13 +553,18 @@ static void check_perturbation_caught(const char *name, const char *key, double 
         case_result res;
         char msg[512];
         ck_assert_msg(run_case(c, &kv, &res, msg, sizeof msg) == 0, "%s", msg);
-        printf("optim_ref negative %s with %s=%g: worst/tolerance %.3g (must be > 100)\n", c->name, key, val,
-               res.scaled);
-        ck_assert_msg(res.scaled > 100.0, "%s with %s=%g still within %.3gx tolerance: the comparison is too loose",
+        printf("optim_ref negative %s with %s=%.9g: worst/tolerance %.3g (must be > %g)\n", c->name, key, val,
+               res.scaled, margin);
+        ck_assert_msg(res.scaled > margin, "%s with %s=%.9g still within %.3gx tolerance: the comparison is too loose",
                       c->name, key, val, res.scaled);
         return;
     }
     ck_abort_msg("the reference file has no case %s", name);
+}
+
+static void check_perturbation_caught(const char *name, const char *key, double val)
+{
+    check_perturbation_caught_by(name, key, val, 100.0);
 }
 
 START_TEST(test_catches_wrong_beta2) { check_perturbation_caught("adamw_default_7x13", "beta2", 0.99); }
@@ -574,6 +579,14 @@ END_TEST
 START_TEST(test_catches_wrong_sgd_momentum) { check_perturbation_caught("sgd_momentum_300x17", "momentum", 0.89); }
 END_TEST
 
+/* eps off by 1e-4 of itself, where eps dominates the denominator: the update changes by 1e-4 of
+ * itself, about ten times the relative tolerance (1e-5), so the comparison fails (> 2x). */
+START_TEST(test_catches_eps_off_by_1e4)
+{
+    check_perturbation_caught_by("adamw_eps_dominated_9x11", "eps", 1e-8 * (1.0 + 1e-4), 2.0);
+}
+END_TEST
+
 Suite *suite_optim_ref(void)
 {
     Suite *s = suite_create("optim_ref");
@@ -586,6 +599,7 @@ Suite *suite_optim_ref(void)
     tcase_add_test(tc, test_catches_wrong_beta2);
     tcase_add_test(tc, test_catches_wrong_adafactor_decay_rate);
     tcase_add_test(tc, test_catches_wrong_sgd_momentum);
+    tcase_add_test(tc, test_catches_eps_off_by_1e4);
     suite_add_tcase(s, tc);
     return s;
 }
