@@ -97,7 +97,9 @@ void store_claim_free(store_claim *c);
 
 /* At start-up: every job this host left running (a crash, a kill) counts one crash and goes
  * back to the queue to resume from its checkpoint; a job that has crashed `max_crashes` times
- * fails instead. Counts into *requeued and *failed. */
+ * without recording a new epoch in between (store_epoch_add clears the count) fails instead:
+ * a job that kills octetd every time it runs, not one that a restart interrupted. Counts into
+ * *requeued and *failed. */
 int store_jobs_recover(store *st, const char *host, int max_crashes, int *requeued, int *failed, octet_err *e);
 
 /* The run's trainer info (JSON), its total optimizer steps and the device it trains on. */

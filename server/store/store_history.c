@@ -108,6 +108,18 @@ static int epoch_row(store *st, int64_t id, const json_t *m, int *added, octet_e
     return rc;
 }
 
+/* Sets job id's crash count back to 0: it recorded a new epoch since octetd last died under it. */
+static int clear_crashes(store *st, int64_t id, octet_err *e)
+{
+    sqlite3_stmt *s = store_stmt(st, SS_EPOCH_PROGRESS, "UPDATE jobs SET crashes = 0 WHERE id = ?1", e);
+    if (!s)
+        return OCTET_ERR_DB;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? OCTET_OK : store_fail(st, e, "clearing a job's crash count");
+    sqlite3_reset(s);
+    return rc;
+}
+
 int store_epoch_add(store *st, int64_t id, const json_t *epoch, int *added, octet_err *e)
 {
     *added = 0;
@@ -117,6 +129,8 @@ int store_epoch_add(store *st, int64_t id, const json_t *epoch, int *added, octe
     rc = epoch_row(st, id, epoch, added, e);
     if (rc == OCTET_OK && *added)
         rc = store_event_append(st, id, "epoch", epoch, NULL, e);
+    if (rc == OCTET_OK && *added) /* progress: earlier crashes no longer count (store_jobs_recover) */
+        rc = clear_crashes(st, id, e);
     return store_end(st, rc, e);
 }
 

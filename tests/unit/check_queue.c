@@ -197,6 +197,23 @@ START_TEST(test_recover)
     ck_assert_int_eq(store_job_get(f.st, mine, &job, NULL, &e), OCTET_OK);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "code")), "crashed");
     json_decref(job);
+
+    /* a job that records an epoch between its crashes is interrupted, not crash-looping: its
+     * count starts again, and any number of crashes with progress in between requeue it */
+    int64_t busy = submit(f.st, NULL, NULL);
+    for (int crash = 1; crash <= 6; crash++) {
+        ck_assert_int_eq(store_job_claim(f.st, "here", "cpu", &cl, &found, &e), OCTET_OK);
+        ck_assert_int_eq(cl.id, busy);
+        store_claim_free(&cl);
+        json_t *ep = json_pack("{si si sf}", "epoch", crash, "step", crash * 10, "eval_loss", 1.0 / crash);
+        int added = 0;
+        ck_assert_int_eq(store_epoch_add(f.st, busy, ep, &added, &e), OCTET_OK);
+        ck_assert_int_eq(added, 1);
+        json_decref(ep);
+        ck_assert_int_eq(store_jobs_recover(f.st, "here", 3, &requeued, &failed, &e), OCTET_OK);
+        ck_assert_int_eq(requeued, 1);
+        ck_assert_int_eq(failed, 0);
+    }
     qfix_close(&f);
 }
 END_TEST
