@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/statvfs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,7 +174,10 @@ static int write_temp(const char *dir, const char *format, const char *data, siz
     close(fd);
     if (!ok) {
         unlink(path);
-        return octet_fail(e, OCTET_ERR_IO, "", "cannot write the upload: %s", strerror(saved));
+        struct statvfs fs;
+        unsigned long long avail = statvfs(dir, &fs) == 0 ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
+        return octet_fail(e, OCTET_ERR_IO, "", "cannot write the upload (%zu bytes) into %s: %s; %llu bytes are free there",
+                          len, dir, strerror(saved), avail);
     }
     return OCTET_OK;
 }

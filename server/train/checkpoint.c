@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "fileio.h"
 #include "train/safetensors.h"
@@ -240,6 +241,32 @@ static int fill_tmp(const char *tmp, model *m, optim *o, const json_t *state, oc
     return rc;
 }
 
+/* About how many bytes a checkpoint of m and o takes: the fp32 weights and the optimizer's
+ * state (the trainer state's JSON is a few KiB more). */
+static size_t checkpoint_bytes(const model *m, const optim *o)
+{
+    size_t bytes = (size_t)m->n_parameters * sizeof(float);
+    if (o) {
+        optim_state_bytes sb;
+        optim_state_bytes_total(o, &sb);
+        bytes += sb.total;
+    }
+    return bytes;
+}
+
+/* Appends to e's message what a failed write needed and what the file system under dir has
+ * free, so that a full disk reads as one: "... (the checkpoint needs about N bytes; M are free
+ * in DIR)". Leaves e alone when statvfs fails. */
+static void add_space(octet_err *e, const char *dir, size_t need)
+{
+    struct statvfs fs;
+    if (statvfs(dir, &fs) != 0)
+        return;
+    size_t len = strlen(e->message);
+    snprintf(e->message + len, sizeof e->message - len, " (the checkpoint needs about %zu bytes; %llu are free in %s)",
+             need, (unsigned long long)fs.f_bavail * fs.f_frsize, dir);
+}
+
 int ckpt_save(const char *dir, int64_t step, model *m, optim *o, const json_t *state, octet_err *e)
 {
     char tmp[PATH_MAX], final[PATH_MAX], name[40];
@@ -256,6 +283,8 @@ int ckpt_save(const char *dir, int64_t step, model *m, optim *o, const json_t *s
         return octet_fail(e, OCTET_ERR_IO, "checkpoint_dir", "cannot create %s: %s", tmp, strerror(errno));
     if ((rc = fill_tmp(tmp, m, o, state, e)) != OCTET_OK) {
         remove_tree(tmp);
+        if (rc == OCTET_ERR_IO)
+            add_space(e, dir, checkpoint_bytes(m, o));
         return rc;
     }
     fsync_path(tmp);
