@@ -14,7 +14,7 @@ set -u
 src=${OCTET_SRCDIR:?}
 build=${OCTET_BUILDDIR:?}
 seconds=${FUZZ_SECONDS:-30}
-harnesses=${FUZZ_HARNESSES:-fuzz_spec fuzz_safetensors fuzz_dataset fuzz_tokenizer fuzz_http fuzz_hfconfig}
+harnesses=${FUZZ_HARNESSES:-fuzz_spec fuzz_safetensors fuzz_dataset fuzz_tokenizer fuzz_http fuzz_hfconfig fuzz_optim_state}
 work=$build/fuzz-build
 cc=${FUZZ_CC:-clang}
 command -v "$cc" >/dev/null || { echo "SKIP: no $cc (Debian: clang, libclang-rt-14-dev)"; exit 77; }
@@ -51,6 +51,8 @@ for h in $harnesses; do
     dict=
     case $h in fuzz_spec | fuzz_http | fuzz_hfconfig) dict=-dict="$src/tests/fuzz/json.dict" ;; esac
     # shellcheck disable=SC2086
+    # the optimizer-state harness writes its own valid seeds (saved states) before it starts
+    [ "$h" = fuzz_optim_state ] && export OCTET_FUZZ_SEEDS="$work/seeds/$h" && mkdir -p "$work/seeds/$h"
     "./tests/fuzz/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$work/crashes/$h-" $dict "$work/corpus/$h" "$work/seeds/$h" >"$work/logs/$h.log" 2>&1
     rc=$?
