@@ -20,6 +20,7 @@
 #include "config.h"
 #include "api/api.h"
 #include "log.h"
+#include "api/sweep_grid.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -27,166 +28,15 @@
 #include <string.h>
 
 #define SEED_PATH "training.seed"
-#define PATH_MAX_LEN 96
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
-
-static const char *const sections[] = {"name", "model", "dataset", "optimizer", "training", NULL};
-
-/* ------------------------------------------------------------------ building the combinations */
-
-/* A path of lower-case segments [a-z_][a-z0-9_]* joined by '.', starting with a spec section. */
-static int path_ok(const char *path)
-{
-    size_t n = strlen(path);
-    if (n == 0 || n >= PATH_MAX_LEN)
-        return 0;
-    int at_start = 1;
-    for (const char *p = path; *p; p++) {
-        char c = *p;
-        if (c == '.') {
-            if (at_start)
-                return 0;
-            at_start = 1;
-            continue;
-        }
-        int ok = (c >= 'a' && c <= 'z') || c == '_' || (!at_start && c >= '0' && c <= '9');
-        if (!ok)
-            return 0;
-        at_start = 0;
-    }
-    if (at_start)
-        return 0;
-    const char *dot = strchr(path, '.');
-    size_t first = dot ? (size_t)(dot - path) : n;
-    for (int i = 0; sections[i]; i++)
-        if (strlen(sections[i]) == first && !strncmp(path, sections[i], first))
-            return 1;
-    return 0;
-}
-
-/* Puts `value` at dotted `path` in spec (objects created on the way; an object value merged). */
-static int put_at(json_t *spec, const char *path, json_t *value)
-{
-    char buf[PATH_MAX_LEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    json_t *obj = spec;
-    char *key = buf;
-    for (char *dot; (dot = strchr(key, '.')) != NULL; key = dot + 1) {
-        *dot = '\0';
-        json_t *next = json_object_get(obj, key);
-        if (!json_is_object(next)) {
-            next = json_object();
-            if (json_object_set_new(obj, key, next))
-                return -1;
-        }
-        obj = next;
-    }
-    json_t *cur = json_object_get(obj, key);
-    if (json_is_object(value) && json_is_object(cur)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(value, k, v) {
-            if (json_is_null(v))
-                json_object_del(cur, k);
-            else
-                json_object_set(cur, k, v);
-        }
-        return 0;
-    }
-    return json_object_set(obj, key, value);
-}
-
-typedef struct grid {
-    json_t *obj;                /* borrowed: the request's "grid" */
-    int n_paths;
-    const char *path[32];
-    json_t *values[32];
-    size_t count[32];
-    size_t combinations;
-} grid;
-
-/* Checks the request's grid; replies 422 naming it and returns 0 when it is not one. */
-static int read_grid(http_request *req, json_t *g, grid *out)
-{
-    api_ctx *app = req->app;
-    memset(out, 0, sizeof *out);
-    out->obj = g;
-    if (!json_is_object(g) || json_object_size(g) == 0) {
-        http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_sweep", "grid",
-                         "must be an object of spec paths to non-empty lists of values, e.g. "
-                         "{\"optimizer.name\": [\"adamw\", \"adamw8bit\"], \"training.seed\": [1, 2]}");
-        return 0;
-    }
-    if (json_object_size(g) > 32) {
-        http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_sweep", "grid", "at most 32 paths");
-        return 0;
-    }
-    out->combinations = 1;
-    const char *path;
-    json_t *values;
-    json_object_foreach(g, path, values) {
-        char field[PATH_MAX_LEN + 8];
-        snprintf(field, sizeof field, "grid.%.*s", PATH_MAX_LEN, path);
-        if (!path_ok(path)) {
-            http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_sweep", field,
-                             "a grid path is a dotted spec path starting with name, model, dataset, optimizer or "
-                             "training (lower-case segments), e.g. optimizer.lr");
-            return 0;
-        }
-        if (!json_is_array(values) || json_array_size(values) == 0) {
-            http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_sweep", field,
-                             "must be a non-empty list of values");
-            return 0;
-        }
-        out->path[out->n_paths] = path;
-        out->values[out->n_paths] = values;
-        out->count[out->n_paths] = json_array_size(values);
-        if (out->combinations <= (size_t)app->max_sweep) /* past it the product is not needed */
-            out->combinations *= json_array_size(values);
-        out->n_paths++;
-    }
-    if (out->combinations > (size_t)app->max_sweep) {
-        http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "sweep_too_large", "grid",
-                         "the grid makes more than %lld combinations, the most this server takes (--max-sweep)",
-                         (long long)app->max_sweep);
-        return 0;
-    }
-    return 1;
-}
-
-/* The value indices of combination c (the last path varying fastest). */
-static void indices_of(const grid *g, size_t c, size_t *idx)
-{
-    for (int p = g->n_paths - 1; p >= 0; p--) {
-        idx[p] = c % g->count[p];
-        c /= g->count[p];
-    }
-}
-
-/* Combination c's spec (a new reference) and its grid values (a new reference). */
-static json_t *combination(const grid *g, const json_t *base, size_t c, json_t **values)
-{
-    size_t idx[32];
-    indices_of(g, c, idx);
-    json_t *spec = json_deep_copy(base);
-    *values = json_object();
-    for (int p = 0; spec && p < g->n_paths; p++) {
-        json_t *v = json_array_get(g->values[p], idx[p]);
-        json_t *copy = json_deep_copy(v);
-        put_at(spec, g->path[p], copy);
-        json_decref(copy);
-        json_object_set(*values, g->path[p], v);
-    }
-    return spec;
-}
 
 /* True when the object value `v` holds the first key of `rest` (".betas[1]" -> "betas"). */
 static int value_holds(const json_t *v, const char *rest)
 {
     if (!json_is_object(v) || rest[0] != '.')
         return 0;
-    char key[PATH_MAX_LEN];
+    char key[SWEEP_PATH_MAX];
     size_t n = strcspn(rest + 1, ".[");
     if (n >= sizeof key)
         return 0;
@@ -200,10 +50,10 @@ static int value_holds(const json_t *v, const char *rest)
  * {"betas": ...} and F "optimizer.betas[1]": "grid.optimizer[1].betas[1]"), or lies above the
  * path; a path that names no field ("grid.optimizer.lrr"); else the base ("base.F"), e.g. a
  * field of the base's optimizer object that the grid value merged into it does not hold. */
-static void blame(const grid *g, size_t c, const octet_err *err, char *field, size_t cap)
+static void blame(const sweep_grid *g, size_t c, const octet_err *err, char *field, size_t cap)
 {
-    size_t idx[32];
-    indices_of(g, c, idx);
+    size_t idx[SWEEP_GRID_MAX_PATHS];
+    sweep_grid_indices(g, c, idx);
     const char *f = err->field;
     for (int p = g->n_paths - 1; p >= 0; p--) {
         const char *k = g->path[p];
@@ -247,7 +97,7 @@ static void free_combos(combo *cs, size_t n)
 
 /* Parses and checks every combination; replies 422 naming the culprit (or a store error)
  * and returns NULL when one fails. */
-static combo *build_all(http_request *req, store *st, const grid *g, const json_t *base)
+static combo *build_all(http_request *req, store *st, const sweep_grid *g, const json_t *base)
 {
     api_ctx *app = req->app;
     combo *cs = calloc(g->combinations, sizeof *cs);
@@ -256,7 +106,7 @@ static combo *build_all(http_request *req, store *st, const grid *g, const json_
         return NULL;
     }
     for (size_t c = 0; c < g->combinations; c++) {
-        json_t *spec = combination(g, base, c, &cs[c].values);
+        json_t *spec = sweep_grid_combination(g, base, c, &cs[c].values);
         cs[c].parsed = malloc(sizeof *cs[c].parsed);
         octet_err e;
         octet_err_clear(&e);
@@ -272,7 +122,7 @@ static combo *build_all(http_request *req, store *st, const grid *g, const json_
         int blamed = rc == OCTET_ERR_ARG || rc == OCTET_ERR_NODEV || rc == OCTET_ERR_IO || rc == OCTET_ERR_FORMAT ||
                      (rc == OCTET_ERR_NOMEM && e.field[0]);
         if (blamed) {
-            char field[PATH_MAX_LEN + 40];
+            char field[SWEEP_PATH_MAX + 40];
             blame(g, c, &e, field, sizeof field);
             char *vals = json_dumps(cs[c].values, JSON_COMPACT | JSON_SORT_KEYS);
             const char *code = rc == OCTET_ERR_NOMEM ? "does_not_fit"
@@ -602,7 +452,7 @@ static enum MHD_Result dry_run_reply(http_request *req, combo *cs, size_t n)
 }
 
 /* Creates the sweep and its jobs; replies 201 with the view. */
-static enum MHD_Result create(http_request *req, store *st, const char *name, const grid *g, combo *cs)
+static enum MHD_Result create(http_request *req, store *st, const char *name, const sweep_grid *g, combo *cs)
 {
     api_ctx *app = req->app;
     size_t n = g->combinations;
@@ -666,9 +516,15 @@ enum MHD_Result api_sweeps_post(http_request *req)
                                 "dry_run must be 1, true, 0 or false");
     const char *name;
     json_t *base, *gobj;
-    grid g;
-    if (!read_request(req, &name, &base, &gobj) || !read_grid(req, gobj, &g))
+    sweep_grid g;
+    if (!read_request(req, &name, &base, &gobj))
         return MHD_YES;
+    octet_err ge;
+    int grc = sweep_grid_read(gobj, app->max_sweep, &g, &ge);
+    if (grc != OCTET_OK)
+        return http_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                grc == OCTET_ERR_MISMATCH ? "sweep_too_large" : "invalid_sweep", ge.field, "%s",
+                                ge.message);
     store *st = api_store(req);
     if (!st)
         return MHD_YES;

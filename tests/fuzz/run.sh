@@ -14,7 +14,7 @@ set -u
 src=${OCTET_SRCDIR:?}
 build=${OCTET_BUILDDIR:?}
 seconds=${FUZZ_SECONDS:-30}
-harnesses=${FUZZ_HARNESSES:-fuzz_spec fuzz_safetensors fuzz_dataset fuzz_tokenizer fuzz_http fuzz_hfconfig fuzz_optim_state}
+harnesses=${FUZZ_HARNESSES:-fuzz_spec fuzz_safetensors fuzz_dataset fuzz_tokenizer fuzz_http fuzz_hfconfig fuzz_optim_state fuzz_sweep}
 work=$build/fuzz-build
 cc=${FUZZ_CC:-clang}
 command -v "$cc" >/dev/null || { echo "SKIP: no $cc (Debian: clang, libclang-rt-14-dev)"; exit 77; }
@@ -49,7 +49,7 @@ status=0
 for h in $harnesses; do
     mkdir -p "$work/corpus/$h"
     dict=
-    case $h in fuzz_spec | fuzz_http | fuzz_hfconfig) dict=-dict="$src/tests/fuzz/json.dict" ;; esac
+    case $h in fuzz_spec | fuzz_http | fuzz_hfconfig | fuzz_sweep) dict=-dict="$src/tests/fuzz/json.dict" ;; esac
     # shellcheck disable=SC2086
     # the optimizer-state harness writes its own valid seeds (saved states) before it starts
     [ "$h" = fuzz_optim_state ] && export OCTET_FUZZ_SEEDS="$work/seeds/$h" && mkdir -p "$work/seeds/$h"

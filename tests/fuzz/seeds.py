@@ -61,6 +61,16 @@ for i, line in enumerate(cases):
     put("fuzz_tokenizer", "case%02d" % i, bytes([i & 1]) + vocab + b"\0" + line)
 put("fuzz_tokenizer", "text-only", "Hello, wörld! 中文 naïve\tcafé ﬁne")
 
+base = json.loads(read("tests/data/specs/fashion-mlp-small.json"))
+for i, grid in enumerate([
+        {"optimizer": [{"name": "adamw"}, {"name": "adamw8bit"}, {"name": "adafactor", "relative_step": False}],
+         "training.seed": [1, 2, 3]},
+        {"optimizer.lr": [1e-4, 3e-4, 1e-3], "training.batch_size": [16, 32]},
+        {"optimizer.param_groups": [[], [{"params": ["*.bias"], "weight_decay": 0.0}]], "name": ["a", "b"]},
+        {"model.hidden": [[8], [16, 8]], "dataset.train_limit": [100]},
+        {"optimizer.lrr": [1]}, {"training.seed": []}, {}]):
+    put("fuzz_sweep", "grid%d" % i, json.dumps({"name": "s", "base": base, "grid": grid}))
+
 routes = [(0, "jobs"), (1, "jobs"), (0, "jobs/12/epochs"), (0, "jobs/12/steps"), (3, "jobs/7"),
           (1, "jobs/3/cancel"), (1, "sweeps"), (0, "sweeps/2/"), (1, "estimate"), (0, "health"),
           (0, "/index.html"), (0, "js/app.js"), (0, "../etc/passwd"), (2, "datasets/x")]
