@@ -421,17 +421,26 @@ static int plan_all(const optim_config *cfg, const optim_tensor *tensors, int n,
     return OCTET_OK;
 }
 
+/* The estimates' common start: cfg validated and every tensor planned into *slots (calloc'd;
+ * free it, also on failure, where it may be NULL) without allocating any state. */
+static int plan_for_estimate(const optim_config *cfg, const optim_tensor *tensors, int n, tensor_slot **slots,
+                             octet_err *e)
+{
+    int rc = optim_config_validate(cfg, e);
+    if (rc)
+        return rc;
+    *slots = calloc((size_t)(n > 0 ? n : 1), sizeof **slots);
+    if (!*slots)
+        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
+    return plan_all(cfg, tensors, n, 0, *slots, e);
+}
+
 int optim_estimate(const optim_config *cfg, const optim_tensor *tensors, int n, optim_state_bytes *out,
                    octet_err *e)
 {
     memset(out, 0, sizeof *out);
-    int rc = optim_config_validate(cfg, e);
-    if (rc)
-        return rc;
-    tensor_slot *slots = calloc((size_t)(n > 0 ? n : 1), sizeof *slots);
-    if (!slots)
-        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
-    rc = plan_all(cfg, tensors, n, 0, slots, e);
+    tensor_slot *slots = NULL;
+    int rc = plan_for_estimate(cfg, tensors, n, &slots, e);
     int any8 = 0;
     for (int i = 0; rc == OCTET_OK && i < n; i++) {
         optim_state_bytes b;
@@ -481,13 +490,8 @@ int optim_estimate_workspace(const optim_config *cfg, const optim_tensor *tensor
                              size_t *bytes, octet_err *e)
 {
     *bytes = 0;
-    int rc = optim_config_validate(cfg, e);
-    if (rc)
-        return rc;
-    tensor_slot *slots = calloc((size_t)(n > 0 ? n : 1), sizeof *slots);
-    if (!slots)
-        return octet_fail(e, OCTET_ERR_NOMEM, "", "out of memory");
-    rc = plan_all(cfg, tensors, n, 0, slots, e);
+    tensor_slot *slots = NULL;
+    int rc = plan_for_estimate(cfg, tensors, n, &slots, e);
     if (rc == OCTET_OK) {
         size_t b = workspace_bytes(cfg, slots, n, kind == OCTET_DEV_CUDA);
         if (b == SIZE_MAX)
