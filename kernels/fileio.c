@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int octet_open_regular(const char *path, const char *field, int *fd, long long *size, octet_err *e)
@@ -102,4 +103,10 @@ char *octet_join_path(const char *dir, const char *name)
     if (p)
         snprintf(p, n, "%s/%s", dir, name);
     return p;
+}
+
+unsigned long long octet_free_bytes(const char *path)
+{
+    struct statvfs fs;
+    return statvfs(path, &fs) == 0 ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
 }

@@ -5,7 +5,8 @@
  * and the OS error, the field names the input that pointed at the file) and none of them can
  * be made to hang: a path naming a FIFO, a device, a socket or a directory is refused at open
  * time instead of blocking in open() or read() forever. Also the path of a file in a
- * directory, for the loaders that read a model or tokenizer directory. */
+ * directory, for the loaders that read a model or tokenizer directory, and the space free under
+ * a path, for the writers' messages about a full disk. */
 #ifndef OCTET_FILEIO_H
 #define OCTET_FILEIO_H
 
@@ -33,6 +34,10 @@ int octet_read_file(const char *path, size_t max_bytes, const char *field, char 
 
 /* dir + "/" + name, malloc'd; NULL when out of memory. */
 char *octet_join_path(const char *dir, const char *name);
+
+/* Bytes free to an unprivileged writer on the file system holding `path` (statvfs: f_bavail x
+ * f_frsize), for messages about a full disk; 0 when statvfs fails. */
+unsigned long long octet_free_bytes(const char *path);
 
 OCTET_EXTERN_C_END
 #endif

@@ -16,13 +16,13 @@
 #define LOG_PREFIX "datasets"
 #include "config.h"
 #include "api/api.h"
+#include "fileio.h"
 #include "log.h"
 #include "train/dataset.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sys/statvfs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,10 +174,8 @@ static int write_temp(const char *dir, const char *format, const char *data, siz
     close(fd);
     if (!ok) {
         unlink(path);
-        struct statvfs fs;
-        unsigned long long avail = statvfs(dir, &fs) == 0 ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
         return octet_fail(e, OCTET_ERR_IO, "", "cannot write the upload (%zu bytes) into %s: %s; %llu bytes are free there",
-                          len, dir, strerror(saved), avail);
+                          len, dir, strerror(saved), octet_free_bytes(dir));
     }
     return OCTET_OK;
 }

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 #include "fileio.h"
 #include "train/safetensors.h"
@@ -256,15 +255,12 @@ static size_t checkpoint_bytes(const model *m, const optim *o)
 
 /* Appends to e's message what a failed write needed and what the file system under dir has
  * free, so that a full disk reads as one: "... (the checkpoint needs about N bytes; M are free
- * in DIR)". Leaves e alone when statvfs fails. */
+ * in DIR)". */
 static void add_space(octet_err *e, const char *dir, size_t need)
 {
-    struct statvfs fs;
-    if (statvfs(dir, &fs) != 0)
-        return;
     size_t len = strlen(e->message);
     snprintf(e->message + len, sizeof e->message - len, " (the checkpoint needs about %zu bytes; %llu are free in %s)",
-             need, (unsigned long long)fs.f_bavail * fs.f_frsize, dir);
+             need, octet_free_bytes(dir), dir);
 }
 
 int ckpt_save(const char *dir, int64_t step, model *m, optim *o, const json_t *state, octet_err *e)
