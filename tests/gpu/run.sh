@@ -172,19 +172,6 @@ bad_links() {  # strict|loose program...
             print "  " $1 " from " $3 }' | sort -u
 }
 
-# The CUDA toolkit's directory: the first of $NVCC, /usr/local/cuda/bin/nvcc and the nvcc on
-# PATH whose toolkit (links resolved) has include/cuda_runtime.h, as configure wants it. Prints
-# nothing and fails when none has.
-cuda_toolkit() {
-    local c dir
-    for c in ${NVCC:-} /usr/local/cuda/bin/nvcc "$(command -v nvcc)"; do
-        [ -x "$c" ] || continue
-        dir=$(dirname "$(dirname "$(readlink -f "$c")")")
-        [ -f "$dir/include/cuda_runtime.h" ] && { echo "$dir"; return 0; }
-    done
-    return 1
-}
-
 build_octet() {
     local tarball cuda nvcc sum stamp
     tarball=$(ls "$bundle"/octet-*.tar.gz 2>/dev/null)
@@ -209,7 +196,7 @@ build_octet() {
             echo "prebuilt.tar.gz is from another tarball: building"
         fi
     fi
-    cuda=$(cuda_toolkit) || { echo "no CUDA toolkit: no nvcc with include/cuda_runtime.h beside it (NVCC, /usr/local/cuda, PATH)"; return 1; }
+    cuda=$("$here/toolkit.sh") || { echo "no CUDA toolkit: no nvcc with include/cuda_runtime.h beside it (NVCC, /usr/local/cuda, PATH)"; return 1; }
     nvcc=$cuda/bin/nvcc
     mkdir -p "$build" && cd "$build" || return 1
     local t0=$(now) t1

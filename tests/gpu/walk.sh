@@ -14,14 +14,9 @@ if [ "${OCTET_GPU_WALK:-yes}" = no ]; then
     echo "SKIP: OCTET_GPU_WALK=no (make distcheck: the walk builds from a dist tarball in make check)"
     exit 77
 fi
-# The toolkit as run.sh picks it: the first nvcc of $NVCC, /usr/local/cuda/bin, PATH with
-# include/cuda_runtime.h in its toolkit (links resolved).
-nvcc=""
-for c in ${NVCC:-} /usr/local/cuda/bin/nvcc "$(command -v nvcc)"; do
-    [ -x "$c" ] || continue
-    dir=$(dirname "$(dirname "$(readlink -f "$c")")")
-    if [ -f "$dir/include/cuda_runtime.h" ]; then nvcc=$dir/bin/nvcc; break; fi
-done
+# The toolkit as run.sh picks it (tests/gpu/toolkit.sh).
+nvcc=
+cuda=$("$srcdir/tests/gpu/toolkit.sh") && nvcc=$cuda/bin/nvcc
 if [ -z "$nvcc" ]; then
     echo "SKIP: no CUDA toolkit here (no nvcc with include/cuda_runtime.h beside it): the GPU script's walk builds the CUDA twins for sm_90"
     exit 77
