@@ -2,20 +2,49 @@
 # tests/fuzz/run.sh: `make fuzz`. Makes a libFuzzer build of octet in $OCTET_BUILDDIR/fuzz-build
 # (a dist tree of this source, configured with CC=clang --enable-fuzzing --without-cuda: every
 # object instrumented, ASan and UBSan on, every report fatal), writes seed inputs from the test
-# data (seeds.py), and runs each harness of $FUZZ_HARNESSES for $FUZZ_SECONDS seconds over a
-# working corpus kept in fuzz-build/corpus/<harness> (it grows from run to run), with the JSON
-# dictionary where the input is JSON. A crash, leak, timeout (10 s an input) or sanitizer report
-# stops that harness; its input is kept as fuzz-build/crashes/<harness>-crash-<sha1> and the run
-# fails. Prints one table row per harness: executions, executions/s, corpus size, result.
+# data (seeds.py), and runs each harness of $FUZZ_HARNESSES over a working corpus kept in
+# fuzz-build/corpus/<harness> (it grows from run to run), with the JSON dictionary where the input
+# is JSON. Each harness stops after $FUZZ_SECONDS seconds (30) or, when $FUZZ_RUNS is set (and
+# FUZZ_SECONDS is not), after that many executions; $FUZZ_PARALLEL harnesses (1) run at a time.
+# A crash, leak, timeout (10 s an input) or sanitizer report stops that harness; its input is
+# kept as fuzz-build/crashes/<harness>-crash-<sha1> and the run fails. Prints one table row per
+# harness: wall seconds, executions, executions/s, corpus size, result.
 #
 # Exit status: 0 when every harness ran clean; 1 when one found something or the build failed;
 # 77 (SKIP) when there is no clang with libFuzzer (Debian: clang, libclang-rt-14-dev).
 set -u
 src=${OCTET_SRCDIR:?}
 build=${OCTET_BUILDDIR:?}
-seconds=${FUZZ_SECONDS:-30}
+if [ -n "${FUZZ_RUNS:-}" ] && [ -z "${FUZZ_SECONDS:-}" ]; then seconds=0; else seconds=${FUZZ_SECONDS:-30}; fi
+runs=${FUZZ_RUNS:--1}
+parallel=${FUZZ_PARALLEL:-1}
 harnesses=${FUZZ_HARNESSES:-fuzz_spec fuzz_safetensors fuzz_dataset fuzz_tokenizer fuzz_http fuzz_hfconfig fuzz_optim_state fuzz_sweep}
 work=$build/fuzz-build
+
+# One harness (run.sh --one <harness>, in fuzz-build/obj): runs it, writes its table row to
+# logs/<harness>.row, and exits 0 when it ran clean.
+if [ "${1:-}" = --one ]; then
+    h=$2
+    mkdir -p "$work/corpus/$h"
+    dict=
+    case $h in fuzz_spec | fuzz_http | fuzz_hfconfig | fuzz_sweep) dict=-dict="$src/tests/fuzz/json.dict" ;; esac
+    # the optimizer-state harness writes its own valid seeds (saved states) before it starts
+    [ "$h" = fuzz_optim_state ] && export OCTET_FUZZ_SEEDS="$work/seeds/$h" && mkdir -p "$work/seeds/$h"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    "./tests/fuzz/$h" -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$work/crashes/$h-" $dict "$work/corpus/$h" "$work/seeds/$h" \
+        >"$work/logs/$h.log" 2>&1
+    rc=$?
+    wall=$(($(date +%s) - start))
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/logs/$h.log" | tail -n 1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/logs/$h.log" | tail -n 1)
+    corpus=$(find "$work/corpus/$h" -type f | wc -l)
+    result=clean
+    [ $rc -eq 0 ] || result="FOUND (exit $rc): $(grep -m1 -E 'ERROR|SUMMARY|runtime error' "$work/logs/$h.log" | cut -c1-120)"
+    echo "| $h | $wall | ${execs:-?} | ${rate:-?} | $corpus | $result |" >"$work/logs/$h.row"
+    exit $rc
+fi
 cc=${FUZZ_CC:-clang}
 command -v "$cc" >/dev/null || { echo "SKIP: no $cc (Debian: clang, libclang-rt-14-dev)"; exit 77; }
 printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' >"${TMPDIR:-/tmp}/octet-fuzz-probe.c"
@@ -45,27 +74,13 @@ python3 "$src/tests/fuzz/seeds.py" "$src" "$work/seeds" || { echo "fuzz: seeds.p
 mkdir -p "$work/crashes" "$work/logs"
 echo "| harness | seconds | executions | executions/s | corpus | result |"
 echo "|---|---:|---:|---:|---:|---|"
-status=0
+# shellcheck disable=SC2086
+rm -f "$work"/logs/*.row
+printf '%s\n' $harnesses | OCTET_SRCDIR=$src OCTET_BUILDDIR=$build FUZZ_SECONDS=$seconds FUZZ_RUNS=${FUZZ_RUNS:-} \
+    xargs -P "$parallel" -I{} sh "$src/tests/fuzz/run.sh" --one {}
+status=$?
 for h in $harnesses; do
-    mkdir -p "$work/corpus/$h"
-    dict=
-    case $h in fuzz_spec | fuzz_http | fuzz_hfconfig | fuzz_sweep) dict=-dict="$src/tests/fuzz/json.dict" ;; esac
-    # shellcheck disable=SC2086
-    # the optimizer-state harness writes its own valid seeds (saved states) before it starts
-    [ "$h" = fuzz_optim_state ] && export OCTET_FUZZ_SEEDS="$work/seeds/$h" && mkdir -p "$work/seeds/$h"
-    "./tests/fuzz/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$work/crashes/$h-" $dict "$work/corpus/$h" "$work/seeds/$h" >"$work/logs/$h.log" 2>&1
-    rc=$?
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/logs/$h.log" | tail -n 1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/logs/$h.log" | tail -n 1)
-    corpus=$(find "$work/corpus/$h" -type f | wc -l)
-    if [ $rc -eq 0 ]; then
-        result=clean
-    else
-        result="FOUND (exit $rc): $(grep -m1 -E 'ERROR|SUMMARY|runtime error' "$work/logs/$h.log" | cut -c1-120)"
-        status=1
-    fi
-    echo "| $h | $seconds | ${execs:-?} | ${rate:-?} | $corpus | $result |"
+    cat "$work/logs/$h.row" 2>/dev/null || { echo "| $h | | | | | did not run |"; status=1; }
 done
-[ $status -eq 0 ] || { echo; echo "fuzz: inputs kept in $work/crashes; logs in $work/logs"; }
-exit $status
+[ $status -eq 0 ] || { echo; echo "fuzz: inputs kept in $work/crashes; logs in $work/logs"; exit 1; }
+exit 0
