@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define IDEMPOTENCY_KEY_MAX 255
 #define LIST_DEFAULT 50
@@ -94,11 +95,19 @@ static enum MHD_Result reply_job(http_request *req, store *st, int64_t id, unsig
 /* The documents GET /jobs/{id} rendered last, direct-mapped by id, each with the version
  * (store_job_version) it was rendered at: while a job's version does not change, its document
  * is served again without rebuilding it. A version read before rendering can only be older
- * than the document, so a stale entry is always rebuilt, never served. */
+ * than the document, so a stale entry is always rebuilt, never served.
+ *
+ * Each entry also keeps the store's commit generation (store_generation) read before its
+ * version was last checked, and when that was: while no commit of this process has become
+ * visible since, and for at most JOB_CACHE_TRUST_NS (so that another process's writes are seen
+ * within it), the document is served without asking the database at all. */
 #define JOB_CACHE_SLOTS 256
+#define JOB_CACHE_TRUST_NS 1000000000LL
 
 typedef struct cached_job {
     int64_t id, revision, last_event;
+    uint64_t generation;
+    int64_t checked_ns;
     char *text;
     size_t len;
 } cached_job;
@@ -106,22 +115,57 @@ typedef struct cached_job {
 static cached_job job_cache[JOB_CACHE_SLOTS];
 static pthread_mutex_t job_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* A copy of the cached document of id at this version, or NULL. */
-static char *cache_get(int64_t id, int64_t revision, int64_t last_event, size_t *len)
+static int64_t monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static char *entry_copy(const cached_job *c, size_t *len)
+{
+    char *copy = malloc(c->len + 1);
+    if (copy) {
+        memcpy(copy, c->text, c->len + 1);
+        *len = c->len;
+    }
+    return copy;
+}
+
+/* A copy of id's cached document when nothing was committed since its version was checked
+ * (generation unchanged, checked within JOB_CACHE_TRUST_NS), or NULL. */
+static char *cache_get_unchanged(int64_t id, uint64_t generation, size_t *len)
+{
+    char *copy = NULL;
+    if (!generation)
+        return NULL;
+    int64_t now = monotonic_ns();
+    pthread_mutex_lock(&job_cache_lock);
+    const cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
+    if (c->text && c->id == id && c->generation == generation && now - c->checked_ns < JOB_CACHE_TRUST_NS)
+        copy = entry_copy(c, len);
+    pthread_mutex_unlock(&job_cache_lock);
+    return copy;
+}
+
+/* A copy of the cached document of id at this version, or NULL; a hit records `generation`
+ * (read before the version) as the entry's last check. */
+static char *cache_get(int64_t id, int64_t revision, int64_t last_event, uint64_t generation, size_t *len)
 {
     char *copy = NULL;
     pthread_mutex_lock(&job_cache_lock);
     cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
     if (c->text && c->id == id && c->revision == revision && c->last_event == last_event &&
-        (copy = malloc(c->len + 1)) != NULL) {
-        memcpy(copy, c->text, c->len + 1);
-        *len = c->len;
+        (copy = entry_copy(c, len)) != NULL) {
+        c->generation = generation;
+        c->checked_ns = monotonic_ns();
     }
     pthread_mutex_unlock(&job_cache_lock);
     return copy;
 }
 
-static void cache_put(int64_t id, int64_t revision, int64_t last_event, const char *text, size_t len)
+static void cache_put(int64_t id, int64_t revision, int64_t last_event, uint64_t generation, const char *text,
+                      size_t len)
 {
     char *copy = malloc(len + 1);
     if (!copy)
@@ -130,7 +174,7 @@ static void cache_put(int64_t id, int64_t revision, int64_t last_event, const ch
     pthread_mutex_lock(&job_cache_lock);
     cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
     free(c->text);
-    *c = (cached_job){id, revision, last_event, copy, len};
+    *c = (cached_job){id, revision, last_event, generation, monotonic_ns(), copy, len};
     pthread_mutex_unlock(&job_cache_lock);
 }
 
@@ -346,6 +390,11 @@ enum MHD_Result api_job_get(http_request *req)
     int64_t id, revision = 0, last_event = 0;
     if (!api_job_id(req, req->args[0], &id))
         return MHD_YES;
+    uint64_t generation = store_generation(); /* before any read of the job */
+    size_t len = 0;
+    char *text = cache_get_unchanged(id, generation, &len);
+    if (text)
+        return http_reply_text(req, MHD_HTTP_OK, "application/json", text, len);
     store *st = api_store(req);
     if (!st)
         return MHD_YES;
@@ -355,13 +404,12 @@ enum MHD_Result api_job_get(http_request *req)
         return api_reply_store_error(req, &e);
     if (!found)
         return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no job %lld", (long long)id);
-    size_t len = 0;
-    char *text = cache_get(id, revision, last_event, &len);
+    text = cache_get(id, revision, last_event, generation, &len);
     if (text)
         return http_reply_text(req, MHD_HTTP_OK, "application/json", text, len);
     int rc = render_job(st, id, &text, &len, &e);
     if (rc == OCTET_OK && text)
-        cache_put(id, revision, last_event, text, len);
+        cache_put(id, revision, last_event, generation, text, len);
     return reply_rendered(req, rc, text, len, id, MHD_HTTP_OK, &e);
 }
 

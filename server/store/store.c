@@ -214,6 +214,29 @@ static int migrate(sqlite3 *db, const char *dir, octet_err *e)
 
 /* ------------------------------------------------------------------ open / close */
 
+/* Commits made through this process's connections, counted once each is visible to readers:
+ * SQLite calls the WAL hook after the commit, with the write lock released. 0 (never counted)
+ * once a connection is not in WAL mode, where there is no such hook. The hook replaces SQLite's
+ * automatic checkpoint, so it checkpoints as that does, past WAL_CHECKPOINT_PAGES. */
+#define WAL_CHECKPOINT_PAGES 1000
+static uint64_t commit_generation = 1;
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)arg;
+    uint64_t g = __atomic_load_n(&commit_generation, __ATOMIC_SEQ_CST);
+    while (g && !__atomic_compare_exchange_n(&commit_generation, &g, g + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    if (pages >= WAL_CHECKPOINT_PAGES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+uint64_t store_generation(void)
+{
+    return __atomic_load_n(&commit_generation, __ATOMIC_SEQ_CST);
+}
+
 /* Connection settings: WAL, foreign keys, a busy timeout for concurrent writers. */
 static int configure_connection(sqlite3 *db, octet_err *e)
 {
@@ -225,8 +248,12 @@ static int configure_connection(sqlite3 *db, octet_err *e)
         return db_fail(db, e, "switching to WAL mode");
     int rc = sqlite3_step(s) == SQLITE_ROW ? OCTET_OK : db_fail(db, e, "switching to WAL mode");
     const unsigned char *mode = rc == OCTET_OK ? sqlite3_column_text(s, 0) : NULL;
-    if (mode && strcmp((const char *)mode, "wal"))
+    if (mode && strcmp((const char *)mode, "wal")) {
         log_warn("journal mode is %s, not wal", mode);
+        __atomic_store_n(&commit_generation, 0, __ATOMIC_SEQ_CST);
+    } else if (mode) {
+        sqlite3_wal_hook(db, on_wal_commit, NULL);
+    }
     sqlite3_finalize(s);
     return rc;
 }

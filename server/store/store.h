@@ -37,6 +37,12 @@ int store_open(const char *path, const char *schema_dir, store **out, octet_err 
  * an HTTP thread's). Fails with OCTET_ERR_DB. */
 int store_connect(const char *path, store **out, octet_err *e);
 
+/* A number that grows with every commit made through this process's connections, read after
+ * the commit is visible to every reader; 0 when it cannot be kept (a connection is not in WAL
+ * mode). Equal numbers read before two reads of the database mean this process wrote nothing in
+ * between; other processes' writes are not counted. */
+uint64_t store_generation(void);
+
 /* Closes the connection and finalizes its statements; NULL is ignored. */
 void store_close(store *st);
 

@@ -582,8 +582,10 @@ def cancel_and_delete(ctx):
     assert r.status == 409 and r.error()[0] == "job_active"
     r = srv.request("DELETE", "/api/v1/jobs/%d" % queued)
     assert r.status == 409
+    assert srv.job(queued)["status"] == "queued"  # now in GET /jobs/{id}'s cache
     r = srv.post("/api/v1/jobs/%d/cancel" % queued)
     assert r.status == 200 and r.json["status"] == "cancelled", r.body
+    assert srv.job(queued)["status"] == "cancelled", "GET /jobs/{id} served its cache after a write"
     t0 = time.time()
     r = srv.post("/api/v1/jobs/%d/cancel" % running)
     assert r.status == 202 and r.json["cancel_requested"] is True, r.body
