@@ -4,11 +4,13 @@
 # object instrumented, ASan and UBSan on, every report fatal), writes seed inputs from the test
 # data (seeds.py), and runs each harness of $FUZZ_HARNESSES over a working corpus kept in
 # fuzz-build/corpus/<harness> (it grows from run to run), with the JSON dictionary where the input
-# is JSON. Each harness stops after $FUZZ_SECONDS seconds (30) or, when $FUZZ_RUNS is set (and
-# FUZZ_SECONDS is not), after that many executions; $FUZZ_PARALLEL harnesses (1) run at a time.
+# is JSON. Each harness stops after $FUZZ_SECONDS seconds (30) or, when $FUZZ_RUNS is set,
+# after that many executions, whichever comes first (FUZZ_RUNS alone: no time limit);
+# $FUZZ_PARALLEL harnesses (1) run at a time.
 # A crash, leak, timeout (10 s an input) or sanitizer report stops that harness; its input is
 # kept as fuzz-build/crashes/<harness>-crash-<sha1> and the run fails. Prints one table row per
-# harness: wall seconds, executions, executions/s, corpus size, result.
+# harness: wall seconds, CPU seconds (user + system), executions, executions/s, corpus size,
+# result.
 #
 # Exit status: 0 when every harness ran clean; 1 when one found something or the build failed;
 # 77 (SKIP) when there is no clang with libFuzzer (Debian: clang, libclang-rt-14-dev).
@@ -37,12 +39,15 @@ if [ "${1:-}" = --one ]; then
         >"$work/logs/$h.log" 2>&1
     rc=$?
     wall=$(($(date +%s) - start))
+    # the harness's CPU time: the second line of `times` (children), "XmY.Ys XmZ.Zs"
+    times >"$work/logs/$h.times" # in this shell: a $(...) subshell has no children of its own
+    cpu=$(sed -n 2p "$work/logs/$h.times" | awk '{ split($1, u, "m"); split($2, s, "m"); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/logs/$h.log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/logs/$h.log" | tail -n 1)
     corpus=$(find "$work/corpus/$h" -type f | wc -l)
     result=clean
     [ $rc -eq 0 ] || result="FOUND (exit $rc): $(grep -m1 -E 'ERROR|SUMMARY|runtime error' "$work/logs/$h.log" | cut -c1-120)"
-    echo "| $h | $wall | ${execs:-?} | ${rate:-?} | $corpus | $result |" >"$work/logs/$h.row"
+    echo "| $h | $wall | ${cpu:-?} | ${execs:-?} | ${rate:-?} | $corpus | $result |" >"$work/logs/$h.row"
     exit $rc
 fi
 cc=${FUZZ_CC:-clang}
@@ -72,15 +77,15 @@ make -s -j"$(nproc)" $targets >make.log 2>&1 || { grep -E 'error|Error' make.log
 
 python3 "$src/tests/fuzz/seeds.py" "$src" "$work/seeds" || { echo "fuzz: seeds.py failed"; exit 1; }
 mkdir -p "$work/crashes" "$work/logs"
-echo "| harness | seconds | executions | executions/s | corpus | result |"
-echo "|---|---:|---:|---:|---:|---|"
+echo "| harness | seconds | CPU seconds | executions | executions/s | corpus | result |"
+echo "|---|---:|---:|---:|---:|---:|---|"
 # shellcheck disable=SC2086
 rm -f "$work"/logs/*.row
 printf '%s\n' $harnesses | OCTET_SRCDIR=$src OCTET_BUILDDIR=$build FUZZ_SECONDS=$seconds FUZZ_RUNS=${FUZZ_RUNS:-} \
     xargs -P "$parallel" -I{} sh "$src/tests/fuzz/run.sh" --one {}
 status=$?
 for h in $harnesses; do
-    cat "$work/logs/$h.row" 2>/dev/null || { echo "| $h | | | | | did not run |"; status=1; }
+    cat "$work/logs/$h.row" 2>/dev/null || { echo "| $h | | | | | | did not run |"; status=1; }
 done
 [ $status -eq 0 ] || { echo; echo "fuzz: inputs kept in $work/crashes; logs in $work/logs"; exit 1; }
 exit 0
