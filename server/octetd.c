@@ -69,6 +69,7 @@ static const char *default_data_root(void)
 #define DEFAULT_MAX_QUEUED 1000
 #define DEFAULT_MAX_SWEEP 256
 #define DEFAULT_GRACE_S 30
+#define DEFAULT_HTTP_NICE 10   /* a nice-0 thread gets ~90% of a core beside a busy HTTP thread */
 #define MAX_CRASHES 3          /* a job that octetd stopped under this often is not resumed again */
 
 typedef struct options {
@@ -85,6 +86,7 @@ typedef struct options {
     int workers;               /* 0: one per CUDA device, else 1 */
     int threads;               /* CPU threads per job; 0: the CPUs available / workers */
     unsigned http_threads;
+    int http_nice;
     unsigned max_connections, max_per_client;
     long long max_queued;
     long long max_sweep;
@@ -111,6 +113,9 @@ static void usage(FILE *f, const char *root)
             "  --threads N        CPU threads per job (default: the CPUs available / workers, at least 1);\n"
             "                     a CPU job's results are the same bits at any count\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
+            "  --http-nice N      how much lower than training the HTTP threads run, as a nice\n"
+            "                     increment 0..19 (default %d): where the CPUs are short, training\n"
+            "                     keeps its pace and requests wait; 0 for equal shares\n"
             "  --max-connections N  open connections in all past which new ones are closed (default %u)\n"
             "  --max-connections-per-client N  the same for one client address (default %u)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
@@ -119,7 +124,7 @@ static void usage(FILE *f, const char *root)
             "                     peak is larger are refused (default: what the device has free)\n"
             "  --grace SECONDS    how long a stop waits for running jobs to checkpoint (default %d)\n"
             "  --help, --version\n",
-            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, HTTP_DEFAULT_MAX_CONNECTIONS,
+            root, root, HTTP_DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD, DEFAULT_HTTP_NICE, HTTP_DEFAULT_MAX_CONNECTIONS,
             HTTP_DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_QUEUED, DEFAULT_MAX_SWEEP, DEFAULT_GRACE_S);
 }
 
@@ -151,6 +156,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"js-dir", required_argument, NULL, 'j'},     {"threads", required_argument, NULL, 'n'},
         {"max-connections", required_argument, NULL, 'C'},
         {"max-connections-per-client", required_argument, NULL, 'c'},
+        {"http-nice", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -161,7 +167,7 @@ static int parse_options(int argc, char **argv, options *o)
     *o = (options){.listen = "127.0.0.1", .port = 8080, .data_dir = "data", .web_dir = web,
                    .js_dir = "/usr/share/javascript",
                    .schema_dir = schema, .token = getenv("OCTET_TOKEN"), .max_upload = DEFAULT_MAX_UPLOAD,
-                   .http_threads = 4, .max_queued = DEFAULT_MAX_QUEUED, .max_sweep = DEFAULT_MAX_SWEEP,
+                   .http_threads = 4, .http_nice = DEFAULT_HTTP_NICE, .max_queued = DEFAULT_MAX_QUEUED, .max_sweep = DEFAULT_MAX_SWEEP,
                    .grace = DEFAULT_GRACE_S};
     unsigned long long v;
     int c;
@@ -208,6 +214,13 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
             o->http_threads = (unsigned)v;
+            break;
+        case 'N':
+            if (!parse_unsigned(optarg, 19, &v)) {
+                fprintf(stderr, "octetd: --http-nice must be 0..19, got '%s'\n", optarg);
+                return 2;
+            }
+            o->http_nice = (int)v;
             break;
         case 'C':
         case 'c':
@@ -384,6 +397,7 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     log_info("threads: %d worker%s x %d CPU thread%s per job, %d CPUs available%s", app->workers,
              app->workers == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores,
              o->threads ? " (--threads)" : app->workers > cores ? " (more workers than CPUs: one thread each)" : "");
+    log_info("HTTP: %u threads at nice +%d beside training", o->http_threads, o->http_nice);
     if (recover_jobs(app->st, host))
         return OCTET_ERR_DB;
     int rc = api_init(app, e);
@@ -402,7 +416,7 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
                        .token = o->token,
                        .max_body = o->max_body, .max_upload = o->max_upload, .threads = o->http_threads,
                        .max_connections = o->max_connections, .max_per_client = o->max_per_client,
-                       .routes = api_routes, .app = app, .on_done = api_metrics_request};
+                       .nice = o->http_nice, .routes = api_routes, .app = app, .on_done = api_metrics_request};
     if (rc == OCTET_OK)
         rc = http_start(&cfg, &d->srv, e);
     return rc;

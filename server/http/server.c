@@ -24,7 +24,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Lowers the calling pool thread's priority by cfg.nice, once per thread (Linux's nice value is
+ * per thread). A thread that cannot be lowered (another system, a nice already at 19) logs one
+ * warning and serves as it is. */
+static void lower_thread_priority(const http_server *s)
+{
+    static __thread int done;
+    if (done || s->cfg.nice <= 0)
+        return;
+    done = 1;
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, tid);
+    int want = now + s->cfg.nice > 19 ? 19 : now + s->cfg.nice;
+    if ((now == -1 && errno) || (want != now && setpriority(PRIO_PROCESS, tid, want) != 0))
+        log_warn("cannot lower an HTTP thread's priority to nice %d: %s", want, strerror(errno));
+}
 
 static size_t max_body(const http_server *s)
 {
@@ -178,6 +198,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     request_ctx *rc = *con_cls;
     if (!rc) {
+        lower_thread_priority(cls);
         rc = calloc(1, sizeof *rc);
         if (!rc)
             return MHD_NO;

@@ -1287,6 +1287,43 @@ def threads_per_worker(ctx):
         assert p.returncode == 2 and b"--threads" in p.stderr, (bad, p.returncode, p.stderr)
 
 
+def thread_nices(pid):
+    """{thread id: (name, nice)} of a process, from /proc/PID/task/*/stat."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(tid)] = (name, int(fields[16]))  # field 19 of stat: nice
+    return out
+
+
+@test
+def http_threads_yield_to_training(ctx):
+    srv = ctx.srv  # started with the default --http-nice
+    jid = srv.submit(long_spec(name="yields"))
+    first_event(srv, jid, "step")
+    for _ in range(200):  # fresh connections, until every thread of the pool has served one
+        assert srv.get("/api/v1/jobs/%d" % jid).status == 200
+        nices = thread_nices(srv.proc.pid)
+        if all(n != 0 for name, n in nices.values() if name == "MHD-worker"):
+            break
+    http = [n for name, n in nices.values() if name == "MHD-worker"]
+    others = [(name, n) for name, n in nices.values() if name != "MHD-worker"]
+    assert http and all(n == 10 for n in http), nices  # every pool thread that served
+    assert len(others) >= 2 and all(n == 0 for _, n in others), nices  # main, workers, training threads
+    assert "HTTP: 4 threads at nice +10 beside training" in srv.log()
+    assert srv.post("/api/v1/jobs/%d/cancel" % jid).status == 202
+    assert srv.wait(jid, timeout=60)["status"] == "cancelled"
+    for bad in ("-1", "20", "x"):
+        p = subprocess.run([os.path.join(BUILD, "octetd"), "--http-nice", bad], capture_output=True, timeout=30)
+        assert p.returncode == 2 and b"--http-nice must be 0..19" in p.stderr, (bad, p.returncode, p.stderr)
+
+
 def raw_http(port, request, timeout=10):
     """Sends request bytes on a new connection; returns what came back before the server closed
     it (b"" when it closed without a word)."""
