@@ -7,8 +7,8 @@
 # job (a Fashion-MNIST MLP). With that job training, wrk loads each endpoint in turn for
 # DURATION seconds with CONNS connections: GET /jobs/{id}, GET /jobs?limit=50,
 # GET /sweeps/{id}, POST /jobs?dry_run=1, GET /jobs/{id} again paced at RATE requests/s (wrk's
-# delay()), then bench/bare_mhd (a libmicrohttpd server with octetd's thread pool answering a
-# constant) in the same conditions. The training job's pace
+# delay()), then bench/bare_mhd (a libmicrohttpd server with octetd's thread pool and thread
+# priority, --http-nice, answering a constant) in the same conditions. The training job's pace
 # is read from the store (optimizer steps between two progress writes, timed by their own
 # timestamps) in a quiet window before the load and during each load.
 #
@@ -19,7 +19,7 @@
 #
 # Usage: bench/api.sh [BUILDDIR]        (BUILDDIR defaults to the current directory)
 # Environment: DURATION (10 s), CONNS (16), WRK_THREADS (1), QUIET (10 s), RATE (1000: the
-#   paced row's requests/s).
+#   paced row's requests/s), HTTP_NICE (octetd's default, 10: its --http-nice, and bare_mhd's).
 # Exit status: 0 when every run finished (targets met or not); 1 when something failed.
 set -eu
 
@@ -29,6 +29,7 @@ conns=${CONNS:-16}
 wrk_threads=${WRK_THREADS:-1}
 quiet=${QUIET:-10}
 rate=${RATE:-1000}
+http_nice=${HTTP_NICE:-10}
 src=$(cd "$(dirname "$0")/.." && pwd)
 for tool in wrk curl; do
     command -v $tool >/dev/null || { echo "api.sh: needs $tool (Debian: apt-get install $tool)" >&2; exit 1; }
@@ -58,7 +59,7 @@ start() {
     port=$(sed -n 's|.*127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/$name.out")
 }
 
-start octetd "$build/octetd" --port 0 --data-dir "$tmp/data" --web-dir "$src/web" --schema-dir "$src/schema"
+start octetd "$build/octetd" --http-nice "$http_nice" --port 0 --data-dir "$tmp/data" --web-dir "$src/web" --schema-dir "$src/schema"
 api=http://127.0.0.1:$port/api/v1
 post() { curl --noproxy '*' -sf -H 'Content-Type: application/json' "$api/$1" -d "$2"; }
 get() { curl --noproxy '*' -sf "$api/$1"; }
@@ -116,14 +117,14 @@ load() {
 }
 
 quiet_pace=$(pace "$quiet")
-start bare "$build/bench/bare_mhd" --threads 4
+start bare "$build/bench/bare_mhd" --threads 4 --nice "$http_nice"
 bare=http://127.0.0.1:$port/
 bare_r=$(load "$bare")
 # shellcheck disable=SC2086
 set -- $bare_r
 bare_rps=$1
 
-echo "training job: $quiet_pace optimizer steps/s with no load ($(nproc) cores)"
+echo "training job: $quiet_pace optimizer steps/s with no load ($(nproc) cores); HTTP threads at nice +$http_nice"
 echo
 echo "| endpoint | requests/s | p99 (ms) | share of bare | job steps/s under load | change |"
 echo "|---|---:|---:|---:|---:|---:|"

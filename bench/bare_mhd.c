@@ -3,8 +3,9 @@
  * polling thread pool of --threads threads, the same connection timeout), so the ratio of
  * octetd's request rate to this one's is what octet's own work per request costs.
  *
- * Usage: bare_mhd [--threads N]    prints "listening on http://127.0.0.1:PORT/" (a free port)
- * and serves until SIGINT or SIGTERM. Exit status 1 when the daemon cannot start. */
+ * Usage: bare_mhd [--threads N] [--nice N]    prints "listening on http://127.0.0.1:PORT/" (a
+ * free port) and serves until SIGINT or SIGTERM; --nice lowers each pool thread's priority at its
+ * first request, as octetd's --http-nice does. Exit status 1 when the daemon cannot start. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -12,9 +13,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static const char body[] = "{\"status\":\"ok\"}";
+
+static int nice_increment;
+
+static void lower_thread_priority(void)
+{
+    static __thread int done;
+    if (done || nice_increment <= 0)
+        return;
+    done = 1;
+    id_t tid = (id_t)syscall(SYS_gettid);
+    int now = getpriority(PRIO_PROCESS, tid);
+    setpriority(PRIO_PROCESS, tid, now + nice_increment > 19 ? 19 : now + nice_increment);
+}
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -25,6 +41,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (!*con_cls) { /* the headers: answer at the next call, as octetd does */
+        lower_thread_priority();
         *con_cls = (void *)1;
         return MHD_YES;
     }
@@ -41,6 +58,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--nice") && i + 1 < argc)
+            nice_increment = atoi(argv[++i]);
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
