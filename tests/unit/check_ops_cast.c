@@ -234,7 +234,7 @@ START_TEST(test_fp16_matches_f16c)
 {
 #ifdef HAVE_F16C_TEST
     if (!__builtin_cpu_supports("f16c")) {
-        printf("test_fp16_matches_f16c: this CPU has no F16C; nothing to compare with\n");
+        test_skip("fp16 vs F16C: this CPU has no F16C instructions to compare with");
         return;
     }
     /* every fp16 pattern to float, NaN bits included */
@@ -279,7 +279,7 @@ START_TEST(test_fp16_matches_f16c)
     printf("fp16 vs F16C: %d patterns back, %lld floats to fp16: bit-identical\n", 65536, (long long)N);
     free(pat), free(f), free(x), free(h);
 #else
-    printf("test_fp16_matches_f16c: not an x86-64 GCC build; nothing to compare with\n");
+    test_skip("fp16 vs F16C: not an x86-64 GCC build, no F16C instructions to compare with");
 #endif
 }
 END_TEST
