@@ -6,11 +6,12 @@
 # fuzz-build/corpus/<harness> (it grows from run to run), with the JSON dictionary where the input
 # is JSON. Each harness stops after $FUZZ_SECONDS seconds (30) or, when $FUZZ_RUNS is set,
 # after that many executions, whichever comes first (FUZZ_RUNS alone: no time limit);
-# $FUZZ_PARALLEL harnesses (1) run at a time.
-# A crash, leak, timeout (10 s an input) or sanitizer report stops that harness; its input is
-# kept as fuzz-build/crashes/<harness>-crash-<sha1> and the run fails. Prints one table row per
-# harness: wall seconds, CPU seconds (user + system), executions, executions/s, corpus size,
-# result.
+# $FUZZ_PARALLEL harnesses (1) run at a time. A crash, leak, timeout (10 s an input) or
+# sanitizer report stops that harness; its input is kept as
+# fuzz-build/crashes/<harness>-crash-<sha1> and the run fails; once the bug is fixed the input
+# goes to tests/fuzz/regressions/<harness>/ (none so far), which every run reads as seeds.
+# Prints one table row per harness: wall seconds, CPU seconds (user + system), executions,
+# executions/s, corpus size, result.
 #
 # Exit status: 0 when every harness ran clean; 1 when one found something or the build failed;
 # 77 (SKIP) when there is no clang with libFuzzer (Debian: clang, libclang-rt-14-dev).
@@ -32,10 +33,12 @@ if [ "${1:-}" = --one ]; then
     case $h in fuzz_spec | fuzz_http | fuzz_hfconfig | fuzz_sweep) dict=-dict="$src/tests/fuzz/json.dict" ;; esac
     # the optimizer-state harness writes its own valid seeds (saved states) before it starts
     [ "$h" = fuzz_optim_state ] && export OCTET_FUZZ_SEEDS="$work/seeds/$h" && mkdir -p "$work/seeds/$h"
+    regressions=
+    [ -d "$src/tests/fuzz/regressions/$h" ] && regressions="$src/tests/fuzz/regressions/$h"
     start=$(date +%s)
     # shellcheck disable=SC2086
     "./tests/fuzz/$h" -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$work/crashes/$h-" $dict "$work/corpus/$h" "$work/seeds/$h" \
+        -print_final_stats=1 -artifact_prefix="$work/crashes/$h-" $dict "$work/corpus/$h" "$work/seeds/$h" $regressions \
         >"$work/logs/$h.log" 2>&1
     rc=$?
     wall=$(($(date +%s) - start))
