@@ -360,11 +360,27 @@ static int list_filter(http_request *req, store_job_filter *f)
     return 1;
 }
 
+/* The list's reply cache key: the parsed filter, the free-form dataset name last (so that no
+ * name can make two filters one key). */
+static void list_key(const store_job_filter *f, char *key, size_t cap)
+{
+    snprintf(key, cap, "jobs\x1f%s\x1f%s\x1f%s\x1f%lld\x1f%d\x1f%lld\x1f%s", f->status ? f->status : "",
+             f->optimizer ? f->optimizer : "", f->arch ? f->arch : "", (long long)f->sweep_id, f->limit,
+             (long long)f->before_id, f->dataset ? f->dataset : "");
+}
+
 enum MHD_Result api_jobs_list(http_request *req)
 {
     store_job_filter f;
     if (!list_filter(req, &f))
         return MHD_YES;
+    char key[REPLY_CACHE_KEY_MAX + 2];
+    list_key(&f, key, sizeof key);
+    uint64_t generation = store_generation(); /* before any read */
+    int replied = 0;
+    enum MHD_Result r = api_reply_from_cache(req, key, generation, &replied);
+    if (replied)
+        return r;
     store *st = api_store(req);
     if (!st)
         return MHD_YES;
@@ -379,8 +395,8 @@ enum MHD_Result api_jobs_list(http_request *req)
         add_links(job);
     char cursor[32];
     snprintf(cursor, sizeof cursor, "%lld", (long long)next);
-    return http_reply_json(req, MHD_HTTP_OK, json_pack("{so so}", "jobs", items, "next_cursor",
-                                                       next ? json_string(cursor) : json_null()));
+    return api_reply_json_cached(req, json_pack("{so so}", "jobs", items, "next_cursor",
+                                                next ? json_string(cursor) : json_null()), key, generation);
 }
 
 /* ------------------------------------------------------------------ one job */

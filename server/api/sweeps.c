@@ -367,7 +367,10 @@ static json_t *groups_view(json_t *jobs)
     return groups;
 }
 
-static enum MHD_Result reply_sweep(http_request *req, store *st, int64_t id, unsigned status)
+/* Replies with sweep id's view and `status`; a 200 is also cached under cache_key (NULL: not)
+ * at `generation`. */
+static enum MHD_Result reply_sweep(http_request *req, store *st, int64_t id, unsigned status, const char *cache_key,
+                                   uint64_t generation)
 {
     json_t *sweep = NULL, *jobs = NULL;
     octet_err e;
@@ -394,6 +397,8 @@ static enum MHD_Result reply_sweep(http_request *req, store *st, int64_t id, uns
     snprintf(jobs_url, sizeof jobs_url, HTTP_API_PREFIX "/jobs?sweep=%lld", (long long)id);
     json_object_set_new(sweep, "links", json_pack("{ss ss}", "self", self, "jobs", jobs_url));
     json_decref(jobs);
+    if (cache_key && status == MHD_HTTP_OK)
+        return api_reply_json_cached(req, sweep, cache_key, generation);
     return http_reply_json(req, status, sweep);
 }
 
@@ -503,7 +508,7 @@ static enum MHD_Result create(http_request *req, store *st, const char *name, co
     char location[64];
     snprintf(location, sizeof location, HTTP_API_PREFIX "/sweeps/%lld", (long long)id);
     http_reply_header(req, MHD_HTTP_HEADER_LOCATION, location);
-    return reply_sweep(req, st, id, MHD_HTTP_CREATED);
+    return reply_sweep(req, st, id, MHD_HTTP_CREATED, NULL, 0);
 }
 
 enum MHD_Result api_sweeps_post(http_request *req)
@@ -560,6 +565,13 @@ enum MHD_Result api_sweeps_list(http_request *req)
     if (!api_query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit) ||
         !api_query_int(req, "cursor", 0, 1, INT64_MAX, &cursor))
         return MHD_YES;
+    char key[64];
+    snprintf(key, sizeof key, "sweeps\x1f%lld\x1f%lld", (long long)limit, (long long)cursor);
+    uint64_t generation = store_generation(); /* before any read */
+    int replied = 0;
+    enum MHD_Result r = api_reply_from_cache(req, key, generation, &replied);
+    if (replied)
+        return r;
     store *st = api_store(req);
     if (!st)
         return MHD_YES;
@@ -579,8 +591,8 @@ enum MHD_Result api_sweeps_list(http_request *req)
     }
     char c[32];
     snprintf(c, sizeof c, "%lld", (long long)next);
-    return http_reply_json(req, MHD_HTTP_OK, json_pack("{so so}", "sweeps", items, "next_cursor",
-                                                       next ? json_string(c) : json_null()));
+    return api_reply_json_cached(req, json_pack("{so so}", "sweeps", items, "next_cursor",
+                                                next ? json_string(c) : json_null()), key, generation);
 }
 
 enum MHD_Result api_sweep_get(http_request *req)
@@ -588,8 +600,15 @@ enum MHD_Result api_sweep_get(http_request *req)
     int64_t id;
     if (!sweep_id(req, &id))
         return MHD_YES;
+    char key[64];
+    snprintf(key, sizeof key, "sweep\x1f%lld", (long long)id);
+    uint64_t generation = store_generation(); /* before any read */
+    int replied = 0;
+    enum MHD_Result r = api_reply_from_cache(req, key, generation, &replied);
+    if (replied)
+        return r;
     store *st = api_store(req);
-    return st ? reply_sweep(req, st, id, MHD_HTTP_OK) : MHD_YES;
+    return st ? reply_sweep(req, st, id, MHD_HTTP_OK, key, generation) : MHD_YES;
 }
 
 enum MHD_Result api_sweep_cancel(http_request *req)
@@ -618,7 +637,7 @@ enum MHD_Result api_sweep_cancel(http_request *req)
             jobs_hub_notify(app->hub, json_integer_value(json_object_get(j, "id")));
         json_decref(jobs);
     }
-    return reply_sweep(req, st, id, n ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK);
+    return reply_sweep(req, st, id, n ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, NULL, 0);
 }
 
 enum MHD_Result api_sweep_delete(http_request *req)

@@ -981,9 +981,45 @@ def sweep_cancel(ctx):
     view = srv.get(sweep["links"]["self"]).json
     assert view["status"] == "cancelled" and view["counts"]["cancelled"] == 3
     assert srv.post(sweep["links"]["self"] + "/cancel").status == 200  # nothing left to stop
+    listed = [s["id"] for s in srv.get("/api/v1/sweeps?limit=500").json["sweeps"]]
+    assert sweep["id"] in listed
     assert srv.request("DELETE", sweep["links"]["self"]).status == 204
     for jid in sweep["jobs"]:
         assert not os.path.exists(srv.checkpoint_dir(jid))
+    # the cached views follow the delete at once
+    assert srv.get(sweep["links"]["self"]).status == 404
+    assert sweep["id"] not in [s["id"] for s in srv.get("/api/v1/sweeps?limit=500").json["sweeps"]]
+    assert srv.get("/api/v1/jobs?sweep=%d" % sweep["id"]).json["jobs"] == []
+
+
+@test
+def cached_replies_follow_every_write(ctx):
+    """GET /jobs/{id}, GET /jobs, GET /sweeps and GET /sweeps/{id} serve a rendered reply again
+    while nothing was committed: each must show a write the moment the write's reply is back."""
+    srv = ctx.srv
+    a = srv.submit(long_spec(name="cache-a"))
+    first_event(srv, a, "step")
+    b = srv.submit(mlp_spec(name="cache-b"))  # queued behind a
+    page = "/api/v1/jobs?limit=5"
+    assert srv.get(page).json["jobs"][0]["id"] == b
+    c = srv.submit(mlp_spec(name="cache-c"))
+    assert srv.get(page).json["jobs"][0]["id"] == c, "GET /jobs served a page older than a submission"
+    status_of = lambda jid: {j["id"]: j["status"] for j in srv.get(page).json["jobs"]}[jid]
+    assert status_of(b) == "queued"
+    assert srv.post("/api/v1/jobs/%d/cancel" % b).status == 200
+    assert status_of(b) == "cancelled", "GET /jobs served a page older than a cancel"
+    r = srv.post("/api/v1/sweeps", {"name": "cache", "base": mlp_spec(name="cache-s"), "grid": {"training.seed": [1, 2]}})
+    assert r.status == 201, r.body
+    sweep = r.json
+    assert srv.get(sweep["links"]["self"]).json["counts"]["queued"] == 2
+    assert sweep["id"] == srv.get("/api/v1/sweeps?limit=1").json["sweeps"][0]["id"]
+    assert srv.post(sweep["links"]["self"] + "/cancel").status == 200
+    view = srv.get(sweep["links"]["self"]).json
+    assert view["counts"]["cancelled"] == 2 and view["status"] == "cancelled", view
+    assert srv.get("/api/v1/sweeps?limit=1").json["sweeps"][0]["status"] == "cancelled"
+    for jid in (a, c):
+        srv.post("/api/v1/jobs/%d/cancel" % jid)
+        assert srv.wait(jid, timeout=60)["status"] == "cancelled"
 
 
 def hostile_catalogue():
