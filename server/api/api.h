@@ -43,13 +43,21 @@ typedef struct api_ctx {
     pthread_key_t store_key;    /* the per-thread connections (api_store) */
 } api_ctx;
 
-/* reply_cache.c: rendered 200 replies of read-only lists and views, by request key and the
- * store's commit generation read before the database was (store_generation). A hit is a copy
- * (the caller frees it) of what was rendered at that generation, within a second; NULL
- * otherwise, and always for generation 0 or a key over REPLY_CACHE_KEY_MAX bytes. */
+/* reply_cache.c: rendered 200 replies of read-only lists, views and job documents, by request
+ * key and the store's commit generation read before the database was (store_generation). A hit
+ * is a copy (the caller frees it) of what was rendered or checked at that generation, within a
+ * second; NULL otherwise, and always for generation 0 or a key over REPLY_CACHE_KEY_MAX bytes.
+ * reply_cache_revalidate hits an entry put with the same version, whatever its generation, and
+ * marks it checked at `generation`. */
 #define REPLY_CACHE_KEY_MAX 255
+typedef struct reply_version {
+    int64_t revision, last_event; /* store_job_version */
+} reply_version;
 char *reply_cache_get(const char *key, uint64_t generation, size_t *len);
+char *reply_cache_revalidate(const char *key, reply_version version, uint64_t generation, size_t *len);
 void reply_cache_put(const char *key, uint64_t generation, const char *text, size_t len);
+void reply_cache_put_version(const char *key, reply_version version, uint64_t generation, const char *text,
+                             size_t len);
 /* Replies 200 with the cached reply of key when there is one (*replied = 1). */
 enum MHD_Result api_reply_from_cache(http_request *req, const char *key, uint64_t generation, int *replied);
 /* Replies 200 with json (taking the reference) and caches its text under key. */

@@ -14,11 +14,9 @@
 #include "api/api.h"
 #include "log.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define IDEMPOTENCY_KEY_MAX 255
 #define LIST_DEFAULT 50
@@ -88,94 +86,6 @@ static enum MHD_Result reply_job(http_request *req, store *st, int64_t id, unsig
     octet_err e;
     int rc = render_job(st, id, &text, &len, &e);
     return reply_rendered(req, rc, text, len, id, status, &e);
-}
-
-/* ------------------------------------------------------------------ rendered jobs, cached */
-
-/* The documents GET /jobs/{id} rendered last, direct-mapped by id, each with the version
- * (store_job_version) it was rendered at: while a job's version does not change, its document
- * is served again without rebuilding it. A version read before rendering can only be older
- * than the document, so a stale entry is always rebuilt, never served.
- *
- * Each entry also keeps the store's commit generation (store_generation) read before its
- * version was last checked, and when that was: while no commit of this process has become
- * visible since, and for at most JOB_CACHE_TRUST_NS (so that another process's writes are seen
- * within it), the document is served without asking the database at all. */
-#define JOB_CACHE_SLOTS 256
-#define JOB_CACHE_TRUST_NS 1000000000LL
-
-typedef struct cached_job {
-    int64_t id, revision, last_event;
-    uint64_t generation;
-    int64_t checked_ns;
-    char *text;
-    size_t len;
-} cached_job;
-
-static cached_job job_cache[JOB_CACHE_SLOTS];
-static pthread_mutex_t job_cache_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t monotonic_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static char *entry_copy(const cached_job *c, size_t *len)
-{
-    char *copy = malloc(c->len + 1);
-    if (copy) {
-        memcpy(copy, c->text, c->len + 1);
-        *len = c->len;
-    }
-    return copy;
-}
-
-/* A copy of id's cached document when nothing was committed since its version was checked
- * (generation unchanged, checked within JOB_CACHE_TRUST_NS), or NULL. */
-static char *cache_get_unchanged(int64_t id, uint64_t generation, size_t *len)
-{
-    char *copy = NULL;
-    if (!generation)
-        return NULL;
-    int64_t now = monotonic_ns();
-    pthread_mutex_lock(&job_cache_lock);
-    const cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
-    if (c->text && c->id == id && c->generation == generation && now - c->checked_ns < JOB_CACHE_TRUST_NS)
-        copy = entry_copy(c, len);
-    pthread_mutex_unlock(&job_cache_lock);
-    return copy;
-}
-
-/* A copy of the cached document of id at this version, or NULL; a hit records `generation`
- * (read before the version) as the entry's last check. */
-static char *cache_get(int64_t id, int64_t revision, int64_t last_event, uint64_t generation, size_t *len)
-{
-    char *copy = NULL;
-    pthread_mutex_lock(&job_cache_lock);
-    cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
-    if (c->text && c->id == id && c->revision == revision && c->last_event == last_event &&
-        (copy = entry_copy(c, len)) != NULL) {
-        c->generation = generation;
-        c->checked_ns = monotonic_ns();
-    }
-    pthread_mutex_unlock(&job_cache_lock);
-    return copy;
-}
-
-static void cache_put(int64_t id, int64_t revision, int64_t last_event, uint64_t generation, const char *text,
-                      size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, text, len + 1);
-    pthread_mutex_lock(&job_cache_lock);
-    cached_job *c = &job_cache[(uint64_t)id % JOB_CACHE_SLOTS];
-    free(c->text);
-    *c = (cached_job){id, revision, last_event, generation, monotonic_ns(), copy, len};
-    pthread_mutex_unlock(&job_cache_lock);
 }
 
 /* ------------------------------------------------------------------ POST /jobs */
@@ -401,31 +311,37 @@ enum MHD_Result api_jobs_list(http_request *req)
 
 /* ------------------------------------------------------------------ one job */
 
+/* A job's document is cached under its id with its version (reply_cache.c): served without a
+ * database read while nothing was committed, after reading only the version otherwise, and
+ * rendered again when the version moved. */
 enum MHD_Result api_job_get(http_request *req)
 {
-    int64_t id, revision = 0, last_event = 0;
+    int64_t id;
     if (!api_job_id(req, req->args[0], &id))
         return MHD_YES;
+    char key[32];
+    snprintf(key, sizeof key, "job\x1f%lld", (long long)id);
     uint64_t generation = store_generation(); /* before any read of the job */
     size_t len = 0;
-    char *text = cache_get_unchanged(id, generation, &len);
+    char *text = reply_cache_get(key, generation, &len);
     if (text)
         return http_reply_text(req, MHD_HTTP_OK, "application/json", text, len);
     store *st = api_store(req);
     if (!st)
         return MHD_YES;
+    reply_version v = {0, 0};
     int found = 0;
     octet_err e;
-    if (store_job_version(st, id, &revision, &last_event, &found, &e) != OCTET_OK)
+    if (store_job_version(st, id, &v.revision, &v.last_event, &found, &e) != OCTET_OK)
         return api_reply_store_error(req, &e);
     if (!found)
         return http_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no job %lld", (long long)id);
-    text = cache_get(id, revision, last_event, generation, &len);
+    text = reply_cache_revalidate(key, v, generation, &len);
     if (text)
         return http_reply_text(req, MHD_HTTP_OK, "application/json", text, len);
     int rc = render_job(st, id, &text, &len, &e);
     if (rc == OCTET_OK && text)
-        cache_put(id, revision, last_event, generation, text, len);
+        reply_cache_put_version(key, v, generation, text, len);
     return reply_rendered(req, rc, text, len, id, MHD_HTTP_OK, &e);
 }
 
