@@ -5,10 +5,13 @@
  *
  * Usage: bare_mhd [--threads N] [--nice N]    prints "listening on http://127.0.0.1:PORT/" (a
  * free port) and serves until SIGINT or SIGTERM; --nice lowers each pool thread's priority at its
- * first request, as octetd's --http-nice does. Exit status 1 when the daemon cannot start. */
+ * first request and moves it to SCHED_BATCH, as octetd's --http-nice does. Exit status 1 when
+ * the daemon cannot start. */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,8 @@ static void lower_thread_priority(void)
     id_t tid = (id_t)syscall(SYS_gettid);
     int now = getpriority(PRIO_PROCESS, tid);
     setpriority(PRIO_PROCESS, tid, now + nice_increment > 19 ? 19 : now + nice_increment);
+    struct sched_param none = {0};
+    sched_setscheduler((pid_t)tid, SCHED_BATCH, &none);
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -69,7 +69,7 @@ static const char *default_data_root(void)
 #define DEFAULT_MAX_QUEUED 1000
 #define DEFAULT_MAX_SWEEP 256
 #define DEFAULT_GRACE_S 30
-#define DEFAULT_HTTP_NICE 10   /* a nice-0 thread gets ~90% of a core beside a busy HTTP thread */
+#define DEFAULT_HTTP_NICE 15   /* a nice-0 thread gets ~97% of a core beside a busy HTTP thread */
 #define MAX_CRASHES 3          /* a job that octetd stopped under this often is not resumed again */
 
 typedef struct options {
@@ -114,8 +114,9 @@ static void usage(FILE *f, const char *root)
             "                     a CPU job's results are the same bits at any count\n"
             "  --http-threads N   threads answering HTTP requests (default 4)\n"
             "  --http-nice N      how much lower than training the HTTP threads run, as a nice\n"
-            "                     increment 0..19 (default %d): where the CPUs are short, training\n"
-            "                     keeps its pace and requests wait; 0 for equal shares\n"
+            "                     increment 0..19 (default %d), under batch scheduling: where the\n"
+            "                     CPUs are short, training keeps its pace and requests wait; 0 for\n"
+            "                     equal shares\n"
             "  --max-connections N  open connections in all past which new ones are closed (default %u)\n"
             "  --max-connections-per-client N  the same for one client address (default %u)\n"
             "  --max-queued N     queued jobs past which submissions get 503 (default %d)\n"
@@ -397,7 +398,8 @@ static int start_parts(const options *o, const char *db, const char *data_real, 
     log_info("threads: %d worker%s x %d CPU thread%s per job, %d CPUs available%s", app->workers,
              app->workers == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores,
              o->threads ? " (--threads)" : app->workers > cores ? " (more workers than CPUs: one thread each)" : "");
-    log_info("HTTP: %u threads at nice +%d beside training", o->http_threads, o->http_nice);
+    log_info("HTTP: %u threads at nice +%d%s beside training", o->http_threads, o->http_nice,
+             o->http_nice > 0 ? ", batch scheduling," : "");
     if (recover_jobs(app->st, host))
         return OCTET_ERR_DB;
     int rc = api_init(app, e);

@@ -96,9 +96,10 @@ typedef struct http_config {
     unsigned max_connections;/* open connections past which new ones are closed unanswered
                               * (libmicrohttpd accepts and drops them); 0: HTTP_DEFAULT_MAX_CONNECTIONS */
     unsigned max_per_client; /* the same for one client address; 0: HTTP_DEFAULT_MAX_PER_CLIENT */
-    int nice;                /* added to each pool thread's nice value at its first request
-                              * (0..19; 0 leaves it), so that where the CPUs are short training
-                              * threads go first and requests wait */
+    int nice;                /* added to each pool thread's nice value at its first request,
+                              * which also moves it to SCHED_BATCH (0..19; 0 leaves it), so that
+                              * where the CPUs are short training threads go first and requests
+                              * wait */
     const http_route *routes;/* the API's route table (required) */
     void *app;               /* handed to every handler as req->app */
     http_done_hook on_done;  /* may be NULL */

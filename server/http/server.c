@@ -11,6 +11,7 @@
  * the request. The daemon runs a pool of threads (http_config.threads), each serving its own
  * connections, so handlers run concurrently; suspended connections (a stream waiting for its
  * next event) hold no thread. */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #define LOG_PREFIX "http"
 #include "config.h"
 #include "http/http_impl.h"
@@ -19,6 +20,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +31,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Lowers the calling pool thread's priority by cfg.nice, once per thread (Linux's nice value is
- * per thread). A thread that cannot be lowered (another system, a nice already at 19) logs one
- * warning and serves as it is. */
+/* Lowers the calling pool thread's priority by cfg.nice, once per thread (Linux's nice value and
+ * scheduling policy are per thread), and moves it to SCHED_BATCH: a request that wakes it then
+ * does not preempt a running training thread, it is served at the next scheduler tick (a few
+ * milliseconds at most), and a busy dashboard no longer breaks the training threads' work into
+ * slices. A thread that cannot be lowered or moved (another system, a nice already at 19) logs
+ * one warning and serves as it is. */
 static void lower_thread_priority(const http_server *s)
 {
     static __thread int done;
@@ -44,6 +49,9 @@ static void lower_thread_priority(const http_server *s)
     int want = now + s->cfg.nice > 19 ? 19 : now + s->cfg.nice;
     if ((now == -1 && errno) || (want != now && setpriority(PRIO_PROCESS, tid, want) != 0))
         log_warn("cannot lower an HTTP thread's priority to nice %d: %s", want, strerror(errno));
+    struct sched_param none = {0};
+    if (sched_setscheduler((pid_t)tid, SCHED_BATCH, &none) != 0)
+        log_warn("cannot move an HTTP thread to batch scheduling: %s", strerror(errno));
 }
 
 static size_t max_body(const http_server *s)

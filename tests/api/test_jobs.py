@@ -1323,8 +1323,11 @@ def threads_per_worker(ctx):
         assert p.returncode == 2 and b"--threads" in p.stderr, (bad, p.returncode, p.stderr)
 
 
-def thread_nices(pid):
-    """{thread id: (name, nice)} of a process, from /proc/PID/task/*/stat."""
+SCHED_OTHER, SCHED_BATCH = 0, 3
+
+
+def thread_priorities(pid):
+    """{thread id: (name, nice, scheduling policy)} of a process, from /proc/PID/task/*/stat."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
@@ -1334,7 +1337,7 @@ def thread_nices(pid):
             continue  # the thread ended
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
-        out[int(tid)] = (name, int(fields[16]))  # field 19 of stat: nice
+        out[int(tid)] = (name, int(fields[16]), int(fields[38]))  # fields 19 and 41 of stat: nice, policy
     return out
 
 
@@ -1345,19 +1348,29 @@ def http_threads_yield_to_training(ctx):
     first_event(srv, jid, "step")
     for _ in range(200):  # fresh connections, until every thread of the pool has served one
         assert srv.get("/api/v1/jobs/%d" % jid).status == 200
-        nices = thread_nices(srv.proc.pid)
-        if all(n != 0 for name, n in nices.values() if name == "MHD-worker"):
+        threads = thread_priorities(srv.proc.pid)
+        if all(n != 0 for name, n, _ in threads.values() if name == "MHD-worker"):
             break
-    http = [n for name, n in nices.values() if name == "MHD-worker"]
-    others = [(name, n) for name, n in nices.values() if name != "MHD-worker"]
-    assert http and all(n == 10 for n in http), nices  # every pool thread that served
-    assert len(others) >= 2 and all(n == 0 for _, n in others), nices  # main, workers, training threads
-    assert "HTTP: 4 threads at nice +10 beside training" in srv.log()
+    http = [(n, policy) for name, n, policy in threads.values() if name == "MHD-worker"]
+    others = [(name, n, policy) for name, n, policy in threads.values() if name != "MHD-worker"]
+    # every pool thread that served: lower, and not preempting training when a request wakes it
+    assert http and all(p == (15, SCHED_BATCH) for p in http), threads
+    # main, workers, training threads: as they started
+    assert len(others) >= 2 and all(n == 0 and policy == SCHED_OTHER for _, n, policy in others), threads
+    assert "HTTP: 4 threads at nice +15, batch scheduling, beside training" in srv.log()
     assert srv.post("/api/v1/jobs/%d/cancel" % jid).status == 202
     assert srv.wait(jid, timeout=60)["status"] == "cancelled"
     for bad in ("-1", "20", "x"):
         p = subprocess.run([os.path.join(BUILD, "octetd"), "--http-nice", bad], capture_output=True, timeout=30)
         assert p.returncode == 2 and b"--http-nice must be 0..19" in p.stderr, (bad, p.returncode, p.stderr)
+    equal = Octetd(tempfile.mkdtemp(dir=ctx.root), "--http-nice", "0").start()  # equal shares: left as they are
+    for _ in range(20):
+        assert equal.get("/api/v1/jobs").status == 200
+    threads = thread_priorities(equal.proc.pid).values()
+    assert any(name == "MHD-worker" for name, _, _ in threads), threads
+    assert all(n == 0 and policy == SCHED_OTHER for _, n, policy in threads), threads
+    assert "HTTP: 4 threads at nice +0 beside training" in equal.log()
+    assert equal.stop() == 0
 
 
 def raw_http(port, request, timeout=10):
