@@ -77,7 +77,7 @@ post sweeps "{\"name\": \"bench\", \"base\": {$mlp, \"optimizer\": {\"lr\": 1e-3
 sweep=$(field "$tmp/sweep.json" id)
 until get "sweeps/$sweep" | grep -q '"status":"succeeded"'; do sleep 0.5; done
 post jobs '{"name": "long", "model": {"arch": "mlp", "hidden": [256, 128, 100], "num_labels": 10},
-  "dataset": {"name": "fashion-mnist", "train_limit": 20000}, "training": {"epochs": 1000, "batch_size": 64}}' >"$tmp/job.json"
+  "dataset": {"name": "fashion-mnist", "train_limit": 20000}, "training": {"epochs": 100000, "batch_size": 64}}' >"$tmp/job.json"
 job=$(field "$tmp/job.json" id)
 post sweeps "{\"name\": \"queued\", \"base\": {$mlp}, \"grid\": {\"training.seed\": [$(seq -s, 1 60)]}}" >/dev/null
 until get "jobs/$job" | grep -q '"steps_done":[1-9]'; do sleep 0.2; done
@@ -171,6 +171,12 @@ while [ $round -lt "$rounds" ]; do
         url=${rest%%|*}
         if [ "$url" != "$rest" ]; then r=$(load "$url" "${rest#*|}"); else r=$(load "$url"); fi
         echo "$r" >>"$tmp/result.$i"
+        # shellcheck disable=SC2086
+        if ! awk -v s="$(echo $r | cut -d' ' -f3-5)" 'BEGIN { split(s, v, " "); exit !(v[1] > 0 && v[2] > 0 && v[3] > 0) }'; then
+            echo "api.sh: the training job made no progress in a window ($r); its state:" >&2
+            get "jobs/$job" >&2
+            exit 1
+        fi
         last_quiet=$(echo "$r" | cut -d' ' -f5)
     done
 done
