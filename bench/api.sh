@@ -133,15 +133,19 @@ load() {
     echo "$rps $p99 $steps $last_quiet $after $cpu"
 }
 
+# median: the median of the numbers on standard input, one a line
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # summary FILE: the medians over rounds of FILE's load results (one per line) with each
-# round's change from the quiet around it: "req/s p99 steps/s quiet change min_change max_change
-# wrk_cpu" (quiet is the mean of the windows before and after; changes in percent)
+# round's quiet pace (the mean of the windows before and after) and change from it:
+# "req/s p99 steps/s quiet change min_change max_change wrk_cpu" (changes in percent)
 summary() {
-    awk '{ print $0, 100 * (2 * $3 - $4 - $5) / ($4 + $5) }' "$1" >"$1.c"
-    med() { cut -d' ' -f"$1" "$2" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-    q=$(awk '{ print ($4 + $5) / 2 }' "$1.c" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-    lo=$(cut -d' ' -f7 "$1.c" | sort -g | head -n 1) hi=$(cut -d' ' -f7 "$1.c" | sort -g | tail -n 1)
-    echo "$(med 1 "$1.c") $(med 2 "$1.c") $(med 3 "$1.c") $q $(med 7 "$1.c") $lo $hi $(med 6 "$1.c")"
+    awk '{ q = ($4 + $5) / 2; print $0, 100 * ($3 - q) / q, q }' "$1" >"$1.c"
+    for col in 1 2 3 8 7; do printf '%s ' "$(cut -d' ' -f$col "$1.c" | median)"; done
+    cut -d' ' -f7 "$1.c" | sort -g | sed -n '1p;$p' | tr '\n' ' '
+    cut -d' ' -f6 "$1.c" | median
 }
 
 # row NAME SHARE S...: the table row of summary S

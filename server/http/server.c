@@ -20,8 +20,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
